@@ -1,0 +1,863 @@
+/* capsule: container lifecycle.
+ *
+ * create: the runtime records the container (state dir, cgroup), compiles seccomp, clones the
+ * container process into its namespaces, writes its id maps, and talks to it over one sync socket
+ * until the process has built its filesystem, dropped its privileges and blocks on exec.fifo.
+ * start writes one byte to the fifo; the process then execs.  Everything made is undone when any
+ * step fails, and `delete` undoes whatever an interrupted create left behind. */
+#define _GNU_SOURCE
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hooks.h"
+#include "mounts.h"
+#include "namespaces.h"
+#include "netlink.h"
+#include "process.h"
+#include "seccomp-filter.h"
+#include "sync.h"
+#include "utils.h"
+
+struct creation
+{
+  const struct container_opts *o;
+  struct spec *spec;
+  struct cgroup *cg;
+  struct container_state *st;
+  struct seccomp_program seccomp;
+  char *dir;
+  int sync[2];
+  int fifo_fd;
+  pid_t parent;
+  pid_t child; /* what clone returned */
+  pid_t pid;   /* the container process (differs from child after a double fork) */
+  bool dir_made;
+  bool fast; /* one clone3 makes every namespace */
+  sigset_t orig_mask;
+};
+
+static void
+creation_release (struct creation *c)
+{
+  if (c->sync[0] >= 0)
+    close (c->sync[0]);
+  if (c->sync[1] >= 0)
+    close (c->sync[1]);
+  if (c->fifo_fd >= 0)
+    close (c->fifo_fd);
+  seccomp_program_release (&c->seccomp);
+  cgroup_free (c->cg);
+  state_free (c->st);
+  spec_free (c->spec);
+  free (c->dir);
+}
+
+/* ---------------------------------------------------------------- the container process */
+
+static void
+child_become_root (struct creation *c)
+{
+  const struct spec *s = c->spec;
+  if (spec_namespace (s, CLONE_NEWUSER) == NULL)
+    return;
+  if (namespaces_maps_root (s->gid_mappings, s->n_gid_mappings))
+    setresgid (0, 0, 0);
+  if (namespaces_maps_root (s->uid_mappings, s->n_uid_mappings))
+    setresuid (0, 0, 0);
+}
+
+static int
+child_namespaces (struct creation *c, capsule_error **err)
+{
+  const struct spec *s = c->spec;
+  int flags = namespaces_new_flags (s);
+  struct sync_msg m;
+  if (c->fast)
+    return sync_recv (c->sync[1], SYNC_GO, &m, err);
+  if (namespaces_join_paths (s, err) < 0)
+    return -1;
+  if (flags & CLONE_NEWUSER)
+    {
+      if (unshare (CLONE_NEWUSER) < 0)
+        return capsule_error_make (err, errno, "create user namespace");
+      if (sync_send (c->sync[1], SYNC_USERNS, 0, err) < 0)
+        return -1;
+    }
+  if (sync_recv (c->sync[1], SYNC_GO, &m, err) < 0)
+    return -1;
+  child_become_root (c);
+  if (unshare (flags & ~CLONE_NEWUSER) < 0)
+    return capsule_error_make (err, errno, "create namespaces");
+  if ((flags & CLONE_NEWPID) || spec_namespace (s, CLONE_NEWPID))
+    {
+      /* a new (or joined) pid namespace takes effect for children only */
+      pid_t pid = fork ();
+      if (pid < 0)
+        return capsule_error_make (err, errno, "fork into the pid namespace");
+      if (pid > 0)
+        {
+          sync_send (c->sync[1], SYNC_PID, pid, NULL);
+          _exit (0);
+        }
+    }
+  return 0;
+}
+
+static int
+child_hooks_in_parent (struct creation *c, int64_t *ret_pid, capsule_error **err)
+{
+  struct sync_msg m;
+  *ret_pid = 0;
+  if (sync_send (c->sync[1], SYNC_HOOKS, 0, err) < 0
+      || sync_recv (c->sync[1], SYNC_HOOKS_DONE, &m, err) < 0)
+    return -1;
+  *ret_pid = m.value;
+  return 0;
+}
+
+static int
+child_sysctl (const struct spec *s, capsule_error **err)
+{
+  for (size_t i = 0; i < s->n_sysctl; i++)
+    {
+      _cleanup_free_ char *path = xasprintf ("/proc/sys/%s", s->sysctl_keys[i]);
+      for (char *p = path + strlen ("/proc/sys/"); *p; p++)
+        if (*p == '.')
+          *p = '/';
+      if (write_knob (AT_FDCWD, path, s->sysctl_values[i], err) < 0)
+        return capsule_error_wrap (err, "linux.sysctl.%s", s->sysctl_keys[i]);
+    }
+  return 0;
+}
+
+static int
+child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
+{
+  const struct spec *s = c->spec;
+  int flags = namespaces_new_flags (s);
+  struct mounts_ctx m = {
+    .spec = s,
+    .cgroup = c->cg,
+    .userns = spec_namespace (s, CLONE_NEWUSER) != NULL,
+    .netns = (flags & CLONE_NEWNET) != 0,
+    .cgroupns = spec_namespace (s, CLONE_NEWCGROUP) != NULL,
+  };
+  if (mounts_prepare_rootfs (&m, err) < 0)
+    return -1;
+  if (s->n_hooks[HOOK_CREATE_CONTAINER])
+    {
+      c->st->pid = pid;
+      _cleanup_free_ char *json = state_json (c->st, STATUS_CREATING, false);
+      if (hooks_run (s, HOOK_CREATE_CONTAINER, json, err) < 0)
+        return -1;
+    }
+  if (mounts_pivot (s, err) < 0 || child_sysctl (s, err) < 0 || mounts_finish (&m, err) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+child_setup (struct creation *c, char **ret_exe, capsule_error **err)
+{
+  const struct spec *s = c->spec;
+  int flags = namespaces_new_flags (s);
+  int64_t pid = 0;
+  struct sync_msg m;
+
+  if (c->fast)
+    child_become_root (c);
+  if ((flags & CLONE_NEWNET) && netlink_loopback_up (err) < 0)
+    return capsule_error_wrap (err, "network namespace");
+  if ((flags & CLONE_NEWUTS) && s->hostname && sethostname (s->hostname, strlen (s->hostname)) < 0)
+    return capsule_error_make (err, errno, "hostname: set \"%s\"", s->hostname);
+  if ((flags & CLONE_NEWUTS) && s->domainname
+      && setdomainname (s->domainname, strlen (s->domainname)) < 0)
+    return capsule_error_make (err, errno, "domainname: set \"%s\"", s->domainname);
+  if (child_hooks_in_parent (c, &pid, err) < 0 || child_filesystem (c, pid, err) < 0)
+    return -1;
+  if (mkdir (s->process->cwd, 0755) < 0 && errno != EEXIST && errno != EROFS && errno != EACCES)
+    return capsule_error_make (err, errno, "process.cwd: create `%s`", s->process->cwd);
+  if (process_set_rlimits (s->process, err) < 0)
+    return -1;
+  *ret_exe = process_find_executable (s->process, err);
+  if (*ret_exe == NULL)
+    return -1;
+  if (process_drop_privileges (s->process, &c->seccomp, err) < 0
+      || process_chdir (s->process, err) < 0)
+    return -1;
+  if (sync_send (c->sync[1], SYNC_READY, 0, err) < 0
+      || sync_recv (c->sync[1], SYNC_DONE, &m, err) < 0)
+    return -1;
+  /* The runtime has recorded us; from here we must outlive it. */
+  prctl (PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  return sync_send (c->sync[1], SYNC_ACK, 0, err);
+}
+
+static int
+child_wait_start (struct creation *c, capsule_error **err)
+{
+  char byte;
+  ssize_t r;
+  do
+    r = read (c->fifo_fd, &byte, 1);
+  while (r < 0 && errno == EINTR);
+  if (r != 1)
+    return capsule_error_make (err, errno, "wait for start on exec.fifo");
+  close (c->fifo_fd);
+  c->fifo_fd = -1;
+  return 0;
+}
+
+static _Noreturn void
+child_main (struct creation *c)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  _cleanup_free_ char *exe = NULL;
+  int fd = c->sync[1];
+
+  close (c->sync[0]);
+  c->sync[0] = -1;
+  prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  /* The parent may have died before PDEATHSIG was armed.  (In a new pid namespace the parent is
+     outside it and getppid() says 0.) */
+  if (getppid () != c->parent && getppid () != 0)
+    _exit (1);
+  sigprocmask (SIG_SETMASK, &c->orig_mask, NULL);
+  if (child_namespaces (c, &err) < 0 || child_setup (c, &exe, &err) < 0)
+    sync_fail (fd, err);
+  close (fd);
+  c->sync[1] = -1;
+  if (child_wait_start (c, &err) < 0)
+    goto fail;
+  if (c->spec->n_hooks[HOOK_START_CONTAINER])
+    {
+      _cleanup_free_ char *json = state_json (c->st, STATUS_CREATED, false);
+      if (hooks_run (c->spec, HOOK_START_CONTAINER, json, &err) < 0)
+        goto fail;
+    }
+  if (process_finalize (c->spec->process, &c->seccomp, &err) < 0)
+    goto fail;
+  process_exec (c->spec->process, exe, c->o->preserve_fds, &err);
+fail:
+  dprintf (2, "capsule: container %s: %s\n", c->o->id, err ? err->msg : "failed");
+  _exit (127);
+}
+
+/* ---------------------------------------------------------------- the runtime side */
+
+static pid_t
+clone_container (struct creation *c, capsule_error **err)
+{
+  struct clone_args args = { .exit_signal = SIGCHLD };
+  pid_t pid;
+  if (c->fast)
+    args.flags = namespaces_new_flags (c->spec);
+  if (c->cg && c->cg->ops->version == 2 && c->cg->dirfd >= 0)
+    {
+      args.flags |= CLONE_INTO_CGROUP;
+      args.cgroup = c->cg->dirfd;
+    }
+  pid = syscall (SYS_clone3, &args, sizeof args);
+  if (pid < 0 && errno == EINVAL && (args.flags & CLONE_INTO_CGROUP))
+    {
+      /* older kernels: join the cgroup by pid after the clone instead */
+      args.flags &= ~CLONE_INTO_CGROUP;
+      args.cgroup = 0;
+      pid = syscall (SYS_clone3, &args, sizeof args);
+    }
+  if (pid < 0)
+    return capsule_error_make (err, errno, "clone the container process");
+  if (pid == 0)
+    child_main (c);
+  return pid;
+}
+
+static int
+write_oom_score_adj (pid_t pid, const struct spec_process *p, capsule_error **err)
+{
+  _cleanup_free_ char *path = NULL, *value = NULL;
+  if (!p->has_oom_score_adj)
+    return 0;
+  path = xasprintf ("/proc/%d/oom_score_adj", pid);
+  value = xasprintf ("%d", p->oom_score_adj);
+  if (write_knob (AT_FDCWD, path, value, err) < 0)
+    return capsule_error_wrap (err, "process.oomScoreAdj (lowering it needs CAP_SYS_RESOURCE)");
+  return 0;
+}
+
+static bool
+cgroup_needs_enter (const struct creation *c)
+{
+  if (c->cg == NULL)
+    return false;
+  if (c->cg->ops->version == 1)
+    return true;
+  /* v2: clone3 put the child there unless the kernel refused CLONE_INTO_CGROUP */
+  {
+    _cleanup_free_ char *path = xasprintf ("/proc/%d/cgroup", c->child);
+    _cleanup_free_ char *text = NULL, *own = NULL;
+    if (read_file_at (AT_FDCWD, path, 4096, &text, NULL, NULL) < 0)
+      return true;
+    if (cgroup_own_path (text, NULL, &own) < 0)
+      return true;
+    return strcmp (own, c->cg->path) != 0;
+  }
+}
+
+static int
+parent_hooks (struct creation *c, capsule_error **err)
+{
+  _cleanup_free_ char *json = NULL;
+  c->st->pid = c->pid;
+  json = state_json (c->st, STATUS_CREATING, false);
+  if (hooks_run (c->spec, HOOK_PRESTART, json, err) < 0
+      || hooks_run (c->spec, HOOK_CREATE_RUNTIME, json, err) < 0)
+    return -1;
+  return sync_send (c->sync[0], SYNC_HOOKS_DONE, c->pid, err);
+}
+
+static int
+check_interrupted (capsule_error **err)
+{
+  sigset_t pending;
+  sigpending (&pending);
+  for (int s = 1; s < 32; s++)
+    if ((s == SIGINT || s == SIGTERM || s == SIGHUP || s == SIGQUIT) && sigismember (&pending, s))
+      return capsule_error_make (err, EINTR, "interrupted by signal %s", sigabbrev_np (s));
+  return 0;
+}
+
+static int
+parent_talk (struct creation *c, capsule_error **err)
+{
+  const struct spec *s = c->spec;
+  int flags = namespaces_new_flags (s);
+  struct sync_msg m;
+
+  if (!c->fast && (flags & CLONE_NEWUSER) && sync_recv (c->sync[0], SYNC_USERNS, &m, err) < 0)
+    return -1;
+  if ((flags & CLONE_NEWUSER) && namespaces_write_idmaps (c->child, s, err) < 0)
+    return -1;
+  if (write_oom_score_adj (c->child, s->process, err) < 0)
+    return -1;
+  if (cgroup_needs_enter (c) && c->cg->ops->enter (c->cg, c->child, err) < 0)
+    return -1;
+  if (sync_send (c->sync[0], SYNC_GO, 0, err) < 0)
+    return -1;
+  for (;;)
+    {
+      if (check_interrupted (err) < 0 || sync_recv (c->sync[0], 0, &m, err) < 0)
+        return -1;
+      if (m.type == SYNC_PID)
+        {
+          c->pid = m.value;
+          waitpid (c->child, NULL, 0);
+          c->child = 0;
+        }
+      else if (m.type == SYNC_HOOKS)
+        {
+          if (parent_hooks (c, err) < 0)
+            return -1;
+        }
+      else if (m.type == SYNC_READY)
+        return check_interrupted (err);
+      else
+        return capsule_error_make (err, 0, "sync: unexpected message %d", m.type);
+    }
+}
+
+static int
+write_pid_file (const char *path, pid_t pid, capsule_error **err)
+{
+  _cleanup_free_ char *text = xasprintf ("%d", pid);
+  if (path == NULL)
+    return 0;
+  if (write_file_atomic (path, text, strlen (text), 0644, err) < 0)
+    return capsule_error_wrap (err, "--pid-file");
+  return 0;
+}
+
+static int
+parent_record (struct creation *c, capsule_error **err)
+{
+  struct sync_msg m;
+  if (proc_start_time (c->pid, &c->st->start_time) < 0)
+    return capsule_error_make (err, ESRCH, "the container process vanished");
+  c->st->pid = c->pid;
+  c->st->creating = false;
+  if (state_save (c->o->root, c->st, err) < 0 || write_pid_file (c->o->pid_file, c->pid, err) < 0)
+    return -1;
+  if (sync_send (c->sync[0], SYNC_DONE, 0, err) < 0 || sync_recv (c->sync[0], SYNC_ACK, &m, err) < 0)
+    return -1;
+  return 0;
+}
+
+static void
+rollback (struct creation *c)
+{
+  _cleanup_error_ capsule_error *tmp = NULL;
+  if (c->pid > 0)
+    kill (c->pid, SIGKILL);
+  if (c->child > 0)
+    {
+      kill (c->child, SIGKILL);
+      waitpid (c->child, NULL, 0);
+    }
+  if (c->cg && cgroup_teardown (c->cg, &tmp) < 0)
+    capsule_error_release (&tmp);
+  if (c->dir_made && rm_rf (c->dir, &tmp) < 0)
+    capsule_error_release (&tmp);
+  if (c->o->pid_file)
+    unlink (c->o->pid_file);
+}
+
+static int
+prepare_record (struct creation *c, capsule_error **err)
+{
+  const struct spec *s = c->spec;
+  struct container_state *st = c->st = xmalloc0 (sizeof *st);
+  st->id = xstrdup (c->o->id);
+  st->bundle = xstrdup (s->bundle);
+  st->rootfs = xstrdup (s->root_path);
+  st->created = rfc3339_now ();
+  st->creating = true;
+  st->n_annotations = s->n_annotations;
+  st->annotation_keys = xmalloc0 ((s->n_annotations + 1) * sizeof (char *));
+  st->annotation_values = xmalloc0 ((s->n_annotations + 1) * sizeof (char *));
+  for (size_t i = 0; i < s->n_annotations; i++)
+    {
+      st->annotation_keys[i] = xstrdup (s->annotation_keys[i]);
+      st->annotation_values[i] = xstrdup (s->annotation_values[i]);
+    }
+  if (s->resources && s->resources->has_memory_limit && s->resources->memory_limit > 0)
+    st->memory_limit = s->resources->memory_limit;
+  if (cgroup_new (s->cgroups_path, c->o->id, &c->cg, err) < 0)
+    return -1;
+  st->cgroup_version = c->cg->ops->version;
+  st->cgroup_root = xstrdup (c->cg->root);
+  st->cgroup_path = xstrdup (c->cg->path);
+  for (size_t i = 0; i < ARRAY_SIZE (st->v1_paths); i++)
+    st->v1_paths[i] = c->cg->v1_paths[i] ? xstrdup (c->cg->v1_paths[i]) : NULL;
+  /* Recorded before the cgroup exists, so `delete` finds it even if we die right after. */
+  return state_save (c->o->root, st, err);
+}
+
+static int
+make_state_dir (struct creation *c, capsule_error **err)
+{
+  if (mkdir_p (c->o->root, 0700, err) < 0)
+    return capsule_error_wrap (err, "--root");
+  c->dir = state_dir (c->o->root, c->o->id);
+  if (mkdir (c->dir, 0700) < 0)
+    {
+      if (errno == EEXIST)
+        return capsule_error_make (err, EEXIST, "container `%s` already exists", c->o->id);
+      return capsule_error_make (err, errno, "create `%s`", c->dir);
+    }
+  c->dir_made = true;
+  return 0;
+}
+
+static int
+make_fifo (struct creation *c, capsule_error **err)
+{
+  _cleanup_free_ char *fifo = xasprintf ("%s/exec.fifo", c->dir);
+  if (mkfifo (fifo, 0600) < 0)
+    return capsule_error_make (err, errno, "mkfifo `%s`", fifo);
+  /* O_RDWR: the container reads from an fd that always has a writer, so it blocks until start
+     writes instead of seeing end-of-file. */
+  c->fifo_fd = open (fifo, O_RDWR | O_CLOEXEC);
+  if (c->fifo_fd < 0)
+    return capsule_error_make (err, errno, "open `%s`", fifo);
+  return 0;
+}
+
+static int
+check_spec (const struct spec *s, const struct container_opts *o, capsule_error **err)
+{
+  if (spec_namespace (s, CLONE_NEWNS) == NULL || spec_namespace (s, CLONE_NEWNS)->path)
+    return capsule_error_make (err, 0,
+                               "config.json: linux.namespaces: capsule needs a new mount namespace "
+                               "(add {\"type\": \"mount\"})");
+  if (s->process->terminal && o->console_socket == NULL)
+    return capsule_error_make (err, 0,
+                               "config.json: process.terminal is true but no --console-socket was "
+                               "given to receive the terminal");
+  if (s->process->terminal)
+    return capsule_error_make (err, ENOTSUP,
+                               "config.json: process.terminal: terminals are not supported yet");
+  return 0;
+}
+
+/* ORIG_MASK is the signal mask the container process starts with; the caller blocks the signals
+   that should interrupt create, so they stay pending and are noticed between steps. */
+static int
+do_create (const struct container_opts *o, const sigset_t *orig_mask, struct creation *c,
+           capsule_error **err)
+{
+  size_t unknown = 0;
+  *c = (struct creation){ .o = o, .sync = { -1, -1 }, .fifo_fd = -1, .parent = getpid (),
+                          .orig_mask = *orig_mask };
+  if (!container_id_valid (o->id))
+    return capsule_error_make (err, EINVAL, "invalid container id \"%s\" (use letters, digits, "
+                               "\"_\", \"+\", \"-\", \".\")", o->id);
+  c->spec = spec_load (o->bundle ? o->bundle : ".", err);
+  if (c->spec == NULL || check_spec (c->spec, o, err) < 0)
+    return -1;
+  if (c->spec->seccomp && seccomp_compile (c->spec->seccomp, &c->seccomp, &unknown, err) < 0)
+    return -1;
+  c->fast = !namespaces_any_path (c->spec);
+  if (make_state_dir (c, err) < 0 || prepare_record (c, err) < 0
+      || c->cg->ops->create (c->cg, err) < 0
+      || c->cg->ops->apply (c->cg, c->spec->resources, err) < 0 || make_fifo (c, err) < 0)
+    goto fail;
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c->sync) < 0)
+    {
+      capsule_error_make (err, errno, "socketpair");
+      goto fail;
+    }
+  c->child = clone_container (c, err);
+  if (c->child < 0)
+    {
+      c->child = 0;
+      goto fail;
+    }
+  c->pid = c->child;
+  close (c->sync[1]);
+  c->sync[1] = -1;
+  if (parent_talk (c, err) < 0 || parent_record (c, err) < 0)
+    goto fail;
+  return 0;
+fail:
+  rollback (c);
+  return -1;
+}
+
+int
+container_create (const struct container_opts *o, capsule_error **err)
+{
+  struct creation c;
+  sigset_t mask, old;
+  int r;
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGINT);
+  sigaddset (&mask, SIGTERM);
+  sigaddset (&mask, SIGHUP);
+  sigaddset (&mask, SIGQUIT);
+  sigprocmask (SIG_BLOCK, &mask, &old);
+  r = do_create (o, &old, &c, err);
+  creation_release (&c);
+  /* A signal that interrupted create stays blocked: the caller reports the error and exits. */
+  if (r == 0)
+    sigprocmask (SIG_SETMASK, &old, NULL);
+  return r;
+}
+
+/* ---------------------------------------------------------------- start, run */
+
+static int
+load_checked (const char *root, const char *id, struct container_state **ret, capsule_error **err)
+{
+  if (!container_id_valid (id))
+    return capsule_error_make (err, EINVAL, "invalid container id \"%s\"", id);
+  return state_load (root, id, ret, err);
+}
+
+static void
+run_poststart (const struct container_state *st)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  _cleanup_spec_ struct spec *s = spec_load (st->bundle, &err);
+  _cleanup_free_ char *json = NULL;
+  if (s == NULL || s->n_hooks[HOOK_POSTSTART] == 0)
+    return;
+  json = state_json (st, STATUS_RUNNING, false);
+  if (hooks_run (s, HOOK_POSTSTART, json, &err) < 0)
+    dprintf (2, "capsule: warning: %s\n", err->msg);
+}
+
+static int
+start_fifo (const char *root, const struct container_state *st, capsule_error **err)
+{
+  _cleanup_free_ char *fifo = xasprintf ("%s/%s/exec.fifo", root, st->id);
+  _cleanup_close_ int fd = open (fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return capsule_error_make (err, errno == ENXIO ? ESRCH : errno,
+                               "start container `%s`: its process is gone", st->id);
+  if (write (fd, "0", 1) != 1)
+    return capsule_error_make (err, errno, "start container `%s`", st->id);
+  unlink (fifo);
+  return 0;
+}
+
+int
+container_start (const char *root, const char *id, capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_close_ int lock = -1;
+  enum container_status status;
+  if (load_checked (root, id, &st, err) < 0)
+    return -1;
+  lock = state_lock (root, id, err);
+  if (lock < 0)
+    return -1;
+  status = state_status (root, st);
+  if (status != STATUS_CREATED)
+    return capsule_error_make (err, 0, "cannot start container `%s`: it is %s, not created", id,
+                               container_status_name (status));
+  if (start_fifo (root, st, err) < 0)
+    return -1;
+  run_poststart (st);
+  return 0;
+}
+
+static void
+report_oom (const struct container_state *st)
+{
+  _cleanup_cgroup_ struct cgroup *cg = state_cgroup (st);
+  _cleanup_error_ capsule_error *err = NULL;
+  struct cgroup_stats stats;
+  if (cg == NULL || cg->ops->stats (cg, &stats, &err) < 0 || stats.oom_kills == 0)
+    return;
+  if (st->memory_limit)
+    dprintf (2, "capsule: container %s: killed: out of memory (limit %.1f MiB)\n", st->id,
+             st->memory_limit / 1048576.0);
+  else
+    dprintf (2, "capsule: container %s: killed: out of memory\n", st->id);
+}
+
+static void
+forwarding_mask (sigset_t *mask)
+{
+  static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+                              SIGWINCH, SIGCONT };
+  sigemptyset (mask);
+  for (size_t i = 0; i < ARRAY_SIZE (sigs); i++)
+    sigaddset (mask, sigs[i]);
+}
+
+int
+container_run (const struct container_opts *o, bool detach, bool keep, int *ret_status,
+               capsule_error **err)
+{
+  struct creation c;
+  sigset_t mask, old;
+  int r;
+  forwarding_mask (&mask);
+  sigprocmask (SIG_BLOCK, &mask, &old);
+  prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  r = do_create (o, &old, &c, err);
+  if (r == 0 && start_fifo (o->root, c.st, err) < 0)
+    {
+      rollback (&c);
+      r = -1;
+    }
+  if (r == 0)
+    {
+      run_poststart (c.st);
+      *ret_status = 0;
+      if (!detach)
+        {
+          process_wait_forwarding (c.pid, &mask, ret_status);
+          report_oom (c.st);
+          if (!keep)
+            {
+              _cleanup_error_ capsule_error *tmp = NULL;
+              if (container_delete (o->root, o->id, true, &tmp) < 0)
+                dprintf (2, "capsule: warning: %s\n", tmp->msg);
+            }
+        }
+    }
+  creation_release (&c);
+  sigprocmask (SIG_SETMASK, &old, NULL);
+  return r;
+}
+
+/* ---------------------------------------------------------------- kill, delete, pause, state */
+
+static int
+signal_process (const struct container_state *st, int sig, capsule_error **err)
+{
+  _cleanup_close_ int pidfd = syscall (SYS_pidfd_open, st->pid, 0);
+  if (pidfd < 0 || !state_process_alive (st))
+    return capsule_error_make (err, ESRCH, "container `%s` is not running", st->id);
+  if (syscall (SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+    return capsule_error_make (err, errno, "signal container `%s`", st->id);
+  return 0;
+}
+
+int
+container_kill (const char *root, const char *id, int sig, bool all, capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_cgroup_ struct cgroup *cg = NULL;
+  enum container_status status;
+  if (load_checked (root, id, &st, err) < 0)
+    return -1;
+  status = state_status (root, st);
+  if (status == STATUS_STOPPED && !all)
+    return capsule_error_make (err, ESRCH, "container `%s` is not running", id);
+  cg = state_cgroup (st);
+  if (all && cg)
+    {
+      _cleanup_free_ pid_t *pids = NULL;
+      size_t n = 0;
+      if (cg->ops->procs (cg, &pids, &n, err) < 0)
+        return -1;
+      for (size_t i = 0; i < n; i++)
+        kill (pids[i], sig);
+      return 0;
+    }
+  return signal_process (st, sig, err);
+}
+
+static void
+wait_gone (const struct container_state *st)
+{
+  _cleanup_close_ int pidfd = syscall (SYS_pidfd_open, st->pid, 0);
+  struct pollfd p = { .fd = pidfd, .events = POLLIN };
+  if (pidfd < 0 || !state_process_alive (st))
+    return;
+  poll (&p, 1, 10000);
+  /* our own child (run): reap it so it leaves no zombie */
+  waitpid (st->pid, NULL, WNOHANG);
+}
+
+static void
+run_poststop (const struct container_state *st)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  _cleanup_spec_ struct spec *s = NULL;
+  _cleanup_free_ char *json = NULL;
+  if (st->bundle == NULL || (s = spec_load (st->bundle, &err)) == NULL)
+    return;
+  if (s->n_hooks[HOOK_POSTSTOP] == 0)
+    return;
+  json = state_json (st, STATUS_STOPPED, false);
+  if (hooks_run (s, HOOK_POSTSTOP, json, &err) < 0)
+    dprintf (2, "capsule: warning: %s\n", err->msg);
+}
+
+static int
+delete_leftover_dir (const char *root, const char *id, capsule_error **err)
+{
+  _cleanup_free_ char *dir = state_dir (root, id);
+  struct stat sb;
+  if (stat (dir, &sb) < 0)
+    return capsule_error_make (err, ENOENT, "container `%s` does not exist", id);
+  return rm_rf (dir, err);
+}
+
+int
+container_delete (const char *root, const char *id, bool force, capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_cgroup_ struct cgroup *cg = NULL;
+  _cleanup_free_ char *dir = NULL;
+  _cleanup_close_ int lock = -1;
+  enum container_status status;
+
+  if (!container_id_valid (id))
+    return capsule_error_make (err, EINVAL, "invalid container id \"%s\"", id);
+  if (state_load (root, id, &st, err) < 0)
+    {
+      if ((*err)->status != ENOENT)
+        return -1;
+      capsule_error_release (err);
+      return delete_leftover_dir (root, id, err);
+    }
+  lock = state_lock (root, id, err);
+  if (lock < 0)
+    return -1;
+  status = state_status (root, st);
+  if ((status == STATUS_RUNNING || status == STATUS_PAUSED) && !force)
+    return capsule_error_make (err, EBUSY,
+                               "container `%s` is %s: stop it first or use delete --force", id,
+                               container_status_name (status));
+  cg = state_cgroup (st);
+  if (status != STATUS_STOPPED && cg == NULL)
+    kill (st->pid, SIGKILL);
+  if (cg && cgroup_teardown (cg, err) < 0)
+    return -1;
+  wait_gone (st);
+  run_poststop (st);
+  dir = state_dir (root, id);
+  return rm_rf (dir, err);
+}
+
+int
+container_pause (const char *root, const char *id, bool pause, capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_cgroup_ struct cgroup *cg = NULL;
+  enum container_status status;
+  if (load_checked (root, id, &st, err) < 0)
+    return -1;
+  status = state_status (root, st);
+  if (pause && status != STATUS_RUNNING && status != STATUS_CREATED)
+    return capsule_error_make (err, 0, "cannot pause container `%s`: it is %s", id,
+                               container_status_name (status));
+  if (!pause && status != STATUS_PAUSED)
+    return capsule_error_make (err, 0, "cannot resume container `%s`: it is %s, not paused", id,
+                               container_status_name (status));
+  cg = state_cgroup (st);
+  if (cg == NULL)
+    return capsule_error_make (err, 0, "container `%s` has no cgroup to freeze", id);
+  return cg->ops->freeze (cg, pause, err);
+}
+
+int
+container_state (const char *root, const char *id, char **ret_json, capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_cgroup_ struct cgroup *cg = NULL;
+  _cleanup_error_ capsule_error *tmp = NULL;
+  struct cgroup_stats stats = { 0 };
+  if (load_checked (root, id, &st, err) < 0)
+    return -1;
+  cg = state_cgroup (st);
+  if (cg && cg->ops->stats (cg, &stats, &tmp) < 0)
+    stats.oom_kills = 0;
+  *ret_json = state_json (st, state_status (root, st), stats.oom_kills > 0);
+  return 0;
+}
+
+int
+container_stats (const char *root, const char *id, struct cgroup_stats *ret, capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_cgroup_ struct cgroup *cg = NULL;
+  if (load_checked (root, id, &st, err) < 0)
+    return -1;
+  cg = state_cgroup (st);
+  if (cg == NULL)
+    return capsule_error_make (err, 0, "container `%s` has no cgroup", id);
+  return cg->ops->stats (cg, ret, err);
+}
+
+int
+container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n, capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_cgroup_ struct cgroup *cg = NULL;
+  if (load_checked (root, id, &st, err) < 0)
+    return -1;
+  cg = state_cgroup (st);
+  if (cg == NULL)
+    return capsule_error_make (err, 0, "container `%s` has no cgroup", id);
+  return cg->ops->procs (cg, ret, ret_n, err);
+}

@@ -1,0 +1,53 @@
+/* capsule: the container lifecycle: create, start, run, exec, kill, delete, pause, state. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "error.h"
+#include "spec.h"
+#include "state.h"
+
+struct container_opts
+{
+  const char *root; /* state root (--root) */
+  const char *id;
+  const char *bundle;
+  const char *pid_file;
+  const char *console_socket;
+  int preserve_fds;
+};
+
+/* create: the container's process waits for `start`, its pid is in the pid file. */
+int container_create (const struct container_opts *o, capsule_error **err);
+int container_start (const char *root, const char *id, capsule_error **err);
+/* create + start + wait; *ret_status is the exit code (128+signal when killed).  With DETACH it
+ * returns once the process runs.  Without KEEP a finished container is deleted. */
+int container_run (const struct container_opts *o, bool detach, bool keep, int *ret_status,
+                   capsule_error **err);
+
+struct exec_opts
+{
+  const char *process_file; /* --process */
+  char **args;              /* or these, with the container's process as template */
+  const char *cwd;
+  char **env;
+  const char *user; /* "UID[:GID]" */
+  bool no_new_privs;
+  bool detach;
+  const char *pid_file;
+  int preserve_fds;
+};
+int container_exec (const char *root, const char *id, const struct exec_opts *e, int *ret_status,
+                    capsule_error **err);
+
+int container_kill (const char *root, const char *id, int sig, bool all, capsule_error **err);
+int container_delete (const char *root, const char *id, bool force, capsule_error **err);
+int container_pause (const char *root, const char *id, bool pause, capsule_error **err);
+/* The OCI state JSON of the container. */
+int container_state (const char *root, const char *id, char **ret_json, capsule_error **err);
+int container_stats (const char *root, const char *id, struct cgroup_stats *ret,
+                     capsule_error **err);
+int container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n,
+                    capsule_error **err);

@@ -1,0 +1,71 @@
+/* capsule: a thin JSON layer over yajl, so the rest of the code never names yajl and the parser
+ * could be swapped.  Reading builds a tree; writing streams through a generator. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct yajl_val_s json_value;
+
+/* Parse TEXT (NUL-terminated).  WHAT names the document in errors ("config.json"). */
+json_value *json_parse (const char *text, const char *what, capsule_error **err);
+void json_free (json_value *v);
+static inline void
+json_freep (json_value **v)
+{
+  json_free (*v);
+}
+#define _cleanup_json_ __attribute__ ((cleanup (json_freep)))
+
+bool json_is_object (const json_value *v);
+bool json_is_array (const json_value *v);
+bool json_is_string (const json_value *v);
+bool json_is_integer (const json_value *v);
+bool json_is_number (const json_value *v);
+bool json_is_bool (const json_value *v);
+bool json_is_null (const json_value *v);
+const char *json_type_name (const json_value *v);
+
+/* Object member KEY of V, NULL when V is no object or has no such member. */
+json_value *json_get (const json_value *v, const char *key);
+size_t json_object_len (const json_value *v);
+const char *json_object_key (const json_value *v, size_t i);
+json_value *json_object_value (const json_value *v, size_t i);
+size_t json_array_len (const json_value *v);
+json_value *json_array_get (const json_value *v, size_t i);
+const char *json_string (const json_value *v);
+long long json_integer (const json_value *v);
+double json_double (const json_value *v);
+bool json_bool (const json_value *v);
+/* Unsigned integers beyond INT64_MAX (seccomp argument values) as yajl keeps their text. */
+int json_u64 (const json_value *v, uint64_t *ret);
+
+/* Writing. */
+typedef struct json_writer json_writer;
+json_writer *json_writer_new (bool pretty);
+void json_writer_free (json_writer *w);
+static inline void
+json_writer_freep (json_writer **w)
+{
+  json_writer_free (*w);
+}
+#define _cleanup_json_writer_ __attribute__ ((cleanup (json_writer_freep)))
+void json_w_open_object (json_writer *w);
+void json_w_close_object (json_writer *w);
+void json_w_open_array (json_writer *w);
+void json_w_close_array (json_writer *w);
+void json_w_key (json_writer *w, const char *key);
+void json_w_string (json_writer *w, const char *s); /* NULL writes null */
+void json_w_int (json_writer *w, long long v);
+void json_w_bool (json_writer *w, bool v);
+void json_w_null (json_writer *w);
+/* Convenience: key + value. */
+void json_w_kv_string (json_writer *w, const char *key, const char *s);
+void json_w_kv_int (json_writer *w, const char *key, long long v);
+void json_w_kv_bool (json_writer *w, const char *key, bool v);
+void json_w_string_array (json_writer *w, const char *key, const char *const *v, size_t n);
+/* The text written so far (owned by the writer). */
+const char *json_writer_text (json_writer *w, size_t *ret_len);

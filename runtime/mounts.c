@@ -1,0 +1,479 @@
+/* capsule: filesystem set-up of the container. */
+#define _GNU_SOURCE
+#include "mounts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "utils.h"
+
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef __NR_mount_setattr
+#define __NR_mount_setattr 442
+#endif
+struct capsule_mount_attr
+{
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+static int
+openat2_in_root (int rootfd, const char *path, int flags, mode_t mode)
+{
+  struct open_how how = { .flags = flags | O_CLOEXEC, .mode = mode,
+                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  while (*path == '/')
+    path++;
+  if (*path == '\0')
+    path = ".";
+  return syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+int
+mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err)
+{
+  _cleanup_free_ char *copy = xstrdup (path);
+  _cleanup_close_ int dirfd = dup (rootfd);
+  char *save = NULL, *comp, *next;
+  int fd;
+
+  if (dirfd < 0)
+    return capsule_error_make (err, errno, "dup");
+  comp = strtok_r (copy, "/", &save);
+  while (comp)
+    {
+      bool last;
+      int nfd;
+      next = strtok_r (NULL, "/", &save);
+      last = next == NULL;
+      if (strcmp (comp, "..") == 0)
+        return capsule_error_make (err, 0, "mount destination `%s` contains \"..\"", path);
+      nfd = openat2_in_root (dirfd, comp, O_PATH, 0);
+      if (nfd < 0 && errno == ENOENT)
+        {
+          /* dirfd came from RESOLVE_IN_ROOT beneath the rootfs, and comp is one plain name, so
+             the new entry lands inside the rootfs even when a symlink was followed to reach
+             dirfd's directory. */
+          if (last && file)
+            {
+              int f = openat (dirfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+                              0644);
+              if (f < 0 && errno != EEXIST)
+                return capsule_error_make (err, errno, "create mount target `%s`", path);
+              if (f >= 0)
+                close (f);
+            }
+          else if (mkdirat (dirfd, comp, 0755) < 0 && errno != EEXIST)
+            return capsule_error_make (err, errno, "create directory for `%s`", path);
+          nfd = openat2_in_root (dirfd, comp, O_PATH, 0);
+        }
+      if (nfd < 0)
+        return capsule_error_make (err, errno, "resolve `%s` in the rootfs", path);
+      close (dirfd);
+      dirfd = nfd;
+      comp = next;
+    }
+  fd = steal_fd (&dirfd);
+  return fd;
+}
+
+static char *
+fd_path (int fd)
+{
+  return xasprintf ("/proc/self/fd/%d", fd);
+}
+
+/* Flags a user namespace may not clear on a remount (the kernel "locks" them): keep them. */
+static unsigned long
+locked_flags (const char *target)
+{
+  struct statvfs sv;
+  unsigned long f = 0;
+  if (statvfs (target, &sv) < 0)
+    return 0;
+  if (sv.f_flag & ST_NOSUID)
+    f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV)
+    f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC)
+    f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME)
+    f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME)
+    f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME)
+    f |= MS_RELATIME;
+  if (sv.f_flag & ST_RDONLY)
+    f |= MS_RDONLY;
+  return f;
+}
+
+static int
+remount_bind (const char *target, unsigned long set, unsigned long clear, capsule_error **err)
+{
+  unsigned long flags = (locked_flags (target) | set) & ~(clear & ~MS_RDONLY);
+  if (clear & MS_RDONLY)
+    flags &= ~MS_RDONLY;
+  flags &= MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME
+           | MS_STRICTATIME | MS_SYNCHRONOUS | MS_DIRSYNC;
+  if (mount (NULL, target, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0)
+    return capsule_error_make (err, errno, "remount `%s`", target);
+  return 0;
+}
+
+/* A path through /proc/self/fd/N names what the fd was opened on, not a mount made on top of it
+   since: after mounting, open the destination again to work on the new mount. */
+static int
+reopen (int rootfd, const struct spec_mount *sm, int *fd, char **target, capsule_error **err)
+{
+  bool file = false;
+  struct stat st;
+  if (fstat (*fd, &st) == 0)
+    file = !S_ISDIR (st.st_mode);
+  close (*fd);
+  *fd = mounts_open_target (rootfd, sm->destination, file, err);
+  if (*fd < 0)
+    return -1;
+  free (*target);
+  *target = fd_path (*fd);
+  return 0;
+}
+
+static int
+mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, int *target_fd,
+              capsule_error **err)
+{
+  _cleanup_free_ char *target = fd_path (*target_fd);
+  const struct cgroup *cg = m->cgroup;
+  unsigned long ro = sm->flags & MS_RDONLY;
+  if (cg == NULL)
+    return capsule_error_make (err, 0, "mount of type cgroup at `%s` without a container cgroup",
+                               sm->destination);
+  if (cg->ops->version == 2)
+    {
+      if (m->cgroupns
+          && mount ("cgroup2", target, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, NULL) == 0)
+        return 0;
+      _cleanup_free_ char *src = xasprintf ("%s%s", cg->root, cg->path);
+      if (mount (src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return capsule_error_make (err, errno, "bind the container cgroup at `%s`",
+                                   sm->destination);
+      if (reopen (rootfd, sm, target_fd, &target, err) < 0)
+        return -1;
+      return ro ? remount_bind (target, MS_RDONLY, 0, err) : 0;
+    }
+  /* v1: a tmpfs with one directory per controller, each the container's own cgroup, so the
+     container sees memory.limit_in_bytes, cpu.shares, pids.max of itself and nothing above. */
+  if (mount ("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k") < 0)
+    return capsule_error_make (err, errno, "mount tmpfs for cgroups at `%s`", sm->destination);
+  if (reopen (rootfd, sm, target_fd, &target, err) < 0)
+    return -1;
+  for (int c = 0; cgroup_v1_controllers[c]; c++)
+    {
+      _cleanup_free_ char *src = NULL, *dst = NULL;
+      if (cg->v1_paths[c] == NULL)
+        continue;
+      src = xasprintf ("%s/%s%s", cg->root, cgroup_v1_controllers[c], cg->v1_paths[c]);
+      dst = xasprintf ("%s/%s", target, cgroup_v1_controllers[c]);
+      if (mkdir (dst, 0755) < 0 && errno != EEXIST)
+        return capsule_error_make (err, errno, "mkdir `%s/%s`", sm->destination,
+                                   cgroup_v1_controllers[c]);
+      if (mount (src, dst, NULL, MS_BIND, NULL) < 0)
+        return capsule_error_make (err, errno, "bind cgroup %s at `%s/%s`", src, sm->destination,
+                                   cgroup_v1_controllers[c]);
+      if (remount_bind (dst, MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, 0, err) < 0)
+        return -1;
+    }
+  return ro ? remount_bind (target, MS_RDONLY, 0, err) : 0;
+}
+
+static int
+bind_source_is_file (const struct spec *s, const struct spec_mount *sm, char **ret_src,
+                     bool *ret_file, capsule_error **err)
+{
+  struct stat st;
+  char *src = sm->source[0] == '/' ? xstrdup (sm->source)
+                                   : xasprintf ("%s/%s", s->bundle, sm->source);
+  if (stat (src, &st) < 0)
+    {
+      capsule_error_make (err, errno, "mounts: bind source `%s` for `%s`", src, sm->destination);
+      free (src);
+      return -1;
+    }
+  *ret_file = !S_ISDIR (st.st_mode);
+  *ret_src = src;
+  return 0;
+}
+
+static int
+do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, capsule_error **err)
+{
+  _cleanup_free_ char *src = NULL, *target = NULL;
+  _cleanup_close_ int fd = -1;
+  bool file = false;
+  unsigned long flags = sm->flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+  const char *type = sm->type;
+
+  if (sm->flags & MS_BIND)
+    {
+      if (bind_source_is_file (m->spec, sm, &src, &file, err) < 0)
+        return -1;
+    }
+  fd = mounts_open_target (rootfd, sm->destination, file, err);
+  if (fd < 0)
+    return capsule_error_wrap (err, "mounts: `%s`", sm->destination);
+  target = fd_path (fd);
+
+  if (type && strcmp (type, "cgroup") == 0)
+    return mount_cgroup (m, rootfd, sm, &fd, err);
+  if (sm->flags & MS_BIND)
+    {
+      if (mount (src, target, NULL, MS_BIND | (sm->flags & MS_REC), NULL) < 0)
+        return capsule_error_make (err, errno, "mounts: bind `%s` at `%s`", src, sm->destination);
+      if (reopen (rootfd, sm, &fd, &target, err) < 0)
+        return -1;
+      if ((flags || sm->clear_flags) && remount_bind (target, flags, sm->clear_flags, err) < 0)
+        return capsule_error_wrap (err, "mounts: `%s`", sm->destination);
+      if (sm->recursive_readonly)
+        {
+          struct capsule_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+          if (syscall (__NR_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+                       sizeof attr)
+              < 0)
+            return capsule_error_make (err, errno, "mounts: make `%s` recursively read-only",
+                                       sm->destination);
+        }
+    }
+  else
+    {
+      const char *source = sm->source && sm->source[0] ? sm->source : type;
+      if (mount (source, target, type, flags, sm->data) < 0)
+        {
+          int e = errno;
+          /* sysfs belongs to the network namespace's owner; without a new netns a user
+             namespace may only bind the host's (read-only, as runc does). */
+          if (strcmp (type, "sysfs") == 0 && (e == EPERM || e == EACCES))
+            {
+              if (mount ("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0)
+                return reopen (rootfd, sm, &fd, &target, err) < 0
+                           ? -1
+                           : remount_bind (target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                           0, err);
+            }
+          return capsule_error_make (err, e, "mounts: mount %s at `%s`%s%s", type,
+                                     sm->destination, sm->data ? " with options " : "",
+                                     sm->data ? sm->data : "");
+        }
+      if (reopen (rootfd, sm, &fd, &target, err) < 0)
+        return -1;
+    }
+  if (sm->propagation && mount (NULL, target, NULL, sm->propagation, NULL) < 0)
+    return capsule_error_make (err, errno, "mounts: set propagation of `%s`", sm->destination);
+  return 0;
+}
+
+struct default_dev
+{
+  const char *name;
+  int major, minor;
+};
+static const struct default_dev default_devices[] = {
+  { "null", 1, 3 },    { "zero", 1, 5 }, { "full", 1, 7 },
+  { "random", 1, 8 },  { "urandom", 1, 9 }, { "tty", 5, 0 },
+};
+
+static int
+make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type, int major,
+             int minor, mode_t mode, uid_t uid, gid_t gid, capsule_error **err)
+{
+  _cleanup_close_ int devfd = mounts_open_target (rootfd, "/dev", false, err);
+  const char *name = path + strlen ("/dev/");
+  mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
+  if (devfd < 0)
+    return -1;
+  if (strchr (name, '/'))
+    return capsule_error_make (err, 0, "linux.devices: `%s`: nested device paths are not supported",
+                               path);
+  if (!m->userns && mknodat (devfd, name, kind | (mode & 07777), makedev (major, minor)) == 0)
+    {
+      if (fchownat (devfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return capsule_error_make (err, errno, "chown `%s`", path);
+      return 0;
+    }
+  if (!m->userns && errno == EEXIST)
+    return 0;
+  /* In a user namespace mknod is refused: bind the host's node instead, as runc does. */
+  {
+    _cleanup_free_ char *host = xasprintf ("/dev/%s", name);
+    struct spec_mount bind = { .destination = (char *) path, .source = host, .flags = MS_BIND };
+    struct stat st;
+    if (stat (host, &st) < 0)
+      return capsule_error_make (err, errno, "device `%s`: no such device on the host to bind",
+                                 path);
+    if (!S_ISCHR (st.st_mode) && !S_ISBLK (st.st_mode))
+      return capsule_error_make (err, 0, "device `%s`: host `%s` is no device", path, host);
+    if (major >= 0 && (major (st.st_rdev) != (unsigned) major || minor (st.st_rdev) != (unsigned) minor))
+      return capsule_error_make (err, 0, "device `%s`: host `%s` is %u:%u, not %d:%d", path, host,
+                                 major (st.st_rdev), minor (st.st_rdev), major, minor);
+    return do_mount (m, rootfd, &bind, err);
+  }
+}
+
+static int
+setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
+{
+  static const char *const links[][2] = {
+    { "/proc/self/fd", "fd" },      { "/proc/self/fd/0", "stdin" },
+    { "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" },
+    { "pts/ptmx", "ptmx" },
+  };
+  _cleanup_close_ int devfd = -1;
+  const struct spec *s = m->spec;
+  for (size_t i = 0; i < ARRAY_SIZE (default_devices); i++)
+    {
+      _cleanup_free_ char *p = xasprintf ("/dev/%s", default_devices[i].name);
+      if (make_device (m, rootfd, p, 'c', default_devices[i].major, default_devices[i].minor, 0666,
+                       0, 0, err)
+          < 0)
+        return -1;
+    }
+  for (size_t i = 0; i < s->n_devices; i++)
+    {
+      const struct spec_device *d = &s->devices[i];
+      if (make_device (m, rootfd, d->path, d->type, d->major, d->minor, d->has_mode ? d->mode : 0666,
+                       d->uid, d->gid, err)
+          < 0)
+        return -1;
+    }
+  devfd = mounts_open_target (rootfd, "/dev", false, err);
+  if (devfd < 0)
+    return -1;
+  {
+    _cleanup_close_ int real = openat (devfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_free_ char *p = fd_path (devfd);
+    if (real < 0)
+      real = open (p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (real < 0)
+      return capsule_error_make (err, errno, "open /dev of the container");
+    for (size_t i = 0; i < ARRAY_SIZE (links); i++)
+      if (symlinkat (links[i][0], real, links[i][1]) < 0 && errno != EEXIST)
+        return capsule_error_make (err, errno, "symlink /dev/%s", links[i][1]);
+  }
+  return 0;
+}
+
+static bool
+spec_mounts_dev (const struct spec *s)
+{
+  for (size_t i = 0; i < s->n_mounts; i++)
+    if (strcmp (s->mounts[i].destination, "/dev") == 0)
+      return true;
+  return false;
+}
+
+int
+mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
+{
+  const struct spec *s = m->spec;
+  unsigned long prop = s->rootfs_propagation ? s->rootfs_propagation : MS_PRIVATE | MS_REC;
+  _cleanup_close_ int rootfd = -1;
+
+  /* Nothing we mount may propagate back to the host. */
+  if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    return capsule_error_make (err, errno, "make / a slave mount");
+  if (mount (s->root_path, s->root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
+    return capsule_error_make (err, errno, "root.path: bind `%s`", s->root_path);
+  if (mount (NULL, s->root_path, NULL, prop, NULL) < 0)
+    return capsule_error_make (err, errno, "linux.rootfsPropagation of `%s`", s->root_path);
+  rootfd = open (s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return capsule_error_make (err, errno, "root.path: open `%s`", s->root_path);
+  for (size_t i = 0; i < s->n_mounts; i++)
+    if (do_mount (m, rootfd, &s->mounts[i], err) < 0)
+      return -1;
+  if (spec_mounts_dev (s) || s->n_devices)
+    if (setup_devices (m, rootfd, err) < 0)
+      return -1;
+  return 0;
+}
+
+int
+mounts_pivot (const struct spec *s, capsule_error **err)
+{
+  _cleanup_close_ int oldroot = open ("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  _cleanup_close_ int newroot = open (s->root_path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (oldroot < 0 || newroot < 0)
+    return capsule_error_make (err, errno, "open old and new root");
+  if (fchdir (newroot) < 0)
+    return capsule_error_make (err, errno, "chdir into `%s`", s->root_path);
+  /* pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then drops
+     the old root without needing a directory for it inside the rootfs. */
+  if (syscall (SYS_pivot_root, ".", ".") < 0)
+    return capsule_error_make (err, errno, "pivot_root into `%s`", s->root_path);
+  if (fchdir (oldroot) < 0)
+    return capsule_error_make (err, errno, "chdir to the old root");
+  if (mount (NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+    return capsule_error_make (err, errno, "make the old root a slave");
+  if (umount2 (".", MNT_DETACH) < 0)
+    return capsule_error_make (err, errno, "unmount the old root");
+  if (chdir ("/") < 0)
+    return capsule_error_make (err, errno, "chdir /");
+  return 0;
+}
+
+static int
+mask_path (const char *path, capsule_error **err)
+{
+  struct stat st;
+  if (lstat (path, &st) < 0)
+    return errno == ENOENT ? 0 : capsule_error_make (err, errno, "linux.maskedPaths: `%s`", path);
+  if (S_ISDIR (st.st_mode))
+    {
+      if (mount ("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "size=0,mode=000")
+          < 0)
+        return capsule_error_make (err, errno, "linux.maskedPaths: hide `%s`", path);
+      return 0;
+    }
+  if (mount ("/dev/null", path, NULL, MS_BIND, NULL) < 0)
+    return capsule_error_make (err, errno, "linux.maskedPaths: hide `%s`", path);
+  return 0;
+}
+
+static int
+readonly_path (const char *path, capsule_error **err)
+{
+  if (mount (path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+    return errno == ENOENT ? 0
+                           : capsule_error_make (err, errno, "linux.readonlyPaths: `%s`", path);
+  if (remount_bind (path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0, err) < 0)
+    return capsule_error_wrap (err, "linux.readonlyPaths");
+  return 0;
+}
+
+int
+mounts_finish (const struct mounts_ctx *m, capsule_error **err)
+{
+  const struct spec *s = m->spec;
+  for (char **p = s->readonly_paths; p && *p; p++)
+    if (readonly_path (*p, err) < 0)
+      return -1;
+  for (char **p = s->masked_paths; p && *p; p++)
+    if (mask_path (*p, err) < 0)
+      return -1;
+  if (s->root_readonly && remount_bind ("/", MS_RDONLY, 0, err) < 0)
+    return capsule_error_wrap (err, "root.readonly");
+  return 0;
+}

@@ -1,0 +1,33 @@
+/* capsule: the container's filesystem: rootfs, spec mounts, devices, pivot_root, masked and
+ * read-only paths.  Runs in the container process, inside its new mount namespace.
+ *
+ * Every mount target is resolved inside the rootfs with openat2(RESOLVE_IN_ROOT) and mounted
+ * through /proc/self/fd/N, so a symlink planted in a hostile rootfs cannot send a mount (or a
+ * mkdir) onto the host. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "cgroup.h"
+#include "error.h"
+#include "spec.h"
+
+struct mounts_ctx
+{
+  const struct spec *spec;
+  const struct cgroup *cgroup; /* for a "cgroup" mount; may be NULL */
+  bool userns;                 /* in a new user namespace: no mknod, locked mount flags */
+  bool netns;                  /* sysfs may be mounted fresh */
+  bool cgroupns;
+};
+
+/* Everything before pivot_root: propagation, rootfs bind, spec mounts, devices. */
+int mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err);
+/* pivot_root into the rootfs and drop the old root. */
+int mounts_pivot (const struct spec *s, capsule_error **err);
+/* After pivot: masked paths, read-only paths, read-only root. */
+int mounts_finish (const struct mounts_ctx *m, capsule_error **err);
+
+/* Open PATH (absolute inside the container) beneath ROOTFD, creating missing directories, and the
+ * last component as a directory or (FILE) an empty file.  Returns an O_PATH fd. */
+int mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err);

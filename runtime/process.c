@@ -1,0 +1,166 @@
+/* capsule: the last steps of a container process before exec. */
+#define _GNU_SOURCE
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "caps.h"
+#include "utils.h"
+
+static const char *
+env_path (const struct spec_process *p)
+{
+  for (size_t i = 0; p->env && p->env[i]; i++)
+    if (strncmp (p->env[i], "PATH=", 5) == 0)
+      return p->env[i] + 5;
+  return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+static bool
+is_executable (const char *path)
+{
+  struct stat st;
+  return stat (path, &st) == 0 && S_ISREG (st.st_mode) && access (path, X_OK) == 0;
+}
+
+char *
+process_find_executable (const struct spec_process *p, capsule_error **err)
+{
+  const char *name = p->args[0];
+  _cleanup_free_ char *dirs = NULL;
+  char *save = NULL;
+  if (strchr (name, '/'))
+    {
+      if (is_executable (name))
+        return xstrdup (name);
+      capsule_error_make (err, errno ? errno : EACCES, "process.args[0]: cannot execute `%s`",
+                          name);
+      return NULL;
+    }
+  dirs = xstrdup (env_path (p));
+  for (char *d = strtok_r (dirs, ":", &save); d; d = strtok_r (NULL, ":", &save))
+    {
+      _cleanup_free_ char *cand = xasprintf ("%s/%s", d[0] ? d : ".", name);
+      if (is_executable (cand))
+        return steal_pointer (&cand);
+    }
+  capsule_error_make (err, ENOENT, "process.args[0]: executable `%s` not found in $PATH (%s)", name,
+                      env_path (p));
+  return NULL;
+}
+
+int
+process_set_rlimits (const struct spec_process *p, capsule_error **err)
+{
+  for (size_t i = 0; i < p->n_rlimits; i++)
+    {
+      struct rlimit rl = { p->rlimits[i].soft, p->rlimits[i].hard };
+      if (setrlimit (p->rlimits[i].resource, &rl) < 0)
+        {
+          struct rlimit cur = { 0, 0 };
+          getrlimit (p->rlimits[i].resource, &cur);
+          return capsule_error_make (err, errno,
+                                     "process.rlimits[%zu]: set soft %llu hard %llu (the "
+                                     "current hard limit is %llu; raising it needs "
+                                     "CAP_SYS_RESOURCE)",
+                                     i, (unsigned long long) rl.rlim_cur,
+                                     (unsigned long long) rl.rlim_max,
+                                     (unsigned long long) cur.rlim_max);
+        }
+    }
+  return 0;
+}
+
+int
+process_drop_privileges (const struct spec_process *p, const struct seccomp_program *seccomp,
+                         capsule_error **err)
+{
+  uint64_t bounding = p->has_capabilities ? p->caps[CAPSET_BOUNDING] : 0;
+  if (seccomp && seccomp->filter && !p->no_new_privileges && seccomp_install (seccomp, err) < 0)
+    return -1;
+  if (prctl (PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+    return capsule_error_make (err, errno, "PR_SET_KEEPCAPS");
+  if (caps_drop_bounding (bounding, err) < 0)
+    return -1;
+  if (setgroups (p->n_additional_gids, p->additional_gids) < 0
+      && (errno != EPERM || p->n_additional_gids > 0))
+    return capsule_error_make (err, errno, "process.user.additionalGids: setgroups");
+  if (setresgid (p->gid, p->gid, p->gid) < 0)
+    return capsule_error_make (err, errno, "process.user.gid: become gid %u", p->gid);
+  if (setresuid (p->uid, p->uid, p->uid) < 0)
+    return capsule_error_make (err, errno, "process.user.uid: become uid %u", p->uid);
+  if (caps_apply (p, err) < 0)
+    return capsule_error_wrap (err, "process.capabilities");
+  if (prctl (PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+    return capsule_error_make (err, errno, "PR_SET_KEEPCAPS");
+  umask (p->umask);
+  return 0;
+}
+
+int
+process_chdir (const struct spec_process *p, capsule_error **err)
+{
+  if (chdir (p->cwd) < 0)
+    return capsule_error_make (err, errno, "process.cwd: chdir `%s`", p->cwd);
+  return 0;
+}
+
+int
+process_finalize (const struct spec_process *p, const struct seccomp_program *seccomp,
+                  capsule_error **err)
+{
+  if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return capsule_error_make (err, errno, "process.noNewPrivileges");
+  if (seccomp && seccomp->filter && p->no_new_privileges && seccomp_install (seccomp, err) < 0)
+    return -1;
+  return 0;
+}
+
+int
+process_exec (const struct spec_process *p, const char *path, int preserve_fds,
+              capsule_error **err)
+{
+  char *const empty[] = { NULL };
+  syscall (SYS_close_range, 3 + preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
+  execve (path, p->args, p->env ? p->env : empty);
+  return capsule_error_make (err, errno, "exec `%s`", path);
+}
+
+void
+process_wait_forwarding (pid_t pid, const sigset_t *mask, int *ret_status)
+{
+  for (;;)
+    {
+      siginfo_t si;
+      int sig = sigwaitinfo (mask, &si);
+      if (sig < 0)
+        continue;
+      if (sig != SIGCHLD)
+        {
+          kill (pid, sig);
+          continue;
+        }
+      for (;;)
+        {
+          int status;
+          pid_t r = waitpid (-1, &status, WNOHANG);
+          if (r <= 0)
+            break;
+          if (r == pid)
+            {
+              *ret_status = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+              return;
+            }
+        }
+    }
+}
