@@ -11,8 +11,7 @@
 
 #include "utils.h"
 
-int
-caps_parse_name (const char *name)
+int caps_parse_name (const char *name)
 {
   char lower[64];
   cap_value_t v;
@@ -20,14 +19,13 @@ caps_parse_name (const char *name)
   if (n == 0 || n >= sizeof lower || strncasecmp (name, "CAP_", 4) != 0)
     return -1;
   for (size_t i = 0; i <= n; i++)
-    lower[i] = tolower ((unsigned char) name[i]);
+    lower[i] = tolower ((unsigned char)name[i]);
   if (cap_from_name (lower, &v) < 0 || v < 0 || v > 63)
     return -1;
   return v;
 }
 
-int
-caps_last_cap (void)
+int caps_last_cap (void)
 {
   static int cached = -1;
   _cleanup_free_ char *text = NULL;
@@ -43,8 +41,7 @@ caps_last_cap (void)
   return cached = CAP_LAST_CAP;
 }
 
-int
-caps_drop_bounding (uint64_t keep, capsule_error **err)
+int caps_drop_bounding (uint64_t keep, capsule_error **err)
 {
   int last = caps_last_cap ();
   for (int c = 0; c <= last; c++)
@@ -57,8 +54,7 @@ caps_drop_bounding (uint64_t keep, capsule_error **err)
   return 0;
 }
 
-static void
-cap_set_bits (cap_t caps, cap_flag_t flag, uint64_t bits, int last)
+static void cap_set_bits (cap_t caps, cap_flag_t flag, uint64_t bits, int last)
 {
   for (int c = 0; c <= last; c++)
     if (bits & (1ULL << c))
@@ -68,8 +64,7 @@ cap_set_bits (cap_t caps, cap_flag_t flag, uint64_t bits, int last)
       }
 }
 
-int
-caps_apply (const struct spec_process *p, capsule_error **err)
+int caps_apply (const struct spec_process *p, capsule_error **err)
 {
   int last = caps_last_cap ();
   cap_t caps = cap_init ();

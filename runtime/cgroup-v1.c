@@ -24,20 +24,17 @@ enum
 const char *const cgroup_v1_controllers[]
     = { "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "cpuset", NULL };
 
-static char *
-dir_of (struct cgroup *cg, int c)
+static char *dir_of (struct cgroup *cg, int c)
 {
   return xasprintf ("%s/%s%s", cg->root, cgroup_v1_controllers[c], cg->v1_paths[c]);
 }
 
-static char *
-file_of (struct cgroup *cg, int c, const char *name)
+static char *file_of (struct cgroup *cg, int c, const char *name)
 {
   return xasprintf ("%s/%s%s/%s", cg->root, cgroup_v1_controllers[c], cg->v1_paths[c], name);
 }
 
-static bool
-hierarchy_present (struct cgroup *cg, int c)
+static bool hierarchy_present (struct cgroup *cg, int c)
 {
   _cleanup_free_ char *h = xasprintf ("%s/%s", cg->root, cgroup_v1_controllers[c]);
   struct stat st;
@@ -45,8 +42,7 @@ hierarchy_present (struct cgroup *cg, int c)
 }
 
 /* cpuset refuses tasks until cpus and mems are filled in, so copy them down from the parent. */
-static int
-cpuset_fill (const char *dir, capsule_error **err)
+static int cpuset_fill (const char *dir, capsule_error **err)
 {
   static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
   _cleanup_free_ char *parent = xstrdup (dir);
@@ -70,8 +66,7 @@ cpuset_fill (const char *dir, capsule_error **err)
   return 0;
 }
 
-static int
-v1_create (struct cgroup *cg, capsule_error **err)
+static int v1_create (struct cgroup *cg, capsule_error **err)
 {
   for (int c = 0; cgroup_v1_controllers[c]; c++)
     {
@@ -99,8 +94,7 @@ v1_create (struct cgroup *cg, capsule_error **err)
   return 0;
 }
 
-static int
-put (struct cgroup *cg, int c, const char *name, const char *value, capsule_error **err)
+static int put (struct cgroup *cg, int c, const char *name, const char *value, capsule_error **err)
 {
   _cleanup_free_ char *f = NULL;
   if (cg->v1_paths[c] == NULL)
@@ -110,20 +104,18 @@ put (struct cgroup *cg, int c, const char *name, const char *value, capsule_erro
   return write_knob (AT_FDCWD, f, value, err);
 }
 
-static int
-put_i64 (struct cgroup *cg, int c, const char *name, int64_t v, capsule_error **err)
+static int put_i64 (struct cgroup *cg, int c, const char *name, int64_t v, capsule_error **err)
 {
-  _cleanup_free_ char *text = xasprintf ("%lld", (long long) v);
+  _cleanup_free_ char *text = xasprintf ("%lld", (long long)v);
   return put (cg, c, name, text, err);
 }
 
-static int
-apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   _cleanup_free_ char *memsw = NULL;
   int64_t swap;
-  if (r->has_memory_limit && put_i64 (cg, V1_MEMORY, "memory.limit_in_bytes", r->memory_limit,
-                                      err) < 0)
+  if (r->has_memory_limit
+      && put_i64 (cg, V1_MEMORY, "memory.limit_in_bytes", r->memory_limit, err) < 0)
     return -1;
   if (r->has_memory_reservation
       && put_i64 (cg, V1_MEMORY, "memory.soft_limit_in_bytes", r->memory_reservation, err) < 0)
@@ -137,22 +129,23 @@ apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error *
   return 0;
 }
 
-static int
-apply_devices (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int apply_devices (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   static const char *const defaults[]
-      = { "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+      = { "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",   "c 1:9 rwm",
           "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm" };
   if (r->n_devices == 0 || cg->v1_paths[V1_DEVICES] == NULL)
     return 0;
   for (size_t i = 0; i < r->n_devices; i++)
     {
       const struct spec_device_rule *d = &r->devices[i];
-      _cleanup_free_ char *major = d->major < 0 ? xstrdup ("*") : xasprintf ("%lld", (long long) d->major);
-      _cleanup_free_ char *minor = d->minor < 0 ? xstrdup ("*") : xasprintf ("%lld", (long long) d->minor);
-      _cleanup_free_ char *rule = d->type == 'a' ? xstrdup ("a")
-                                                : xasprintf ("%c %s:%s %s", d->type, major, minor,
-                                                             d->access);
+      _cleanup_free_ char *major
+          = d->major < 0 ? xstrdup ("*") : xasprintf ("%lld", (long long)d->major);
+      _cleanup_free_ char *minor
+          = d->minor < 0 ? xstrdup ("*") : xasprintf ("%lld", (long long)d->minor);
+      _cleanup_free_ char *rule = d->type == 'a'
+                                      ? xstrdup ("a")
+                                      : xasprintf ("%c %s:%s %s", d->type, major, minor, d->access);
       if (put (cg, V1_DEVICES, d->allow ? "devices.allow" : "devices.deny", rule, err) < 0)
         return -1;
     }
@@ -162,8 +155,7 @@ apply_devices (struct cgroup *cg, const struct spec_resources *r, capsule_error 
   return 0;
 }
 
-static int
-v1_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int v1_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   if (r == NULL)
     return 0;
@@ -192,8 +184,7 @@ v1_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err
   return apply_devices (cg, r, err);
 }
 
-static int
-v1_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
+static int v1_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
 {
   _cleanup_free_ char *p = xasprintf ("%d", pid);
   for (int c = 0; cgroup_v1_controllers[c]; c++)
@@ -202,8 +193,7 @@ v1_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
   return 0;
 }
 
-static int
-v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
+static int v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
 {
   struct cgroup_stats s = { 0 };
   _cleanup_free_ char *usage = file_of (cg, V1_MEMORY, "memory.usage_in_bytes");
@@ -212,7 +202,8 @@ v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
   _cleanup_free_ char *oom = file_of (cg, V1_MEMORY, "memory.oom_control");
   _cleanup_free_ char *pids = cg->v1_paths[V1_PIDS] ? file_of (cg, V1_PIDS, "pids.current") : NULL;
   _cleanup_free_ char *pmax = cg->v1_paths[V1_PIDS] ? file_of (cg, V1_PIDS, "pids.max") : NULL;
-  _cleanup_free_ char *cpu = cg->v1_paths[V1_CPUACCT] ? file_of (cg, V1_CPUACCT, "cpuacct.usage") : NULL;
+  _cleanup_free_ char *cpu
+      = cg->v1_paths[V1_CPUACCT] ? file_of (cg, V1_CPUACCT, "cpuacct.usage") : NULL;
   if (cg->v1_paths[V1_MEMORY] == NULL)
     return capsule_error_make (err, ENOENT, "no v1 memory controller");
   if (cgroup_read_u64 (usage, &s.memory_current) < 0)
@@ -234,16 +225,14 @@ v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
   return 0;
 }
 
-static int
-v1_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
+static int v1_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
   int c = cg->v1_paths[V1_PIDS] ? V1_PIDS : V1_MEMORY;
   _cleanup_free_ char *f = file_of (cg, c, "cgroup.procs");
   return cgroup_read_procs (f, ret, ret_n, err);
 }
 
-static int
-v1_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
+static int v1_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
 {
   struct timespec pause = { 0, 1000 * 1000 };
   const char *want = frozen ? "FROZEN" : "THAWED";
@@ -265,8 +254,7 @@ v1_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
   return capsule_error_make (err, EBUSY, "freezer did not reach %s", want);
 }
 
-static int
-v1_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
+static int v1_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
 {
   _cleanup_free_ char *f = NULL, *state = NULL;
   *ret = false;
@@ -279,8 +267,7 @@ v1_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
   return 0;
 }
 
-static int
-v1_kill_all (struct cgroup *cg, capsule_error **err)
+static int v1_kill_all (struct cgroup *cg, capsule_error **err)
 {
   int c = cg->v1_paths[V1_PIDS] ? V1_PIDS : V1_MEMORY;
   _cleanup_free_ char *f = file_of (cg, c, "cgroup.procs");
@@ -304,8 +291,7 @@ v1_kill_all (struct cgroup *cg, capsule_error **err)
   return r;
 }
 
-static int
-v1_destroy (struct cgroup *cg, capsule_error **err)
+static int v1_destroy (struct cgroup *cg, capsule_error **err)
 {
   for (int c = 0; cgroup_v1_controllers[c]; c++)
     {

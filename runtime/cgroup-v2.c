@@ -11,14 +11,12 @@
 #include "cgroup.h"
 #include "utils.h"
 
-static char *
-file_of (struct cgroup *cg, const char *name)
+static char *file_of (struct cgroup *cg, const char *name)
 {
   return xasprintf ("%s%s/%s", cg->root, cg->path, name);
 }
 
-static bool
-word_in (const char *list, const char *word)
+static bool word_in (const char *list, const char *word)
 {
   size_t n = strlen (word);
   for (const char *p = list; (p = strstr (p, word)); p += n)
@@ -28,8 +26,7 @@ word_in (const char *list, const char *word)
 }
 
 /* Enable CONTROLLERS in DIR's subtree_control where DIR offers them and they are not on yet. */
-static int
-enable_controllers (const char *dir, capsule_error **err)
+static int enable_controllers (const char *dir, capsule_error **err)
 {
   static const char *const wanted[] = { "memory", "pids", "cpu", "cpuset" };
   _cleanup_free_ char *avail_f = xasprintf ("%s/cgroup.controllers", dir);
@@ -58,8 +55,7 @@ enable_controllers (const char *dir, capsule_error **err)
   return 0;
 }
 
-static int
-v2_create (struct cgroup *cg, capsule_error **err)
+static int v2_create (struct cgroup *cg, capsule_error **err)
 {
   _cleanup_free_ char *full = xasprintf ("%s%s", cg->root, cg->path);
   size_t rootlen = strlen (cg->root);
@@ -75,17 +71,15 @@ v2_create (struct cgroup *cg, capsule_error **err)
       *p = save;
     }
   if (mkdir (full, 0755) < 0)
-    return capsule_error_make (err, errno, errno == EEXIST ? "cgroup %s already exists"
-                                                           : "create cgroup %s",
-                               full);
+    return capsule_error_make (
+        err, errno, errno == EEXIST ? "cgroup %s already exists" : "create cgroup %s", full);
   cg->dirfd = open (full, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cg->dirfd < 0)
     return capsule_error_make (err, errno, "open cgroup %s", full);
   return 0;
 }
 
-static int
-put (struct cgroup *cg, const char *name, const char *value, capsule_error **err)
+static int put (struct cgroup *cg, const char *name, const char *value, capsule_error **err)
 {
   _cleanup_free_ char *f = file_of (cg, name);
   if (write_knob (AT_FDCWD, f, value, err) < 0)
@@ -97,15 +91,13 @@ put (struct cgroup *cg, const char *name, const char *value, capsule_error **err
   return 0;
 }
 
-static int
-put_limit (struct cgroup *cg, const char *name, int64_t v, capsule_error **err)
+static int put_limit (struct cgroup *cg, const char *name, int64_t v, capsule_error **err)
 {
   _cleanup_free_ char *text = cgroup_limit_text (v);
   return put (cg, name, text, err);
 }
 
-static int
-apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   _cleanup_free_ char *swapf = file_of (cg, "memory.swap.max");
   _cleanup_free_ char *oomf = file_of (cg, "memory.oom.group");
@@ -133,8 +125,7 @@ apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error *
   return 0;
 }
 
-static int
-v2_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int v2_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   if (r == NULL)
     {
@@ -149,8 +140,8 @@ v2_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err
     return -1;
   if (r->cpu_shares)
     {
-      _cleanup_free_ char *w = xasprintf ("%llu",
-                                          (unsigned long long) cgroup_shares_to_weight (r->cpu_shares));
+      _cleanup_free_ char *w
+          = xasprintf ("%llu", (unsigned long long)cgroup_shares_to_weight (r->cpu_shares));
       if (put (cg, "cpu.weight", w, err) < 0)
         return -1;
     }
@@ -171,15 +162,13 @@ v2_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err
   return 0;
 }
 
-static int
-v2_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
+static int v2_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
 {
   _cleanup_free_ char *p = xasprintf ("%d", pid);
   return put (cg, "cgroup.procs", p, err);
 }
 
-static int
-v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
+static int v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
 {
   struct cgroup_stats s = { 0 };
   _cleanup_free_ char *cur = file_of (cg, "memory.current");
@@ -204,15 +193,13 @@ v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
   return 0;
 }
 
-static int
-v2_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
+static int v2_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
   _cleanup_free_ char *f = file_of (cg, "cgroup.procs");
   return cgroup_read_procs (f, ret, ret_n, err);
 }
 
-static int
-v2_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
+static int v2_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
 {
   struct timespec pause = { 0, 1000 * 1000 };
   _cleanup_free_ char *events = file_of (cg, "cgroup.events");
@@ -229,18 +216,16 @@ v2_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
                              frozen ? "freeze" : "thaw");
 }
 
-static int
-v2_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
+static int v2_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
 {
   _cleanup_free_ char *f = file_of (cg, "cgroup.freeze");
   uint64_t v = 0;
-  (void) err;
+  (void)err;
   *ret = cgroup_read_u64 (f, &v) == 0 && v == 1;
   return 0;
 }
 
-static int
-v2_kill_all (struct cgroup *cg, capsule_error **err)
+static int v2_kill_all (struct cgroup *cg, capsule_error **err)
 {
   _cleanup_free_ char *killf = file_of (cg, "cgroup.kill");
   _cleanup_free_ char *procs = file_of (cg, "cgroup.procs");
@@ -251,8 +236,7 @@ v2_kill_all (struct cgroup *cg, capsule_error **err)
   return cgroup_kill_listed (procs, err);
 }
 
-static int
-v2_destroy (struct cgroup *cg, capsule_error **err)
+static int v2_destroy (struct cgroup *cg, capsule_error **err)
 {
   _cleanup_free_ char *dir = xasprintf ("%s%s", cg->root, cg->path);
   if (rmdir (dir) < 0 && errno != ENOENT)

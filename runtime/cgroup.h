@@ -17,7 +17,7 @@ struct cgroup_stats
 {
   uint64_t memory_current, memory_peak, memory_limit; /* bytes; limit UINT64_MAX = none */
   uint64_t oom_kills;
-  uint64_t pids_current, pids_limit;                   /* limit UINT64_MAX = none */
+  uint64_t pids_current, pids_limit; /* limit UINT64_MAX = none */
   uint64_t cpu_usage_usec;
 };
 
@@ -70,8 +70,7 @@ int cgroup_new (const char *cgroups_path, const char *id, struct cgroup **ret, c
 struct cgroup *cgroup_from_state (int version, const char *root, const char *path,
                                   char *const *v1_paths);
 struct cgroup *cgroup_free (struct cgroup *cg);
-static inline void
-cgroup_freep (struct cgroup **cg)
+static inline void cgroup_freep (struct cgroup **cg)
 {
   cgroup_free (*cg);
 }

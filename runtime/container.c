@@ -50,8 +50,7 @@ struct creation
   sigset_t orig_mask;
 };
 
-static void
-creation_release (struct creation *c)
+static void creation_release (struct creation *c)
 {
   if (c->sync[0] >= 0)
     close (c->sync[0]);
@@ -68,8 +67,7 @@ creation_release (struct creation *c)
 
 /* ---------------------------------------------------------------- the container process */
 
-static void
-child_become_root (struct creation *c)
+static void child_become_root (struct creation *c)
 {
   const struct spec *s = c->spec;
   if (spec_namespace (s, CLONE_NEWUSER) == NULL)
@@ -80,8 +78,7 @@ child_become_root (struct creation *c)
     setresuid (0, 0, 0);
 }
 
-static int
-child_namespaces (struct creation *c, capsule_error **err)
+static int child_namespaces (struct creation *c, capsule_error **err)
 {
   const struct spec *s = c->spec;
   int flags = namespaces_new_flags (s);
@@ -117,8 +114,7 @@ child_namespaces (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static int
-child_hooks_in_parent (struct creation *c, int64_t *ret_pid, capsule_error **err)
+static int child_hooks_in_parent (struct creation *c, int64_t *ret_pid, capsule_error **err)
 {
   struct sync_msg m;
   *ret_pid = 0;
@@ -129,8 +125,7 @@ child_hooks_in_parent (struct creation *c, int64_t *ret_pid, capsule_error **err
   return 0;
 }
 
-static int
-child_sysctl (const struct spec *s, capsule_error **err)
+static int child_sysctl (const struct spec *s, capsule_error **err)
 {
   for (size_t i = 0; i < s->n_sysctl; i++)
     {
@@ -144,8 +139,7 @@ child_sysctl (const struct spec *s, capsule_error **err)
   return 0;
 }
 
-static int
-child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
+static int child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
 {
   const struct spec *s = c->spec;
   int flags = namespaces_new_flags (s);
@@ -170,8 +164,7 @@ child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
   return 0;
 }
 
-static int
-child_setup (struct creation *c, char **ret_exe, capsule_error **err)
+static int child_setup (struct creation *c, char **ret_exe, capsule_error **err)
 {
   const struct spec *s = c->spec;
   int flags = namespaces_new_flags (s);
@@ -207,8 +200,7 @@ child_setup (struct creation *c, char **ret_exe, capsule_error **err)
   return sync_send (c->sync[1], SYNC_ACK, 0, err);
 }
 
-static int
-child_wait_start (struct creation *c, capsule_error **err)
+static int child_wait_start (struct creation *c, capsule_error **err)
 {
   char byte;
   ssize_t r;
@@ -222,8 +214,7 @@ child_wait_start (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static _Noreturn void
-child_main (struct creation *c)
+static _Noreturn void child_main (struct creation *c)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_free_ char *exe = NULL;
@@ -259,8 +250,7 @@ fail:
 
 /* ---------------------------------------------------------------- the runtime side */
 
-static pid_t
-clone_container (struct creation *c, capsule_error **err)
+static pid_t clone_container (struct creation *c, capsule_error **err)
 {
   struct clone_args args = { .exit_signal = SIGCHLD };
   pid_t pid;
@@ -286,8 +276,7 @@ clone_container (struct creation *c, capsule_error **err)
   return pid;
 }
 
-static int
-write_oom_score_adj (pid_t pid, const struct spec_process *p, capsule_error **err)
+static int write_oom_score_adj (pid_t pid, const struct spec_process *p, capsule_error **err)
 {
   _cleanup_free_ char *path = NULL, *value = NULL;
   if (!p->has_oom_score_adj)
@@ -299,8 +288,7 @@ write_oom_score_adj (pid_t pid, const struct spec_process *p, capsule_error **er
   return 0;
 }
 
-static bool
-cgroup_needs_enter (const struct creation *c)
+static bool cgroup_needs_enter (const struct creation *c)
 {
   if (c->cg == NULL)
     return false;
@@ -318,8 +306,7 @@ cgroup_needs_enter (const struct creation *c)
   }
 }
 
-static int
-parent_hooks (struct creation *c, capsule_error **err)
+static int parent_hooks (struct creation *c, capsule_error **err)
 {
   _cleanup_free_ char *json = NULL;
   c->st->pid = c->pid;
@@ -330,8 +317,7 @@ parent_hooks (struct creation *c, capsule_error **err)
   return sync_send (c->sync[0], SYNC_HOOKS_DONE, c->pid, err);
 }
 
-static int
-check_interrupted (capsule_error **err)
+static int check_interrupted (capsule_error **err)
 {
   sigset_t pending;
   sigpending (&pending);
@@ -341,8 +327,7 @@ check_interrupted (capsule_error **err)
   return 0;
 }
 
-static int
-parent_talk (struct creation *c, capsule_error **err)
+static int parent_talk (struct creation *c, capsule_error **err)
 {
   const struct spec *s = c->spec;
   int flags = namespaces_new_flags (s);
@@ -380,8 +365,7 @@ parent_talk (struct creation *c, capsule_error **err)
     }
 }
 
-static int
-write_pid_file (const char *path, pid_t pid, capsule_error **err)
+static int write_pid_file (const char *path, pid_t pid, capsule_error **err)
 {
   _cleanup_free_ char *text = xasprintf ("%d", pid);
   if (path == NULL)
@@ -391,8 +375,7 @@ write_pid_file (const char *path, pid_t pid, capsule_error **err)
   return 0;
 }
 
-static int
-parent_record (struct creation *c, capsule_error **err)
+static int parent_record (struct creation *c, capsule_error **err)
 {
   struct sync_msg m;
   if (proc_start_time (c->pid, &c->st->start_time) < 0)
@@ -401,13 +384,13 @@ parent_record (struct creation *c, capsule_error **err)
   c->st->creating = false;
   if (state_save (c->o->root, c->st, err) < 0 || write_pid_file (c->o->pid_file, c->pid, err) < 0)
     return -1;
-  if (sync_send (c->sync[0], SYNC_DONE, 0, err) < 0 || sync_recv (c->sync[0], SYNC_ACK, &m, err) < 0)
+  if (sync_send (c->sync[0], SYNC_DONE, 0, err) < 0
+      || sync_recv (c->sync[0], SYNC_ACK, &m, err) < 0)
     return -1;
   return 0;
 }
 
-static void
-rollback (struct creation *c)
+static void rollback (struct creation *c)
 {
   _cleanup_error_ capsule_error *tmp = NULL;
   if (c->pid > 0)
@@ -425,8 +408,7 @@ rollback (struct creation *c)
     unlink (c->o->pid_file);
 }
 
-static int
-prepare_record (struct creation *c, capsule_error **err)
+static int prepare_record (struct creation *c, capsule_error **err)
 {
   const struct spec *s = c->spec;
   struct container_state *st = c->st = xmalloc0 (sizeof *st);
@@ -456,8 +438,7 @@ prepare_record (struct creation *c, capsule_error **err)
   return state_save (c->o->root, st, err);
 }
 
-static int
-make_state_dir (struct creation *c, capsule_error **err)
+static int make_state_dir (struct creation *c, capsule_error **err)
 {
   if (mkdir_p (c->o->root, 0700, err) < 0)
     return capsule_error_wrap (err, "--root");
@@ -472,8 +453,7 @@ make_state_dir (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static int
-make_fifo (struct creation *c, capsule_error **err)
+static int make_fifo (struct creation *c, capsule_error **err)
 {
   _cleanup_free_ char *fifo = xasprintf ("%s/exec.fifo", c->dir);
   if (mkfifo (fifo, 0600) < 0)
@@ -486,8 +466,7 @@ make_fifo (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static int
-check_spec (const struct spec *s, const struct container_opts *o, capsule_error **err)
+static int check_spec (const struct spec *s, const struct container_opts *o, capsule_error **err)
 {
   if (spec_namespace (s, CLONE_NEWNS) == NULL || spec_namespace (s, CLONE_NEWNS)->path)
     return capsule_error_make (err, 0,
@@ -505,16 +484,18 @@ check_spec (const struct spec *s, const struct container_opts *o, capsule_error 
 
 /* ORIG_MASK is the signal mask the container process starts with; the caller blocks the signals
    that should interrupt create, so they stay pending and are noticed between steps. */
-static int
-do_create (const struct container_opts *o, const sigset_t *orig_mask, struct creation *c,
-           capsule_error **err)
+static int do_create (const struct container_opts *o, const sigset_t *orig_mask, struct creation *c,
+                      capsule_error **err)
 {
   size_t unknown = 0;
-  *c = (struct creation){ .o = o, .sync = { -1, -1 }, .fifo_fd = -1, .parent = getpid (),
-                          .orig_mask = *orig_mask };
+  *c = (struct creation){
+    .o = o, .sync = { -1, -1 }, .fifo_fd = -1, .parent = getpid (), .orig_mask = *orig_mask
+  };
   if (!container_id_valid (o->id))
-    return capsule_error_make (err, EINVAL, "invalid container id \"%s\" (use letters, digits, "
-                               "\"_\", \"+\", \"-\", \".\")", o->id);
+    return capsule_error_make (err, EINVAL,
+                               "invalid container id \"%s\" (use letters, digits, "
+                               "\"_\", \"+\", \"-\", \".\")",
+                               o->id);
   c->spec = spec_load (o->bundle ? o->bundle : ".", err);
   if (c->spec == NULL || check_spec (c->spec, o, err) < 0)
     return -1;
@@ -547,8 +528,7 @@ fail:
   return -1;
 }
 
-int
-container_create (const struct container_opts *o, capsule_error **err)
+int container_create (const struct container_opts *o, capsule_error **err)
 {
   struct creation c;
   sigset_t mask, old;
@@ -569,16 +549,15 @@ container_create (const struct container_opts *o, capsule_error **err)
 
 /* ---------------------------------------------------------------- start, run */
 
-static int
-load_checked (const char *root, const char *id, struct container_state **ret, capsule_error **err)
+static int load_checked (const char *root, const char *id, struct container_state **ret,
+                         capsule_error **err)
 {
   if (!container_id_valid (id))
     return capsule_error_make (err, EINVAL, "invalid container id \"%s\"", id);
   return state_load (root, id, ret, err);
 }
 
-static void
-run_poststart (const struct container_state *st)
+static void run_poststart (const struct container_state *st)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_spec_ struct spec *s = spec_load (st->bundle, &err);
@@ -590,8 +569,7 @@ run_poststart (const struct container_state *st)
     dprintf (2, "capsule: warning: %s\n", err->msg);
 }
 
-static int
-start_fifo (const char *root, const struct container_state *st, capsule_error **err)
+static int start_fifo (const char *root, const struct container_state *st, capsule_error **err)
 {
   _cleanup_free_ char *fifo = xasprintf ("%s/%s/exec.fifo", root, st->id);
   _cleanup_close_ int fd = open (fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -604,8 +582,7 @@ start_fifo (const char *root, const struct container_state *st, capsule_error **
   return 0;
 }
 
-int
-container_start (const char *root, const char *id, capsule_error **err)
+int container_start (const char *root, const char *id, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_close_ int lock = -1;
@@ -625,8 +602,7 @@ container_start (const char *root, const char *id, capsule_error **err)
   return 0;
 }
 
-static void
-report_oom (const struct container_state *st)
+static void report_oom (const struct container_state *st)
 {
   _cleanup_cgroup_ struct cgroup *cg = state_cgroup (st);
   _cleanup_error_ capsule_error *err = NULL;
@@ -640,19 +616,17 @@ report_oom (const struct container_state *st)
     dprintf (2, "capsule: container %s: killed: out of memory\n", st->id);
 }
 
-static void
-forwarding_mask (sigset_t *mask)
+static void forwarding_mask (sigset_t *mask)
 {
-  static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
-                              SIGWINCH, SIGCONT };
+  static const int sigs[]
+      = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
   sigemptyset (mask);
   for (size_t i = 0; i < ARRAY_SIZE (sigs); i++)
     sigaddset (mask, sigs[i]);
 }
 
-int
-container_run (const struct container_opts *o, bool detach, bool keep, int *ret_status,
-               capsule_error **err)
+int container_run (const struct container_opts *o, bool detach, bool keep, int *ret_status,
+                   capsule_error **err)
 {
   struct creation c;
   sigset_t mask, old;
@@ -689,8 +663,7 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
 
 /* ---------------------------------------------------------------- kill, delete, pause, state */
 
-static int
-signal_process (const struct container_state *st, int sig, capsule_error **err)
+static int signal_process (const struct container_state *st, int sig, capsule_error **err)
 {
   _cleanup_close_ int pidfd = syscall (SYS_pidfd_open, st->pid, 0);
   if (pidfd < 0 || !state_process_alive (st))
@@ -700,8 +673,7 @@ signal_process (const struct container_state *st, int sig, capsule_error **err)
   return 0;
 }
 
-int
-container_kill (const char *root, const char *id, int sig, bool all, capsule_error **err)
+int container_kill (const char *root, const char *id, int sig, bool all, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -725,8 +697,7 @@ container_kill (const char *root, const char *id, int sig, bool all, capsule_err
   return signal_process (st, sig, err);
 }
 
-static void
-wait_gone (const struct container_state *st)
+static void wait_gone (const struct container_state *st)
 {
   _cleanup_close_ int pidfd = syscall (SYS_pidfd_open, st->pid, 0);
   struct pollfd p = { .fd = pidfd, .events = POLLIN };
@@ -737,8 +708,7 @@ wait_gone (const struct container_state *st)
   waitpid (st->pid, NULL, WNOHANG);
 }
 
-static void
-run_poststop (const struct container_state *st)
+static void run_poststop (const struct container_state *st)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_spec_ struct spec *s = NULL;
@@ -752,8 +722,7 @@ run_poststop (const struct container_state *st)
     dprintf (2, "capsule: warning: %s\n", err->msg);
 }
 
-static int
-delete_leftover_dir (const char *root, const char *id, capsule_error **err)
+static int delete_leftover_dir (const char *root, const char *id, capsule_error **err)
 {
   _cleanup_free_ char *dir = state_dir (root, id);
   struct stat sb;
@@ -762,8 +731,7 @@ delete_leftover_dir (const char *root, const char *id, capsule_error **err)
   return rm_rf (dir, err);
 }
 
-int
-container_delete (const char *root, const char *id, bool force, capsule_error **err)
+int container_delete (const char *root, const char *id, bool force, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -799,8 +767,7 @@ container_delete (const char *root, const char *id, bool force, capsule_error **
   return rm_rf (dir, err);
 }
 
-int
-container_pause (const char *root, const char *id, bool pause, capsule_error **err)
+int container_pause (const char *root, const char *id, bool pause, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -820,8 +787,7 @@ container_pause (const char *root, const char *id, bool pause, capsule_error **e
   return cg->ops->freeze (cg, pause, err);
 }
 
-int
-container_state (const char *root, const char *id, char **ret_json, capsule_error **err)
+int container_state (const char *root, const char *id, char **ret_json, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -836,8 +802,8 @@ container_state (const char *root, const char *id, char **ret_json, capsule_erro
   return 0;
 }
 
-int
-container_stats (const char *root, const char *id, struct cgroup_stats *ret, capsule_error **err)
+int container_stats (const char *root, const char *id, struct cgroup_stats *ret,
+                     capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -849,8 +815,8 @@ container_stats (const char *root, const char *id, struct cgroup_stats *ret, cap
   return cg->ops->stats (cg, ret, err);
 }
 
-int
-container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n, capsule_error **err)
+int container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n,
+                    capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;

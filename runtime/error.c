@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-set_message (capsule_error **err, int status, char *msg)
+static int set_message (capsule_error **err, int status, char *msg)
 {
   if (err == NULL)
     {
@@ -27,8 +26,7 @@ set_message (capsule_error **err, int status, char *msg)
   return -1;
 }
 
-int
-capsule_error_make (capsule_error **err, int errno_, const char *fmt, ...)
+int capsule_error_make (capsule_error **err, int errno_, const char *fmt, ...)
 {
   char *base = NULL, *msg = NULL;
   va_list ap;
@@ -47,8 +45,7 @@ capsule_error_make (capsule_error **err, int errno_, const char *fmt, ...)
   return set_message (err, errno_, msg);
 }
 
-int
-capsule_error_wrap (capsule_error **err, const char *fmt, ...)
+int capsule_error_wrap (capsule_error **err, const char *fmt, ...)
 {
   char *prefix = NULL, *msg = NULL;
   va_list ap;
@@ -71,8 +68,7 @@ capsule_error_wrap (capsule_error **err, const char *fmt, ...)
   return -1;
 }
 
-capsule_error *
-capsule_error_free (capsule_error *err)
+capsule_error *capsule_error_free (capsule_error *err)
 {
   if (err == NULL)
     return NULL;
@@ -81,8 +77,7 @@ capsule_error_free (capsule_error *err)
   return NULL;
 }
 
-void
-capsule_error_release (capsule_error **err)
+void capsule_error_release (capsule_error **err)
 {
   if (err != NULL)
     *err = capsule_error_free (*err);

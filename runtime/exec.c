@@ -27,14 +27,13 @@ static const struct
   const char *name;
   int flag;
 } ns_files[] = {
-  { "user", CLONE_NEWUSER }, { "mnt", CLONE_NEWNS },     { "pid", CLONE_NEWPID },
-  { "net", CLONE_NEWNET },   { "ipc", CLONE_NEWIPC },    { "uts", CLONE_NEWUTS },
+  { "user", CLONE_NEWUSER },     { "mnt", CLONE_NEWNS },  { "pid", CLONE_NEWPID },
+  { "net", CLONE_NEWNET },       { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
   { "cgroup", CLONE_NEWCGROUP },
 };
 
 /* The namespaces of PID that differ from ours: those are the ones to join. */
-static int
-foreign_namespaces (pid_t pid)
+static int foreign_namespaces (pid_t pid)
 {
   int flags = 0;
   for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++)
@@ -49,8 +48,7 @@ foreign_namespaces (pid_t pid)
   return flags;
 }
 
-static int
-parse_user (const char *user, struct spec_process *p, capsule_error **err)
+static int parse_user (const char *user, struct spec_process *p, capsule_error **err)
 {
   _cleanup_free_ char *copy = xstrdup (user);
   char *colon = strchr (copy, ':');
@@ -69,8 +67,8 @@ parse_user (const char *user, struct spec_process *p, capsule_error **err)
   return 0;
 }
 
-static struct spec_process *
-build_process (const struct spec *s, const struct exec_opts *e, capsule_error **err)
+static struct spec_process *build_process (const struct spec *s, const struct exec_opts *e,
+                                           capsule_error **err)
 {
   struct spec_process *p;
   if (e->process_file)
@@ -130,8 +128,7 @@ struct exec_ctx
   sigset_t orig_mask;
 };
 
-static int
-exec_enter (struct exec_ctx *x, capsule_error **err)
+static int exec_enter (struct exec_ctx *x, capsule_error **err)
 {
   struct sync_msg m;
   pid_t pid;
@@ -149,8 +146,7 @@ exec_enter (struct exec_ctx *x, capsule_error **err)
   return sync_recv (x->sync, SYNC_GO, &m, err);
 }
 
-static _Noreturn void
-exec_child (struct exec_ctx *x)
+static _Noreturn void exec_child (struct exec_ctx *x)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_free_ char *exe = NULL;
@@ -175,11 +171,10 @@ exec_child (struct exec_ctx *x)
   sync_fail (x->sync, err);
 }
 
-static int
-exec_parent (struct exec_ctx *x, const struct cgroup *cg_const, pid_t helper, pid_t *ret_pid,
-             capsule_error **err)
+static int exec_parent (struct exec_ctx *x, const struct cgroup *cg_const, pid_t helper,
+                        pid_t *ret_pid, capsule_error **err)
 {
-  struct cgroup *cg = (struct cgroup *) cg_const;
+  struct cgroup *cg = (struct cgroup *)cg_const;
   struct sync_msg m;
   if (sync_recv (x->sync, SYNC_PID, &m, err) < 0)
     return -1;
@@ -202,8 +197,7 @@ exec_parent (struct exec_ctx *x, const struct cgroup *cg_const, pid_t helper, pi
   return capsule_error_make (err, 0, "exec: unexpected message %d", m.type);
 }
 
-static int
-exec_checks (const char *root, const struct container_state *st, capsule_error **err)
+static int exec_checks (const char *root, const struct container_state *st, capsule_error **err)
 {
   enum container_status status = state_status (root, st);
   if (status != STATUS_RUNNING && status != STATUS_CREATED)
@@ -212,9 +206,8 @@ exec_checks (const char *root, const struct container_state *st, capsule_error *
   return 0;
 }
 
-int
-container_exec (const char *root, const char *id, const struct exec_opts *e, int *ret_status,
-                capsule_error **err)
+int container_exec (const char *root, const char *id, const struct exec_opts *e, int *ret_status,
+                    capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_spec_ struct spec *s = NULL;
@@ -227,8 +220,8 @@ container_exec (const char *root, const char *id, const struct exec_opts *e, int
   sigset_t mask, old;
   pid_t helper, pid = 0;
   int r = -1;
-  static const int sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
-                              SIGWINCH };
+  static const int sigs[]
+      = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 
   if (!container_id_valid (id))
     return capsule_error_make (err, EINVAL, "invalid container id \"%s\"", id);
@@ -259,9 +252,14 @@ container_exec (const char *root, const char *id, const struct exec_opts *e, int
       capsule_error_make (err, errno, "socketpair");
       goto out;
     }
-  x = (struct exec_ctx){ .st = st, .proc = proc, .seccomp = seccomp.filter ? &seccomp : NULL,
-                         .ns_flags = foreign_namespaces (st->pid), .pidfd = pidfd, .sync = sv[1],
-                         .preserve_fds = e->preserve_fds, .orig_mask = old };
+  x = (struct exec_ctx){ .st = st,
+                         .proc = proc,
+                         .seccomp = seccomp.filter ? &seccomp : NULL,
+                         .ns_flags = foreign_namespaces (st->pid),
+                         .pidfd = pidfd,
+                         .sync = sv[1],
+                         .preserve_fds = e->preserve_fds,
+                         .orig_mask = old };
   helper = fork ();
   if (helper < 0)
     {

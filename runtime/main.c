@@ -34,8 +34,7 @@ struct globals
 
 static struct globals g = { .root = CAPSULE_ROOT_DEFAULT };
 
-static void
-log_error (const char *msg)
+static void log_error (const char *msg)
 {
   fprintf (stderr, "capsule: %s\n", msg);
   if (g.log)
@@ -59,18 +58,16 @@ log_error (const char *msg)
     }
 }
 
-static int
-fail (capsule_error *err)
+static int fail (capsule_error *err)
 {
   log_error (err && err->msg ? err->msg : "unknown error");
   capsule_error_free (err);
   return 1;
 }
 
-static int
-usage_error (const char *cmd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-static int
-usage_error (const char *cmd, const char *fmt, ...)
+static int usage_error (const char *cmd, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+static int usage_error (const char *cmd, const char *fmt, ...)
 {
   _cleanup_free_ char *msg = NULL, *line = NULL;
   va_list ap;
@@ -112,8 +109,7 @@ static const char *const main_help
 /* getopt_long with "+" so options after the id are left alone, and opterr off: we report. */
 #define OPT_FLAGS "+"
 
-static int
-need_id (const char *cmd, int argc, char **argv, const char **ret)
+static int need_id (const char *cmd, int argc, char **argv, const char **ret)
 {
   if (optind >= argc)
     return usage_error (cmd, "missing container id");
@@ -121,8 +117,7 @@ need_id (const char *cmd, int argc, char **argv, const char **ret)
   return 0;
 }
 
-static bool
-want_help (int argc, char **argv)
+static bool want_help (int argc, char **argv)
 {
   for (int i = 1; i < argc; i++)
     if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
@@ -130,15 +125,18 @@ want_help (int argc, char **argv)
   return false;
 }
 
-static int
-cmd_create_or_run (int argc, char **argv, bool run)
+static int cmd_create_or_run (int argc, char **argv, bool run)
 {
   static const struct option opts[] = {
-    { "bundle", required_argument, NULL, 'b' },   { "pid-file", required_argument, NULL, 'p' },
+    { "bundle", required_argument, NULL, 'b' },
+    { "pid-file", required_argument, NULL, 'p' },
     { "console-socket", required_argument, NULL, 'c' },
-    { "preserve-fds", required_argument, NULL, 'f' }, { "detach", no_argument, NULL, 'd' },
-    { "keep", no_argument, NULL, 'k' },           { "no-pivot", no_argument, NULL, 'n' },
-    { "no-new-keyring", no_argument, NULL, 'K' }, { NULL, 0, NULL, 0 },
+    { "preserve-fds", required_argument, NULL, 'f' },
+    { "detach", no_argument, NULL, 'd' },
+    { "keep", no_argument, NULL, 'k' },
+    { "no-pivot", no_argument, NULL, 'n' },
+    { "no-new-keyring", no_argument, NULL, 'K' },
+    { NULL, 0, NULL, 0 },
   };
   const char *cmd = run ? "run" : "create";
   struct container_opts o = { .root = g.root, .bundle = "." };
@@ -149,19 +147,31 @@ cmd_create_or_run (int argc, char **argv, bool run)
   while ((c = getopt_long (argc, argv, OPT_FLAGS "b:dk", opts, NULL)) != -1)
     switch (c)
       {
-      case 'b': o.bundle = optarg; break;
-      case 'p': o.pid_file = optarg; break;
-      case 'c': o.console_socket = optarg; break;
+      case 'b':
+        o.bundle = optarg;
+        break;
+      case 'p':
+        o.pid_file = optarg;
+        break;
+      case 'c':
+        o.console_socket = optarg;
+        break;
       case 'f':
         if (parse_u64 (optarg, &n) < 0 || n > 1024)
           return usage_error (cmd, "--preserve-fds: \"%s\" is not a count", optarg);
         o.preserve_fds = n;
         break;
-      case 'd': detach = true; break;
-      case 'k': keep = true; break;
+      case 'd':
+        detach = true;
+        break;
+      case 'k':
+        keep = true;
+        break;
       case 'n':
-      case 'K': break;
-      default: return usage_error (cmd, "unknown option %s", argv[optind - 1]);
+      case 'K':
+        break;
+      default:
+        return usage_error (cmd, "unknown option %s", argv[optind - 1]);
       }
   if (need_id (cmd, argc, argv, &o.id))
     return 2;
@@ -174,9 +184,8 @@ cmd_create_or_run (int argc, char **argv, bool run)
   return status;
 }
 
-static int
-cmd_simple (int argc, char **argv, const char *cmd, int (*fn) (const char *, const char *,
-                                                               capsule_error **))
+static int cmd_simple (int argc, char **argv, const char *cmd,
+                       int (*fn) (const char *, const char *, capsule_error **))
 {
   capsule_error *err = NULL;
   const char *id = NULL;
@@ -188,19 +197,16 @@ cmd_simple (int argc, char **argv, const char *cmd, int (*fn) (const char *, con
   return fn (g.root, id, &err) < 0 ? fail (err) : 0;
 }
 
-static int
-do_pause (const char *root, const char *id, capsule_error **err)
+static int do_pause (const char *root, const char *id, capsule_error **err)
 {
   return container_pause (root, id, true, err);
 }
-static int
-do_resume (const char *root, const char *id, capsule_error **err)
+static int do_resume (const char *root, const char *id, capsule_error **err)
 {
   return container_pause (root, id, false, err);
 }
 
-static int
-cmd_state (int argc, char **argv)
+static int cmd_state (int argc, char **argv)
 {
   capsule_error *err = NULL;
   _cleanup_free_ char *json = NULL;
@@ -214,8 +220,7 @@ cmd_state (int argc, char **argv)
   return 0;
 }
 
-static int
-cmd_kill (int argc, char **argv)
+static int cmd_kill (int argc, char **argv)
 {
   static const struct option opts[] = { { "all", no_argument, NULL, 'a' }, { NULL, 0, NULL, 0 } };
   capsule_error *err = NULL;
@@ -238,8 +243,7 @@ cmd_kill (int argc, char **argv)
   return container_kill (g.root, id, sig, all, &err) < 0 ? fail (err) : 0;
 }
 
-static int
-cmd_delete (int argc, char **argv)
+static int cmd_delete (int argc, char **argv)
 {
   static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
   capsule_error *err = NULL;
@@ -256,8 +260,7 @@ cmd_delete (int argc, char **argv)
   return container_delete (g.root, id, force, &err) < 0 ? fail (err) : 0;
 }
 
-static int
-cmd_list (int argc, char **argv)
+static int cmd_list (int argc, char **argv)
 {
   static const struct option opts[] = { { "quiet", no_argument, NULL, 'q' },
                                         { "format", required_argument, NULL, 'f' },
@@ -322,11 +325,10 @@ cmd_list (int argc, char **argv)
   return 0;
 }
 
-static int
-cmd_ps (int argc, char **argv)
+static int cmd_ps (int argc, char **argv)
 {
-  static const struct option opts[] = { { "format", required_argument, NULL, 'f' },
-                                        { NULL, 0, NULL, 0 } };
+  static const struct option opts[]
+      = { { "format", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
   _cleanup_free_ pid_t *pids = NULL;
   capsule_error *err = NULL;
   const char *id = NULL;
@@ -361,8 +363,7 @@ cmd_ps (int argc, char **argv)
   return 0;
 }
 
-static int
-cmd_events (int argc, char **argv)
+static int cmd_events (int argc, char **argv)
 {
   static const struct option opts[] = { { "stats", no_argument, NULL, 's' },
                                         { "interval", required_argument, NULL, 'i' },
@@ -395,14 +396,14 @@ cmd_events (int argc, char **argv)
   json_w_open_object (w);
   json_w_kv_int (w, "usage", s.memory_current);
   json_w_kv_int (w, "max", s.memory_peak);
-  json_w_kv_int (w, "limit", s.memory_limit == UINT64_MAX ? -1 : (long long) s.memory_limit);
+  json_w_kv_int (w, "limit", s.memory_limit == UINT64_MAX ? -1 : (long long)s.memory_limit);
   json_w_close_object (w);
   json_w_kv_int (w, "oom_kill", s.oom_kills);
   json_w_close_object (w);
   json_w_key (w, "pids");
   json_w_open_object (w);
   json_w_kv_int (w, "current", s.pids_current);
-  json_w_kv_int (w, "limit", s.pids_limit == UINT64_MAX ? -1 : (long long) s.pids_limit);
+  json_w_kv_int (w, "limit", s.pids_limit == UINT64_MAX ? -1 : (long long)s.pids_limit);
   json_w_close_object (w);
   json_w_key (w, "cpu");
   json_w_open_object (w);
@@ -417,16 +418,21 @@ cmd_events (int argc, char **argv)
   return 0;
 }
 
-static int
-cmd_exec (int argc, char **argv)
+static int cmd_exec (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "process", required_argument, NULL, 'p' },  { "cwd", required_argument, NULL, 'w' },
-    { "env", required_argument, NULL, 'e' },      { "user", required_argument, NULL, 'u' },
-    { "detach", no_argument, NULL, 'd' },         { "pid-file", required_argument, NULL, 'P' },
-    { "tty", no_argument, NULL, 't' },            { "no-new-privs", no_argument, NULL, 'N' },
-    { "preserve-fds", required_argument, NULL, 'f' }, { "console-socket", required_argument, NULL, 'c' },
-    { "cap", required_argument, NULL, 'C' },      { NULL, 0, NULL, 0 },
+    { "process", required_argument, NULL, 'p' },
+    { "cwd", required_argument, NULL, 'w' },
+    { "env", required_argument, NULL, 'e' },
+    { "user", required_argument, NULL, 'u' },
+    { "detach", no_argument, NULL, 'd' },
+    { "pid-file", required_argument, NULL, 'P' },
+    { "tty", no_argument, NULL, 't' },
+    { "no-new-privs", no_argument, NULL, 'N' },
+    { "preserve-fds", required_argument, NULL, 'f' },
+    { "console-socket", required_argument, NULL, 'c' },
+    { "cap", required_argument, NULL, 'C' },
+    { NULL, 0, NULL, 0 },
   };
   struct exec_opts e = { 0 };
   _cleanup_free_ char **env = xmalloc0 ((argc + 1) * sizeof (char *));
@@ -438,26 +444,42 @@ cmd_exec (int argc, char **argv)
   while ((c = getopt_long (argc, argv, OPT_FLAGS "p:w:e:u:dtf:", opts, NULL)) != -1)
     switch (c)
       {
-      case 'p': e.process_file = optarg; break;
-      case 'w': e.cwd = optarg; break;
+      case 'p':
+        e.process_file = optarg;
+        break;
+      case 'w':
+        e.cwd = optarg;
+        break;
       case 'e':
         if (strchr (optarg, '=') == NULL)
           return usage_error ("exec", "--env \"%s\" is not NAME=VALUE", optarg);
         env[n_env++] = optarg;
         break;
-      case 'u': e.user = optarg; break;
-      case 'd': e.detach = true; break;
-      case 'P': e.pid_file = optarg; break;
-      case 'N': e.no_new_privs = true; break;
-      case 't': return usage_error ("exec", "--tty is not supported yet");
-      case 'c': break;
-      case 'C': return usage_error ("exec", "--cap is not supported yet");
+      case 'u':
+        e.user = optarg;
+        break;
+      case 'd':
+        e.detach = true;
+        break;
+      case 'P':
+        e.pid_file = optarg;
+        break;
+      case 'N':
+        e.no_new_privs = true;
+        break;
+      case 't':
+        return usage_error ("exec", "--tty is not supported yet");
+      case 'c':
+        break;
+      case 'C':
+        return usage_error ("exec", "--cap is not supported yet");
       case 'f':
         if (parse_u64 (optarg, &n) < 0 || n > 1024)
           return usage_error ("exec", "--preserve-fds: \"%s\" is not a count", optarg);
         e.preserve_fds = n;
         break;
-      default: return usage_error ("exec", "unknown option %s", argv[optind - 1]);
+      default:
+        return usage_error ("exec", "unknown option %s", argv[optind - 1]);
       }
   if (need_id ("exec", argc, argv, &id))
     return 2;
@@ -470,8 +492,7 @@ cmd_exec (int argc, char **argv)
   return status;
 }
 
-static int
-cmd_spec (int argc, char **argv)
+static int cmd_spec (int argc, char **argv)
 {
   static const struct option opts[] = { { "bundle", required_argument, NULL, 'b' },
                                         { "rootfs", required_argument, NULL, 'r' },
@@ -485,11 +506,19 @@ cmd_spec (int argc, char **argv)
   while ((c = getopt_long (argc, argv, OPT_FLAGS "b:", opts, NULL)) != -1)
     switch (c)
       {
-      case 'b': bundle = optarg; break;
-      case 'r': rootfs = optarg; break;
-      case 'a': args = optarg; break;
-      case 'R': break;
-      default: return usage_error ("spec", "unknown option %s", argv[optind - 1]);
+      case 'b':
+        bundle = optarg;
+        break;
+      case 'r':
+        rootfs = optarg;
+        break;
+      case 'a':
+        args = optarg;
+        break;
+      case 'R':
+        break;
+      default:
+        return usage_error ("spec", "unknown option %s", argv[optind - 1]);
       }
   if (spec_default_text (rootfs, args, &text, &err) < 0)
     return fail (err);
@@ -511,8 +540,7 @@ cmd_spec (int argc, char **argv)
   return 0;
 }
 
-static int
-cmd_features (void)
+static int cmd_features (void)
 {
   _cleanup_free_ char *text = features_json ();
   printf ("%s\n", text);
@@ -525,58 +553,90 @@ struct command
   int (*fn) (int argc, char **argv);
 };
 
-static int c_create (int a, char **v) { return cmd_create_or_run (a, v, false); }
-static int c_run (int a, char **v) { return cmd_create_or_run (a, v, true); }
-static int c_start (int a, char **v) { return cmd_simple (a, v, "start", container_start); }
-static int c_pause (int a, char **v) { return cmd_simple (a, v, "pause", do_pause); }
-static int c_resume (int a, char **v) { return cmd_simple (a, v, "resume", do_resume); }
-static int c_features (int a, char **v) { (void) a; (void) v; return cmd_features (); }
+static int c_create (int a, char **v)
+{
+  return cmd_create_or_run (a, v, false);
+}
+static int c_run (int a, char **v)
+{
+  return cmd_create_or_run (a, v, true);
+}
+static int c_start (int a, char **v)
+{
+  return cmd_simple (a, v, "start", container_start);
+}
+static int c_pause (int a, char **v)
+{
+  return cmd_simple (a, v, "pause", do_pause);
+}
+static int c_resume (int a, char **v)
+{
+  return cmd_simple (a, v, "resume", do_resume);
+}
+static int c_features (int a, char **v)
+{
+  (void)a;
+  (void)v;
+  return cmd_features ();
+}
 
 static const struct command commands[] = {
-  { "create", c_create }, { "start", c_start },   { "run", c_run },       { "exec", cmd_exec },
-  { "state", cmd_state }, { "kill", cmd_kill },   { "delete", cmd_delete }, { "list", cmd_list },
-  { "ps", cmd_ps },       { "pause", c_pause },   { "resume", c_resume }, { "events", cmd_events },
-  { "spec", cmd_spec },   { "features", c_features },
+  { "create", c_create },   { "start", c_start },       { "run", c_run },
+  { "exec", cmd_exec },     { "state", cmd_state },     { "kill", cmd_kill },
+  { "delete", cmd_delete }, { "list", cmd_list },       { "ps", cmd_ps },
+  { "pause", c_pause },     { "resume", c_resume },     { "events", cmd_events },
+  { "spec", cmd_spec },     { "features", c_features },
 };
 
-static int
-parse_globals (int argc, char **argv)
+static int parse_globals (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "root", required_argument, NULL, 'r' },   { "log", required_argument, NULL, 'l' },
-    { "log-format", required_argument, NULL, 'f' }, { "systemd-cgroup", no_argument, NULL, 's' },
-    { "debug", no_argument, NULL, 'd' },        { "version", no_argument, NULL, 'v' },
-    { "help", no_argument, NULL, 'h' },         { "rootless", required_argument, NULL, 'R' },
-    { "criu", required_argument, NULL, 'c' },   { NULL, 0, NULL, 0 },
+    { "root", required_argument, NULL, 'r' },
+    { "log", required_argument, NULL, 'l' },
+    { "log-format", required_argument, NULL, 'f' },
+    { "systemd-cgroup", no_argument, NULL, 's' },
+    { "debug", no_argument, NULL, 'd' },
+    { "version", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "rootless", required_argument, NULL, 'R' },
+    { "criu", required_argument, NULL, 'c' },
+    { NULL, 0, NULL, 0 },
   };
   int c;
   while ((c = getopt_long (argc, argv, "+vh", opts, NULL)) != -1)
     switch (c)
       {
-      case 'r': g.root = optarg; break;
-      case 'l': g.log = optarg; break;
+      case 'r':
+        g.root = optarg;
+        break;
+      case 'l':
+        g.log = optarg;
+        break;
       case 'f':
         if (strcmp (optarg, "json") != 0 && strcmp (optarg, "text") != 0)
           return usage_error (NULL, "--log-format must be text or json, not \"%s\"", optarg);
         g.log_json = strcmp (optarg, "json") == 0;
         break;
-      case 's': g.systemd_cgroup = true; break;
+      case 's':
+        g.systemd_cgroup = true;
+        break;
       case 'd':
       case 'R':
-      case 'c': break;
+      case 'c':
+        break;
       case 'v':
         printf ("capsule version %s\nspec: %s\n", CAPSULE_VERSION, OCI_VERSION);
         exit (0);
       case 'h':
         fputs (main_help, stdout);
         exit (0);
-      default: return usage_error (NULL, "unknown global option %s", argv[optind - 1]);
+      default:
+        return usage_error (NULL, "unknown global option %s", argv[optind - 1]);
       }
   return 0;
 }
 
-int
-main (int argc, char **argv)
+int main (int argc, char **argv)
 {
   const char *cmd;
   opterr = 0;

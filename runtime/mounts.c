@@ -29,10 +29,10 @@ struct capsule_mount_attr
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-static int
-openat2_in_root (int rootfd, const char *path, int flags, mode_t mode)
+static int openat2_in_root (int rootfd, const char *path, int flags, mode_t mode)
 {
-  struct open_how how = { .flags = flags | O_CLOEXEC, .mode = mode,
+  struct open_how how = { .flags = flags | O_CLOEXEC,
+                          .mode = mode,
                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
   while (*path == '/')
     path++;
@@ -41,8 +41,7 @@ openat2_in_root (int rootfd, const char *path, int flags, mode_t mode)
   return syscall (SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
-int
-mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err)
+int mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err)
 {
   _cleanup_free_ char *copy = xstrdup (path);
   _cleanup_close_ int dirfd = dup (rootfd);
@@ -89,15 +88,13 @@ mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err
   return fd;
 }
 
-static char *
-fd_path (int fd)
+static char *fd_path (int fd)
 {
   return xasprintf ("/proc/self/fd/%d", fd);
 }
 
 /* Flags a user namespace may not clear on a remount (the kernel "locks" them): keep them. */
-static unsigned long
-locked_flags (const char *target)
+static unsigned long locked_flags (const char *target)
 {
   struct statvfs sv;
   unsigned long f = 0;
@@ -120,8 +117,8 @@ locked_flags (const char *target)
   return f;
 }
 
-static int
-remount_bind (const char *target, unsigned long set, unsigned long clear, capsule_error **err)
+static int remount_bind (const char *target, unsigned long set, unsigned long clear,
+                         capsule_error **err)
 {
   unsigned long flags = (locked_flags (target) | set) & ~(clear & ~MS_RDONLY);
   if (clear & MS_RDONLY)
@@ -135,8 +132,8 @@ remount_bind (const char *target, unsigned long set, unsigned long clear, capsul
 
 /* A path through /proc/self/fd/N names what the fd was opened on, not a mount made on top of it
    since: after mounting, open the destination again to work on the new mount. */
-static int
-reopen (int rootfd, const struct spec_mount *sm, int *fd, char **target, capsule_error **err)
+static int reopen (int rootfd, const struct spec_mount *sm, int *fd, char **target,
+                   capsule_error **err)
 {
   bool file = false;
   struct stat st;
@@ -151,9 +148,8 @@ reopen (int rootfd, const struct spec_mount *sm, int *fd, char **target, capsule
   return 0;
 }
 
-static int
-mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, int *target_fd,
-              capsule_error **err)
+static int mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm,
+                         int *target_fd, capsule_error **err)
 {
   _cleanup_free_ char *target = fd_path (*target_fd);
   const struct cgroup *cg = m->cgroup;
@@ -199,13 +195,12 @@ mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *s
   return ro ? remount_bind (target, MS_RDONLY, 0, err) : 0;
 }
 
-static int
-bind_source_is_file (const struct spec *s, const struct spec_mount *sm, char **ret_src,
-                     bool *ret_file, capsule_error **err)
+static int bind_source_is_file (const struct spec *s, const struct spec_mount *sm, char **ret_src,
+                                bool *ret_file, capsule_error **err)
 {
   struct stat st;
-  char *src = sm->source[0] == '/' ? xstrdup (sm->source)
-                                   : xasprintf ("%s/%s", s->bundle, sm->source);
+  char *src
+      = sm->source[0] == '/' ? xstrdup (sm->source) : xasprintf ("%s/%s", s->bundle, sm->source);
   if (stat (src, &st) < 0)
     {
       capsule_error_make (err, errno, "mounts: bind source `%s` for `%s`", src, sm->destination);
@@ -217,8 +212,8 @@ bind_source_is_file (const struct spec *s, const struct spec_mount *sm, char **r
   return 0;
 }
 
-static int
-do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, capsule_error **err)
+static int do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm,
+                     capsule_error **err)
 {
   _cleanup_free_ char *src = NULL, *target = NULL;
   _cleanup_close_ int fd = -1;
@@ -249,8 +244,7 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
       if (sm->recursive_readonly)
         {
           struct capsule_mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
-          if (syscall (__NR_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
-                       sizeof attr)
+          if (syscall (__NR_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr)
               < 0)
             return capsule_error_make (err, errno, "mounts: make `%s` recursively read-only",
                                        sm->destination);
@@ -269,12 +263,11 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
               if (mount ("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0)
                 return reopen (rootfd, sm, &fd, &target, err) < 0
                            ? -1
-                           : remount_bind (target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                                           0, err);
+                           : remount_bind (target, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0,
+                                           err);
             }
-          return capsule_error_make (err, e, "mounts: mount %s at `%s`%s%s", type,
-                                     sm->destination, sm->data ? " with options " : "",
-                                     sm->data ? sm->data : "");
+          return capsule_error_make (err, e, "mounts: mount %s at `%s`%s%s", type, sm->destination,
+                                     sm->data ? " with options " : "", sm->data ? sm->data : "");
         }
       if (reopen (rootfd, sm, &fd, &target, err) < 0)
         return -1;
@@ -290,13 +283,13 @@ struct default_dev
   int major, minor;
 };
 static const struct default_dev default_devices[] = {
-  { "null", 1, 3 },    { "zero", 1, 5 }, { "full", 1, 7 },
-  { "random", 1, 8 },  { "urandom", 1, 9 }, { "tty", 5, 0 },
+  { "null", 1, 3 },   { "zero", 1, 5 },    { "full", 1, 7 },
+  { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 };
 
-static int
-make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type, int major,
-             int minor, mode_t mode, uid_t uid, gid_t gid, capsule_error **err)
+static int make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type,
+                        int major, int minor, mode_t mode, uid_t uid, gid_t gid,
+                        capsule_error **err)
 {
   _cleanup_close_ int devfd = mounts_open_target (rootfd, "/dev", false, err);
   const char *name = path + strlen ("/dev/");
@@ -317,25 +310,25 @@ make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type
   /* In a user namespace mknod is refused: bind the host's node instead, as runc does. */
   {
     _cleanup_free_ char *host = xasprintf ("/dev/%s", name);
-    struct spec_mount bind = { .destination = (char *) path, .source = host, .flags = MS_BIND };
+    struct spec_mount bind = { .destination = (char *)path, .source = host, .flags = MS_BIND };
     struct stat st;
     if (stat (host, &st) < 0)
       return capsule_error_make (err, errno, "device `%s`: no such device on the host to bind",
                                  path);
     if (!S_ISCHR (st.st_mode) && !S_ISBLK (st.st_mode))
       return capsule_error_make (err, 0, "device `%s`: host `%s` is no device", path, host);
-    if (major >= 0 && (major (st.st_rdev) != (unsigned) major || minor (st.st_rdev) != (unsigned) minor))
+    if (major >= 0
+        && (major (st.st_rdev) != (unsigned)major || minor (st.st_rdev) != (unsigned)minor))
       return capsule_error_make (err, 0, "device `%s`: host `%s` is %u:%u, not %d:%d", path, host,
                                  major (st.st_rdev), minor (st.st_rdev), major, minor);
     return do_mount (m, rootfd, &bind, err);
   }
 }
 
-static int
-setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
+static int setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
 {
   static const char *const links[][2] = {
-    { "/proc/self/fd", "fd" },      { "/proc/self/fd/0", "stdin" },
+    { "/proc/self/fd", "fd" },       { "/proc/self/fd/0", "stdin" },
     { "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" },
     { "pts/ptmx", "ptmx" },
   };
@@ -352,8 +345,8 @@ setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
   for (size_t i = 0; i < s->n_devices; i++)
     {
       const struct spec_device *d = &s->devices[i];
-      if (make_device (m, rootfd, d->path, d->type, d->major, d->minor, d->has_mode ? d->mode : 0666,
-                       d->uid, d->gid, err)
+      if (make_device (m, rootfd, d->path, d->type, d->major, d->minor,
+                       d->has_mode ? d->mode : 0666, d->uid, d->gid, err)
           < 0)
         return -1;
     }
@@ -374,8 +367,7 @@ setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
   return 0;
 }
 
-static bool
-spec_mounts_dev (const struct spec *s)
+static bool spec_mounts_dev (const struct spec *s)
 {
   for (size_t i = 0; i < s->n_mounts; i++)
     if (strcmp (s->mounts[i].destination, "/dev") == 0)
@@ -383,8 +375,7 @@ spec_mounts_dev (const struct spec *s)
   return false;
 }
 
-int
-mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
+int mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
 {
   const struct spec *s = m->spec;
   unsigned long prop = s->rootfs_propagation ? s->rootfs_propagation : MS_PRIVATE | MS_REC;
@@ -409,8 +400,7 @@ mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
   return 0;
 }
 
-int
-mounts_pivot (const struct spec *s, capsule_error **err)
+int mounts_pivot (const struct spec *s, capsule_error **err)
 {
   _cleanup_close_ int oldroot = open ("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   _cleanup_close_ int newroot = open (s->root_path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -433,8 +423,7 @@ mounts_pivot (const struct spec *s, capsule_error **err)
   return 0;
 }
 
-static int
-mask_path (const char *path, capsule_error **err)
+static int mask_path (const char *path, capsule_error **err)
 {
   struct stat st;
   if (lstat (path, &st) < 0)
@@ -452,19 +441,16 @@ mask_path (const char *path, capsule_error **err)
   return 0;
 }
 
-static int
-readonly_path (const char *path, capsule_error **err)
+static int readonly_path (const char *path, capsule_error **err)
 {
   if (mount (path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
-    return errno == ENOENT ? 0
-                           : capsule_error_make (err, errno, "linux.readonlyPaths: `%s`", path);
+    return errno == ENOENT ? 0 : capsule_error_make (err, errno, "linux.readonlyPaths: `%s`", path);
   if (remount_bind (path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0, err) < 0)
     return capsule_error_wrap (err, "linux.readonlyPaths");
   return 0;
 }
 
-int
-mounts_finish (const struct mounts_ctx *m, capsule_error **err)
+int mounts_finish (const struct mounts_ctx *m, capsule_error **err)
 {
   const struct spec *s = m->spec;
   for (char **p = s->readonly_paths; p && *p; p++)

@@ -11,25 +11,25 @@
 
 #include <sys/capability.h>
 
-char *
-features_json (void)
+char *features_json (void)
 {
-  static const char *const hooks[] = { "prestart", "createRuntime", "createContainer",
-                                       "startContainer", "poststart", "poststop" };
-  static const char *const mount_options[]
-      = { "async", "atime", "bind", "dev", "diratime", "dirsync", "exec", "mand", "noatime",
-          "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid",
-          "private", "rbind", "relatime", "remount", "ro", "rprivate", "rro", "rshared",
-          "rslave", "runbindable", "rw", "shared", "slave", "strictatime", "suid", "sync",
-          "unbindable" };
+  static const char *const hooks[] = { "prestart",       "createRuntime", "createContainer",
+                                       "startContainer", "poststart",     "poststop" };
+  static const char *const mount_options[] = {
+    "async",         "atime",       "bind",    "dev",        "diratime",    "dirsync", "exec",
+    "mand",          "noatime",     "nodev",   "nodiratime", "noexec",      "nomand",  "norelatime",
+    "nostrictatime", "nosuid",      "private", "rbind",      "relatime",    "remount", "ro",
+    "rprivate",      "rro",         "rshared", "rslave",     "runbindable", "rw",      "shared",
+    "slave",         "strictatime", "suid",    "sync",       "unbindable"
+  };
   static const char *const namespaces[]
       = { "cgroup", "ipc", "mount", "network", "pid", "user", "uts" };
   static const char *const actions[]
-      = { "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-          "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP" };
+      = { "SCMP_ACT_ALLOW",       "SCMP_ACT_ERRNO", "SCMP_ACT_KILL",  "SCMP_ACT_KILL_PROCESS",
+          "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",   "SCMP_ACT_TRACE", "SCMP_ACT_TRAP" };
   static const char *const operators[]
-      = { "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
-          "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE" };
+      = { "SCMP_CMP_EQ", "SCMP_CMP_GE",        "SCMP_CMP_GT", "SCMP_CMP_LE",
+          "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE" };
   static const char *const archs[] = { "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
                                        "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM" };
   _cleanup_json_writer_ json_writer *w = json_writer_new (true);

@@ -13,8 +13,7 @@
 
 #include "utils.h"
 
-int
-seccomp_action_parse (const char *name, int errno_ret, uint32_t *ret)
+int seccomp_action_parse (const char *name, int errno_ret, uint32_t *ret)
 {
   if (strcmp (name, "SCMP_ACT_KILL") == 0 || strcmp (name, "SCMP_ACT_KILL_THREAD") == 0)
     *ret = SCMP_ACT_KILL_THREAD;
@@ -35,8 +34,7 @@ seccomp_action_parse (const char *name, int errno_ret, uint32_t *ret)
   return 0;
 }
 
-int
-seccomp_arch_parse (const char *name, uint32_t *ret)
+int seccomp_arch_parse (const char *name, uint32_t *ret)
 {
   char lower[32];
   size_t n;
@@ -60,17 +58,19 @@ seccomp_arch_parse (const char *name, uint32_t *ret)
   return 0;
 }
 
-int
-seccomp_op_parse (const char *name)
+int seccomp_op_parse (const char *name)
 {
   static const struct
   {
     const char *name;
     int op;
   } ops[] = {
-    { "SCMP_CMP_NE", SCMP_CMP_NE }, { "SCMP_CMP_LT", SCMP_CMP_LT },
-    { "SCMP_CMP_LE", SCMP_CMP_LE }, { "SCMP_CMP_EQ", SCMP_CMP_EQ },
-    { "SCMP_CMP_GE", SCMP_CMP_GE }, { "SCMP_CMP_GT", SCMP_CMP_GT },
+    { "SCMP_CMP_NE", SCMP_CMP_NE },
+    { "SCMP_CMP_LT", SCMP_CMP_LT },
+    { "SCMP_CMP_LE", SCMP_CMP_LE },
+    { "SCMP_CMP_EQ", SCMP_CMP_EQ },
+    { "SCMP_CMP_GE", SCMP_CMP_GE },
+    { "SCMP_CMP_GT", SCMP_CMP_GT },
     { "SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ },
   };
   for (size_t i = 0; i < ARRAY_SIZE (ops); i++)
@@ -79,8 +79,7 @@ seccomp_op_parse (const char *name)
   return -1;
 }
 
-int
-seccomp_flag_parse (const char *name, unsigned *flags)
+int seccomp_flag_parse (const char *name, unsigned *flags)
 {
   if (strcmp (name, "SECCOMP_FILTER_FLAG_LOG") == 0)
     *flags |= SECCOMP_FILTER_FLAG_LOG;
@@ -93,15 +92,13 @@ seccomp_flag_parse (const char *name, unsigned *flags)
   return 0;
 }
 
-static void
-ctx_releasep (scmp_filter_ctx *ctx)
+static void ctx_releasep (scmp_filter_ctx *ctx)
 {
   if (*ctx)
     seccomp_release (*ctx);
 }
 
-static int
-add_archs (scmp_filter_ctx ctx, const struct spec_seccomp *sc, capsule_error **err)
+static int add_archs (scmp_filter_ctx ctx, const struct spec_seccomp *sc, capsule_error **err)
 {
   for (size_t i = 0; i < sc->n_archs; i++)
     {
@@ -112,9 +109,9 @@ add_archs (scmp_filter_ctx ctx, const struct spec_seccomp *sc, capsule_error **e
   return 0;
 }
 
-static int
-add_rule (scmp_filter_ctx ctx, const struct spec_seccomp *sc, const struct spec_seccomp_rule *rule,
-          size_t i, size_t *unknown, capsule_error **err)
+static int add_rule (scmp_filter_ctx ctx, const struct spec_seccomp *sc,
+                     const struct spec_seccomp_rule *rule, size_t i, size_t *unknown,
+                     capsule_error **err)
 {
   struct scmp_arg_cmp cmps[6];
   for (size_t k = 0; k < rule->n_args; k++)
@@ -147,9 +144,8 @@ add_rule (scmp_filter_ctx ctx, const struct spec_seccomp *sc, const struct spec_
   return 0;
 }
 
-int
-seccomp_compile (const struct spec_seccomp *sc, struct seccomp_program *ret, size_t *ret_unknown,
-                 capsule_error **err)
+int seccomp_compile (const struct spec_seccomp *sc, struct seccomp_program *ret,
+                     size_t *ret_unknown, capsule_error **err)
 {
   __attribute__ ((cleanup (ctx_releasep))) scmp_filter_ctx ctx = seccomp_init (sc->default_action);
   _cleanup_close_ int fd = -1;
@@ -190,16 +186,14 @@ seccomp_compile (const struct spec_seccomp *sc, struct seccomp_program *ret, siz
   return 0;
 }
 
-void
-seccomp_program_release (struct seccomp_program *p)
+void seccomp_program_release (struct seccomp_program *p)
 {
   free (p->filter);
   p->filter = NULL;
   p->len = 0;
 }
 
-int
-seccomp_install (const struct seccomp_program *p, capsule_error **err)
+int seccomp_install (const struct seccomp_program *p, capsule_error **err)
 {
   struct sock_fprog prog = { .len = p->len, .filter = p->filter };
   if (syscall (__NR_seccomp, SECCOMP_SET_MODE_FILTER, p->flags, &prog) < 0)

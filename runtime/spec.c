@@ -25,10 +25,9 @@ struct ctx
   capsule_error **err;
 };
 
-static int
-bad (struct ctx *c, const char *path, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
-static int
-bad (struct ctx *c, const char *path, const char *fmt, ...)
+static int bad (struct ctx *c, const char *path, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+static int bad (struct ctx *c, const char *path, const char *fmt, ...)
 {
   _cleanup_free_ char *msg = NULL;
   va_list ap;
@@ -39,27 +38,23 @@ bad (struct ctx *c, const char *path, const char *fmt, ...)
   return capsule_error_make (c->err, 0, "%s: %s: %s", c->what, path, msg ? msg : "invalid");
 }
 
-static int
-wrong_type (struct ctx *c, const char *path, const char *expected, const json_value *v)
+static int wrong_type (struct ctx *c, const char *path, const char *expected, const json_value *v)
 {
   return bad (c, path, "expected %s, got %s", expected, json_type_name (v));
 }
 
-static char *
-sub (const char *path, const char *key)
+static char *sub (const char *path, const char *key)
 {
   return path[0] ? xasprintf ("%s.%s", path, key) : xstrdup (key);
 }
 
-static char *
-idx (const char *path, size_t i)
+static char *idx (const char *path, size_t i)
 {
   return xasprintf ("%s[%zu]", path, i);
 }
 
-static int
-opt_string (struct ctx *c, const json_value *obj, const char *path, const char *key, bool required,
-            char **ret)
+static int opt_string (struct ctx *c, const json_value *obj, const char *path, const char *key,
+                       bool required, char **ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = sub (path, key);
@@ -78,8 +73,8 @@ opt_string (struct ctx *c, const json_value *obj, const char *path, const char *
   return 0;
 }
 
-static int
-opt_bool (struct ctx *c, const json_value *obj, const char *path, const char *key, bool *ret)
+static int opt_bool (struct ctx *c, const json_value *obj, const char *path, const char *key,
+                     bool *ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = NULL;
@@ -95,9 +90,8 @@ opt_bool (struct ctx *c, const json_value *obj, const char *path, const char *ke
 }
 
 /* An integer within [min, max]; *present tells whether it was there. */
-static int
-opt_int (struct ctx *c, const json_value *obj, const char *path, const char *key, long long min,
-         long long max, bool *present, long long *ret)
+static int opt_int (struct ctx *c, const json_value *obj, const char *path, const char *key,
+                    long long min, long long max, bool *present, long long *ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = NULL;
@@ -114,9 +108,8 @@ opt_int (struct ctx *c, const json_value *obj, const char *path, const char *key
   return 0;
 }
 
-static int
-opt_u64 (struct ctx *c, const json_value *obj, const char *path, const char *key, bool *present,
-         uint64_t *ret)
+static int opt_u64 (struct ctx *c, const json_value *obj, const char *path, const char *key,
+                    bool *present, uint64_t *ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = NULL;
@@ -133,9 +126,8 @@ opt_u64 (struct ctx *c, const json_value *obj, const char *path, const char *key
 }
 
 /* NULL-terminated array of strings; a missing member leaves *ret untouched. */
-static int
-opt_strv (struct ctx *c, const json_value *obj, const char *path, const char *key, size_t max,
-          char ***ret)
+static int opt_strv (struct ctx *c, const json_value *obj, const char *path, const char *key,
+                     size_t max, char ***ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = NULL;
@@ -166,16 +158,14 @@ opt_strv (struct ctx *c, const json_value *obj, const char *path, const char *ke
   return 0;
 }
 
-static int
-want_object (struct ctx *c, const json_value *v, const char *path)
+static int want_object (struct ctx *c, const json_value *v, const char *path)
 {
   if (v != NULL && !json_is_object (v) && !json_is_null (v))
     return wrong_type (c, path, "an object", v);
   return 0;
 }
 
-static int
-want_array (struct ctx *c, const json_value *v, const char *path, size_t max)
+static int want_array (struct ctx *c, const json_value *v, const char *path, size_t max)
 {
   if (v == NULL || json_is_null (v))
     return 0;
@@ -196,29 +186,40 @@ struct mount_opt
 };
 
 static const struct mount_opt mount_flags[] = {
-  { "ro", false, MS_RDONLY },          { "rw", true, MS_RDONLY },
-  { "nosuid", false, MS_NOSUID },      { "suid", true, MS_NOSUID },
-  { "nodev", false, MS_NODEV },        { "dev", true, MS_NODEV },
-  { "noexec", false, MS_NOEXEC },      { "exec", true, MS_NOEXEC },
-  { "sync", false, MS_SYNCHRONOUS },   { "async", true, MS_SYNCHRONOUS },
-  { "dirsync", false, MS_DIRSYNC },    { "remount", false, MS_REMOUNT },
-  { "mand", false, MS_MANDLOCK },      { "nomand", true, MS_MANDLOCK },
-  { "atime", true, MS_NOATIME },       { "noatime", false, MS_NOATIME },
-  { "diratime", true, MS_NODIRATIME }, { "nodiratime", false, MS_NODIRATIME },
-  { "relatime", false, MS_RELATIME },  { "norelatime", true, MS_RELATIME },
-  { "strictatime", false, MS_STRICTATIME }, { "nostrictatime", true, MS_STRICTATIME },
-  { "bind", false, MS_BIND },          { "rbind", false, MS_BIND | MS_REC },
+  { "ro", false, MS_RDONLY },
+  { "rw", true, MS_RDONLY },
+  { "nosuid", false, MS_NOSUID },
+  { "suid", true, MS_NOSUID },
+  { "nodev", false, MS_NODEV },
+  { "dev", true, MS_NODEV },
+  { "noexec", false, MS_NOEXEC },
+  { "exec", true, MS_NOEXEC },
+  { "sync", false, MS_SYNCHRONOUS },
+  { "async", true, MS_SYNCHRONOUS },
+  { "dirsync", false, MS_DIRSYNC },
+  { "remount", false, MS_REMOUNT },
+  { "mand", false, MS_MANDLOCK },
+  { "nomand", true, MS_MANDLOCK },
+  { "atime", true, MS_NOATIME },
+  { "noatime", false, MS_NOATIME },
+  { "diratime", true, MS_NODIRATIME },
+  { "nodiratime", false, MS_NODIRATIME },
+  { "relatime", false, MS_RELATIME },
+  { "norelatime", true, MS_RELATIME },
+  { "strictatime", false, MS_STRICTATIME },
+  { "nostrictatime", true, MS_STRICTATIME },
+  { "bind", false, MS_BIND },
+  { "rbind", false, MS_BIND | MS_REC },
 };
 
 static const struct mount_opt propagation_flags[] = {
-  { "private", false, MS_PRIVATE },        { "rprivate", false, MS_PRIVATE | MS_REC },
-  { "shared", false, MS_SHARED },          { "rshared", false, MS_SHARED | MS_REC },
-  { "slave", false, MS_SLAVE },            { "rslave", false, MS_SLAVE | MS_REC },
-  { "unbindable", false, MS_UNBINDABLE },  { "runbindable", false, MS_UNBINDABLE | MS_REC },
+  { "private", false, MS_PRIVATE },       { "rprivate", false, MS_PRIVATE | MS_REC },
+  { "shared", false, MS_SHARED },         { "rshared", false, MS_SHARED | MS_REC },
+  { "slave", false, MS_SLAVE },           { "rslave", false, MS_SLAVE | MS_REC },
+  { "unbindable", false, MS_UNBINDABLE }, { "runbindable", false, MS_UNBINDABLE | MS_REC },
 };
 
-static const struct mount_opt *
-find_opt (const struct mount_opt *table, size_t n, const char *name)
+static const struct mount_opt *find_opt (const struct mount_opt *table, size_t n, const char *name)
 {
   for (size_t i = 0; i < n; i++)
     if (strcmp (table[i].name, name) == 0)
@@ -226,9 +227,8 @@ find_opt (const struct mount_opt *table, size_t n, const char *name)
   return NULL;
 }
 
-int
-spec_mount_options_parse (struct spec_mount *m, char **options, const char *where,
-                          capsule_error **err)
+int spec_mount_options_parse (struct spec_mount *m, char **options, const char *where,
+                              capsule_error **err)
 {
   size_t data_len = 0;
   _cleanup_free_ char *data = NULL;
@@ -288,18 +288,25 @@ static const struct
   const char *name;
   int resource;
 } rlimit_names[] = {
-  { "RLIMIT_AS", RLIMIT_AS },           { "RLIMIT_CORE", RLIMIT_CORE },
-  { "RLIMIT_CPU", RLIMIT_CPU },         { "RLIMIT_DATA", RLIMIT_DATA },
-  { "RLIMIT_FSIZE", RLIMIT_FSIZE },     { "RLIMIT_LOCKS", RLIMIT_LOCKS },
-  { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK }, { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
-  { "RLIMIT_NICE", RLIMIT_NICE },       { "RLIMIT_NOFILE", RLIMIT_NOFILE },
-  { "RLIMIT_NPROC", RLIMIT_NPROC },     { "RLIMIT_RSS", RLIMIT_RSS },
-  { "RLIMIT_RTPRIO", RLIMIT_RTPRIO },   { "RLIMIT_RTTIME", RLIMIT_RTTIME },
-  { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING }, { "RLIMIT_STACK", RLIMIT_STACK },
+  { "RLIMIT_AS", RLIMIT_AS },
+  { "RLIMIT_CORE", RLIMIT_CORE },
+  { "RLIMIT_CPU", RLIMIT_CPU },
+  { "RLIMIT_DATA", RLIMIT_DATA },
+  { "RLIMIT_FSIZE", RLIMIT_FSIZE },
+  { "RLIMIT_LOCKS", RLIMIT_LOCKS },
+  { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK },
+  { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
+  { "RLIMIT_NICE", RLIMIT_NICE },
+  { "RLIMIT_NOFILE", RLIMIT_NOFILE },
+  { "RLIMIT_NPROC", RLIMIT_NPROC },
+  { "RLIMIT_RSS", RLIMIT_RSS },
+  { "RLIMIT_RTPRIO", RLIMIT_RTPRIO },
+  { "RLIMIT_RTTIME", RLIMIT_RTTIME },
+  { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING },
+  { "RLIMIT_STACK", RLIMIT_STACK },
 };
 
-int
-spec_rlimit_parse (const char *name)
+int spec_rlimit_parse (const char *name)
 {
   for (size_t i = 0; i < ARRAY_SIZE (rlimit_names); i++)
     if (strcmp (rlimit_names[i].name, name) == 0)
@@ -307,8 +314,7 @@ spec_rlimit_parse (const char *name)
   return -1;
 }
 
-static int
-parse_rlimits (struct ctx *c, const json_value *proc, struct spec_process *p)
+static int parse_rlimits (struct ctx *c, const json_value *proc, struct spec_process *p)
 {
   json_value *v = json_get (proc, "rlimits");
   const char *path = "process.rlimits";
@@ -339,8 +345,7 @@ parse_rlimits (struct ctx *c, const json_value *proc, struct spec_process *p)
         return bad (c, pi, "needs both \"soft\" and \"hard\"");
       if (p->rlimits[i].soft > p->rlimits[i].hard)
         return bad (c, pi, "soft limit %llu is above the hard limit %llu",
-                    (unsigned long long) p->rlimits[i].soft,
-                    (unsigned long long) p->rlimits[i].hard);
+                    (unsigned long long)p->rlimits[i].soft, (unsigned long long)p->rlimits[i].hard);
       for (size_t j = 0; j < i; j++)
         if (p->rlimits[j].resource == p->rlimits[i].resource)
           return bad (c, pi, "\"%s\" is set twice", type);
@@ -351,8 +356,7 @@ parse_rlimits (struct ctx *c, const json_value *proc, struct spec_process *p)
 static const char *const capset_names[SPEC_N_CAPSETS]
     = { "bounding", "effective", "permitted", "inheritable", "ambient" };
 
-static int
-parse_capabilities (struct ctx *c, const json_value *proc, struct spec_process *p)
+static int parse_capabilities (struct ctx *c, const json_value *proc, struct spec_process *p)
 {
   json_value *v = json_get (proc, "capabilities");
   if (v == NULL || json_is_null (v))
@@ -380,8 +384,7 @@ parse_capabilities (struct ctx *c, const json_value *proc, struct spec_process *
   return 0;
 }
 
-static int
-parse_user (struct ctx *c, const json_value *proc, struct spec_process *p)
+static int parse_user (struct ctx *c, const json_value *proc, struct spec_process *p)
 {
   json_value *u = json_get (proc, "user");
   json_value *gids;
@@ -401,7 +404,7 @@ parse_user (struct ctx *c, const json_value *proc, struct spec_process *p)
   v = -1;
   if (opt_int (c, u, "process.user", "umask", 0, 0777, &p->has_umask, &v) < 0)
     return -1;
-  p->umask = p->has_umask ? (mode_t) v : 0022;
+  p->umask = p->has_umask ? (mode_t)v : 0022;
   gids = json_get (u, "additionalGids");
   if (want_array (c, gids, "process.user.additionalGids", 1024) < 0)
     return -1;
@@ -420,8 +423,7 @@ parse_user (struct ctx *c, const json_value *proc, struct spec_process *p)
   return 0;
 }
 
-static int
-parse_process_obj (struct ctx *c, const json_value *v, struct spec_process **ret)
+static int parse_process_obj (struct ctx *c, const json_value *v, struct spec_process **ret)
 {
   struct spec_process *p = xmalloc0 (sizeof *p);
   long long oom = 0;
@@ -469,8 +471,7 @@ out:
 
 /* ---- root, mounts, namespaces, id mappings ---- */
 
-static int
-parse_root (struct ctx *c, const json_value *doc, const char *bundle, struct spec *s)
+static int parse_root (struct ctx *c, const json_value *doc, const char *bundle, struct spec *s)
 {
   json_value *root = json_get (doc, "root");
   _cleanup_free_ char *path = NULL;
@@ -485,8 +486,7 @@ parse_root (struct ctx *c, const json_value *doc, const char *bundle, struct spe
   return 0;
 }
 
-static int
-parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
+static int parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
 {
   json_value *v = json_get (doc, "mounts");
   if (want_array (c, v, "mounts", 1024) < 0)
@@ -532,13 +532,12 @@ static const struct
   const char *name;
   int type;
 } ns_names[] = {
-  { "pid", CLONE_NEWPID },   { "network", CLONE_NEWNET }, { "mount", CLONE_NEWNS },
-  { "ipc", CLONE_NEWIPC },   { "uts", CLONE_NEWUTS },     { "user", CLONE_NEWUSER },
+  { "pid", CLONE_NEWPID },       { "network", CLONE_NEWNET }, { "mount", CLONE_NEWNS },
+  { "ipc", CLONE_NEWIPC },       { "uts", CLONE_NEWUTS },     { "user", CLONE_NEWUSER },
   { "cgroup", CLONE_NEWCGROUP },
 };
 
-int
-spec_namespace_parse (const char *name)
+int spec_namespace_parse (const char *name)
 {
   for (size_t i = 0; i < ARRAY_SIZE (ns_names); i++)
     if (strcmp (ns_names[i].name, name) == 0)
@@ -546,8 +545,7 @@ spec_namespace_parse (const char *name)
   return 0;
 }
 
-const char *
-spec_namespace_name (int type)
+const char *spec_namespace_name (int type)
 {
   for (size_t i = 0; i < ARRAY_SIZE (ns_names); i++)
     if (ns_names[i].type == type)
@@ -555,8 +553,7 @@ spec_namespace_name (int type)
   return "?";
 }
 
-static int
-parse_namespaces (struct ctx *c, const json_value *linux_, struct spec *s)
+static int parse_namespaces (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "namespaces");
   if (want_array (c, v, "linux.namespaces", 16) < 0)
@@ -591,9 +588,8 @@ parse_namespaces (struct ctx *c, const json_value *linux_, struct spec *s)
   return 0;
 }
 
-static int
-parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct spec_idmap **ret,
-              size_t *ret_n)
+static int parse_idmaps (struct ctx *c, const json_value *linux_, const char *key,
+                         struct spec_idmap **ret, size_t *ret_n)
 {
   json_value *v = json_get (linux_, key);
   _cleanup_free_ char *path = xasprintf ("linux.%s", key);
@@ -621,8 +617,7 @@ parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct s
 
 /* ---- devices, sysctl, resources ---- */
 
-static int
-parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
+static int parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "devices");
   if (want_array (c, v, "linux.devices", 1024) < 0)
@@ -666,8 +661,7 @@ parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
   return 0;
 }
 
-static int
-parse_sysctl (struct ctx *c, const json_value *linux_, struct spec *s)
+static int parse_sysctl (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "sysctl");
   if (want_object (c, v, "linux.sysctl") < 0)
@@ -691,8 +685,7 @@ parse_sysctl (struct ctx *c, const json_value *linux_, struct spec *s)
   return 0;
 }
 
-static int
-parse_device_rules (struct ctx *c, const json_value *res, struct spec_resources *r)
+static int parse_device_rules (struct ctx *c, const json_value *res, struct spec_resources *r)
 {
   json_value *v = json_get (res, "devices");
   if (want_array (c, v, "linux.resources.devices", 1024) < 0)
@@ -726,8 +719,7 @@ parse_device_rules (struct ctx *c, const json_value *res, struct spec_resources 
   return 0;
 }
 
-static int
-parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
+static int parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "resources");
   json_value *mem, *pids, *cpu, *unified;
@@ -741,18 +733,21 @@ parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
   r->cpu_quota = 0;
   mem = json_get (v, "memory");
   if (want_object (c, mem, "linux.resources.memory") < 0
-      || opt_int (c, mem, "linux.resources.memory", "limit", -1, INT64_MAX,
-                  &r->has_memory_limit, (long long *) &r->memory_limit) < 0
+      || opt_int (c, mem, "linux.resources.memory", "limit", -1, INT64_MAX, &r->has_memory_limit,
+                  (long long *)&r->memory_limit)
+             < 0
       || opt_int (c, mem, "linux.resources.memory", "reservation", -1, INT64_MAX,
-                  &r->has_memory_reservation, (long long *) &r->memory_reservation) < 0
+                  &r->has_memory_reservation, (long long *)&r->memory_reservation)
+             < 0
       || opt_int (c, mem, "linux.resources.memory", "swap", -1, INT64_MAX, &r->has_memory_swap,
-                  (long long *) &r->memory_swap) < 0)
+                  (long long *)&r->memory_swap)
+             < 0)
     return -1;
   if (r->has_memory_limit && r->memory_limit == 0)
     r->has_memory_limit = false; /* runc treats 0 as "not set" */
   if (r->has_memory_limit && r->memory_limit > 0 && r->memory_limit < 256 * 1024)
     return bad (c, "linux.resources.memory.limit", "%lld bytes is too small to run anything",
-                (long long) r->memory_limit);
+                (long long)r->memory_limit);
   if (r->has_memory_swap && r->has_memory_limit && r->memory_swap > 0 && r->memory_limit > 0
       && r->memory_swap < r->memory_limit)
     return bad (c, "linux.resources.memory.swap",
@@ -760,7 +755,8 @@ parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
   pids = json_get (v, "pids");
   if (want_object (c, pids, "linux.resources.pids") < 0
       || opt_int (c, pids, "linux.resources.pids", "limit", -1, INT64_MAX, &r->has_pids_limit,
-                  (long long *) &r->pids_limit) < 0)
+                  (long long *)&r->pids_limit)
+             < 0)
     return -1;
   if (r->has_pids_limit && r->pids_limit == 0)
     r->has_pids_limit = false;
@@ -769,20 +765,21 @@ parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
   if (want_object (c, cpu, "linux.resources.cpu") < 0
       || opt_u64 (c, cpu, "linux.resources.cpu", "shares", &has, &r->cpu_shares) < 0
       || opt_int (c, cpu, "linux.resources.cpu", "quota", -1, INT64_MAX, &has,
-                  (long long *) &r->cpu_quota) < 0
+                  (long long *)&r->cpu_quota)
+             < 0
       || opt_u64 (c, cpu, "linux.resources.cpu", "period", &has, &r->cpu_period) < 0
       || opt_string (c, cpu, "linux.resources.cpu", "cpus", false, &r->cpus) < 0
       || opt_string (c, cpu, "linux.resources.cpu", "mems", false, &r->mems) < 0)
     return -1;
   if (r->cpu_shares && (r->cpu_shares < 2 || r->cpu_shares > 262144))
     return bad (c, "linux.resources.cpu.shares", "%llu is out of range [2, 262144]",
-                (unsigned long long) r->cpu_shares);
+                (unsigned long long)r->cpu_shares);
   if (r->cpu_period && (r->cpu_period < 1000 || r->cpu_period > 1000000))
     return bad (c, "linux.resources.cpu.period", "%llu is out of range [1000, 1000000]",
-                (unsigned long long) r->cpu_period);
+                (unsigned long long)r->cpu_period);
   if (r->cpu_quota > 0 && r->cpu_quota < 1000)
     return bad (c, "linux.resources.cpu.quota", "%lld is below the kernel's minimum of 1000",
-                (long long) r->cpu_quota);
+                (long long)r->cpu_quota);
   if (parse_device_rules (c, v, r) < 0)
     return -1;
   unified = json_get (v, "unified");
@@ -808,9 +805,8 @@ parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
 
 /* ---- seccomp ---- */
 
-static int
-parse_seccomp_args (struct ctx *c, const json_value *e, const char *pi,
-                    struct spec_seccomp_rule *rule)
+static int parse_seccomp_args (struct ctx *c, const json_value *e, const char *pi,
+                               struct spec_seccomp_rule *rule)
 {
   json_value *args = json_get (e, "args");
   _cleanup_free_ char *pa = sub (pi, "args");
@@ -844,9 +840,8 @@ parse_seccomp_args (struct ctx *c, const json_value *e, const char *pi,
   return 0;
 }
 
-static int
-parse_seccomp_action (struct ctx *c, const json_value *obj, const char *path, const char *key,
-                      uint32_t *ret)
+static int parse_seccomp_action (struct ctx *c, const json_value *obj, const char *path,
+                                 const char *key, uint32_t *ret)
 {
   _cleanup_free_ char *name = NULL;
   _cleanup_free_ char *pk = sub (path, key);
@@ -854,16 +849,16 @@ parse_seccomp_action (struct ctx *c, const json_value *obj, const char *path, co
   bool has_errno = false;
   if (opt_string (c, obj, path, key, true, &name) < 0)
     return -1;
-  if (opt_int (c, obj, path, strcmp (key, "defaultAction") == 0 ? "defaultErrnoRet" : "errnoRet",
-               0, 4095, &has_errno, &errno_ret) < 0)
+  if (opt_int (c, obj, path, strcmp (key, "defaultAction") == 0 ? "defaultErrnoRet" : "errnoRet", 0,
+               4095, &has_errno, &errno_ret)
+      < 0)
     return -1;
   if (seccomp_action_parse (name, errno_ret, ret) < 0)
     return bad (c, pk, "unknown action \"%s\"", name);
   return 0;
 }
 
-static int
-parse_seccomp (struct ctx *c, const json_value *linux_, struct spec *s)
+static int parse_seccomp (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "seccomp");
   json_value *syscalls;
@@ -915,8 +910,7 @@ parse_seccomp (struct ctx *c, const json_value *linux_, struct spec *s)
 
 /* ---- hooks, annotations ---- */
 
-static int
-parse_hooks (struct ctx *c, const json_value *doc, struct spec *s)
+static int parse_hooks (struct ctx *c, const json_value *doc, struct spec *s)
 {
   json_value *hooks = json_get (doc, "hooks");
   if (want_object (c, hooks, "hooks") < 0)
@@ -953,8 +947,7 @@ parse_hooks (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
-static int
-parse_annotations (struct ctx *c, const json_value *doc, struct spec *s)
+static int parse_annotations (struct ctx *c, const json_value *doc, struct spec *s)
 {
   json_value *v = json_get (doc, "annotations");
   if (want_object (c, v, "annotations") < 0)
@@ -976,26 +969,26 @@ parse_annotations (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
-static int
-parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
+static int parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
 {
   json_value *l = json_get (doc, "linux");
   _cleanup_free_ char *prop = NULL;
   if (want_object (c, l, "linux") < 0)
     return -1;
-  if (parse_namespaces (c, l, s) < 0 || parse_idmaps (c, l, "uidMappings", &s->uid_mappings,
-                                                      &s->n_uid_mappings) < 0
+  if (parse_namespaces (c, l, s) < 0
+      || parse_idmaps (c, l, "uidMappings", &s->uid_mappings, &s->n_uid_mappings) < 0
       || parse_idmaps (c, l, "gidMappings", &s->gid_mappings, &s->n_gid_mappings) < 0
       || opt_strv (c, l, "linux", "maskedPaths", 1024, &s->masked_paths) < 0
       || opt_strv (c, l, "linux", "readonlyPaths", 1024, &s->readonly_paths) < 0
-      || parse_devices (c, l, s) < 0 || parse_sysctl (c, l, s) < 0
-      || parse_resources (c, l, s) < 0 || parse_seccomp (c, l, s) < 0
+      || parse_devices (c, l, s) < 0 || parse_sysctl (c, l, s) < 0 || parse_resources (c, l, s) < 0
+      || parse_seccomp (c, l, s) < 0
       || opt_string (c, l, "linux", "cgroupsPath", false, &s->cgroups_path) < 0
       || opt_string (c, l, "linux", "rootfsPropagation", false, &prop) < 0)
     return -1;
   if (prop)
     {
-      const struct mount_opt *f = find_opt (propagation_flags, ARRAY_SIZE (propagation_flags), prop);
+      const struct mount_opt *f
+          = find_opt (propagation_flags, ARRAY_SIZE (propagation_flags), prop);
       if (f == NULL)
         return bad (c, "linux.rootfsPropagation", "unknown propagation \"%s\"", prop);
       s->rootfs_propagation = f->flag;
@@ -1009,13 +1002,11 @@ parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
-static int
-check_consistency (struct ctx *c, struct spec *s)
+static int check_consistency (struct ctx *c, struct spec *s)
 {
   const struct spec_namespace *user = spec_namespace (s, CLONE_NEWUSER);
   if (user && user->path == NULL && (s->n_uid_mappings == 0 || s->n_gid_mappings == 0))
-    return bad (c, "linux.uidMappings",
-                "a new user namespace needs uidMappings and gidMappings");
+    return bad (c, "linux.uidMappings", "a new user namespace needs uidMappings and gidMappings");
   if (user == NULL && (s->n_uid_mappings || s->n_gid_mappings))
     return bad (c, "linux.uidMappings", "mappings given without a user namespace");
   if (s->hostname && s->hostname[0] && spec_namespace (s, CLONE_NEWUTS) == NULL)
@@ -1027,8 +1018,8 @@ check_consistency (struct ctx *c, struct spec *s)
   return 0;
 }
 
-struct spec *
-spec_parse (const char *text, const char *what, const char *bundle, capsule_error **err)
+struct spec *spec_parse (const char *text, const char *what, const char *bundle,
+                         capsule_error **err)
 {
   _cleanup_json_ json_value *doc = json_parse (text, what, err);
   _cleanup_spec_ struct spec *s = NULL;
@@ -1039,8 +1030,7 @@ spec_parse (const char *text, const char *what, const char *bundle, capsule_erro
     return NULL;
   if (!json_is_object (doc))
     {
-      capsule_error_make (err, 0, "%s: expected a JSON object, got %s", what,
-                          json_type_name (doc));
+      capsule_error_make (err, 0, "%s: expected a JSON object, got %s", what, json_type_name (doc));
       return NULL;
     }
   s = xmalloc0 (sizeof *s);
@@ -1068,8 +1058,7 @@ spec_parse (const char *text, const char *what, const char *bundle, capsule_erro
   return steal_pointer (&s);
 }
 
-struct spec *
-spec_load (const char *bundle, capsule_error **err)
+struct spec *spec_load (const char *bundle, capsule_error **err)
 {
   _cleanup_free_ char *abs = realpath (bundle, NULL);
   _cleanup_free_ char *text = NULL;
@@ -1090,8 +1079,7 @@ spec_load (const char *bundle, capsule_error **err)
   return spec_parse (text, "config.json", abs, err);
 }
 
-struct spec_process *
-spec_process_parse (const char *text, const char *what, capsule_error **err)
+struct spec_process *spec_process_parse (const char *text, const char *what, capsule_error **err)
 {
   _cleanup_json_ json_value *doc = json_parse (text, what, err);
   struct spec_process *p = NULL;
@@ -1103,8 +1091,7 @@ spec_process_parse (const char *text, const char *what, capsule_error **err)
   return p;
 }
 
-struct spec_process *
-spec_process_free (struct spec_process *p)
+struct spec_process *spec_process_free (struct spec_process *p)
 {
   if (p == NULL)
     return NULL;
@@ -1117,8 +1104,7 @@ spec_process_free (struct spec_process *p)
   return NULL;
 }
 
-struct spec *
-spec_free (struct spec *s)
+struct spec *spec_free (struct spec *s)
 {
   if (s == NULL)
     return NULL;
@@ -1185,8 +1171,7 @@ spec_free (struct spec *s)
   return NULL;
 }
 
-const struct spec_namespace *
-spec_namespace (const struct spec *s, int type)
+const struct spec_namespace *spec_namespace (const struct spec *s, int type)
 {
   for (size_t i = 0; i < s->n_namespaces; i++)
     if (s->namespaces[i].type == type)
@@ -1194,8 +1179,7 @@ spec_namespace (const struct spec *s, int type)
   return NULL;
 }
 
-const char *
-spec_annotation (const struct spec *s, const char *key)
+const char *spec_annotation (const struct spec *s, const char *key)
 {
   for (size_t i = 0; i < s->n_annotations; i++)
     if (strcmp (s->annotation_keys[i], key) == 0)

@@ -93,9 +93,9 @@ struct spec_resources
   int64_t memory_limit, memory_reservation, memory_swap; /* -1 = unlimited */
   bool has_pids_limit;
   int64_t pids_limit;
-  uint64_t cpu_shares;  /* 0 = unset */
-  int64_t cpu_quota;    /* 0 = unset, -1 = unlimited */
-  uint64_t cpu_period;  /* 0 = unset */
+  uint64_t cpu_shares; /* 0 = unset */
+  int64_t cpu_quota;   /* 0 = unset, -1 = unlimited */
+  uint64_t cpu_period; /* 0 = unset */
   char *cpus, *mems;
   struct spec_device_rule *devices;
   size_t n_devices;
@@ -192,14 +192,12 @@ struct spec *spec_parse (const char *text, const char *what, const char *bundle,
 struct spec_process *spec_process_parse (const char *text, const char *what, capsule_error **err);
 struct spec *spec_free (struct spec *s);
 struct spec_process *spec_process_free (struct spec_process *p);
-static inline void
-spec_freep (struct spec **s)
+static inline void spec_freep (struct spec **s)
 {
   spec_free (*s);
 }
 #define _cleanup_spec_ __attribute__ ((cleanup (spec_freep)))
-static inline void
-spec_process_freep (struct spec_process **p)
+static inline void spec_process_freep (struct spec_process **p)
 {
   spec_process_free (*p);
 }

@@ -11,7 +11,7 @@
 #include "spec.h"
 
 #define CAPSULE_ROOT_DEFAULT "/run/capsule"
-#define OCI_VERSION "1.2.0"
+#define OCI_VERSION          "1.2.0"
 
 enum container_status
 {
@@ -45,8 +45,7 @@ int state_save (const char *root, const struct container_state *st, capsule_erro
 int state_load (const char *root, const char *id, struct container_state **ret,
                 capsule_error **err);
 struct container_state *state_free (struct container_state *st);
-static inline void
-state_freep (struct container_state **st)
+static inline void state_freep (struct container_state **st)
 {
   state_free (*st);
 }

@@ -7,21 +7,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int
-sync_send (int fd, int type, int64_t value, capsule_error **err)
+int sync_send (int fd, int type, int64_t value, capsule_error **err)
 {
   struct sync_msg m = { .type = type, .value = value };
   ssize_t r;
   do
     r = send (fd, &m, sizeof m, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
-  if (r != (ssize_t) sizeof m)
+  if (r != (ssize_t)sizeof m)
     return capsule_error_make (err, errno, "sync: send message %d", type);
   return 0;
 }
 
-int
-sync_recv (int fd, int expect, struct sync_msg *ret, capsule_error **err)
+int sync_recv (int fd, int expect, struct sync_msg *ret, capsule_error **err)
 {
   struct sync_msg m;
   ssize_t r;
@@ -32,7 +30,7 @@ sync_recv (int fd, int expect, struct sync_msg *ret, capsule_error **err)
     return capsule_error_make (err, errno, "sync: receive");
   if (r == 0)
     return capsule_error_make (err, 0, "the container process exited during set-up");
-  if (r != (ssize_t) sizeof m)
+  if (r != (ssize_t)sizeof m)
     return capsule_error_make (err, 0, "sync: short message (%zd bytes)", r);
   m.text[sizeof m.text - 1] = '\0';
   if (m.type == SYNC_ERROR)
@@ -49,8 +47,7 @@ sync_recv (int fd, int expect, struct sync_msg *ret, capsule_error **err)
   return 0;
 }
 
-void
-sync_fail (int fd, capsule_error *err)
+void sync_fail (int fd, capsule_error *err)
 {
   struct sync_msg m = { .type = SYNC_ERROR, .err = err ? err->status : 0 };
   snprintf (m.text, sizeof m.text, "%s", err && err->msg ? err->msg : "unknown error");

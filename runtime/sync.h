@@ -11,15 +11,15 @@
 
 enum sync_type
 {
-  SYNC_ERROR = 1,    /* child → parent: text, errno */
-  SYNC_USERNS,       /* child → parent: I unshared a user namespace; write my maps */
-  SYNC_GO,           /* parent → child: maps written, cgroup entered; carry on */
-  SYNC_PID,          /* child → parent: value = pid of the container process (double fork) */
-  SYNC_HOOKS,        /* child → parent: run prestart and createRuntime hooks now */
-  SYNC_HOOKS_DONE,   /* parent → child */
-  SYNC_READY,        /* child → parent: set up, waiting for start */
-  SYNC_DONE,         /* parent → child: state recorded; you may outlive me */
-  SYNC_ACK,          /* child → parent */
+  SYNC_ERROR = 1,  /* child → parent: text, errno */
+  SYNC_USERNS,     /* child → parent: I unshared a user namespace; write my maps */
+  SYNC_GO,         /* parent → child: maps written, cgroup entered; carry on */
+  SYNC_PID,        /* child → parent: value = pid of the container process (double fork) */
+  SYNC_HOOKS,      /* child → parent: run prestart and createRuntime hooks now */
+  SYNC_HOOKS_DONE, /* parent → child */
+  SYNC_READY,      /* child → parent: set up, waiting for start */
+  SYNC_DONE,       /* parent → child: state recorded; you may outlive me */
+  SYNC_ACK,        /* child → parent */
 };
 
 struct sync_msg

@@ -13,8 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-void
-strv_free (char **v)
+void strv_free (char **v)
 {
   if (v == NULL)
     return;
@@ -23,8 +22,7 @@ strv_free (char **v)
   free (v);
 }
 
-size_t
-strv_length (char **v)
+size_t strv_length (char **v)
 {
   size_t n = 0;
   while (v && v[n])
@@ -32,8 +30,7 @@ strv_length (char **v)
   return n;
 }
 
-void *
-xmalloc0 (size_t size)
+void *xmalloc0 (size_t size)
 {
   void *p = calloc (1, size ? size : 1);
   if (p == NULL)
@@ -41,8 +38,7 @@ xmalloc0 (size_t size)
   return p;
 }
 
-char *
-xstrdup (const char *s)
+char *xstrdup (const char *s)
 {
   char *r;
   if (s == NULL)
@@ -53,8 +49,7 @@ xstrdup (const char *s)
   return r;
 }
 
-char *
-xasprintf (const char *fmt, ...)
+char *xasprintf (const char *fmt, ...)
 {
   char *r;
   va_list ap;
@@ -65,8 +60,7 @@ xasprintf (const char *fmt, ...)
   return r;
 }
 
-ssize_t
-write_all (int fd, const void *buf, size_t len)
+ssize_t write_all (int fd, const void *buf, size_t len)
 {
   const char *p = buf;
   size_t done = 0;
@@ -82,8 +76,7 @@ write_all (int fd, const void *buf, size_t len)
   return done;
 }
 
-ssize_t
-read_all (int fd, void *buf, size_t len)
+ssize_t read_all (int fd, void *buf, size_t len)
 {
   char *p = buf;
   size_t done = 0;
@@ -101,9 +94,8 @@ read_all (int fd, void *buf, size_t len)
   return done;
 }
 
-int
-read_file_at (int dirfd, const char *path, size_t max_size, char **ret_data, size_t *ret_len,
-              capsule_error **err)
+int read_file_at (int dirfd, const char *path, size_t max_size, char **ret_data, size_t *ret_len,
+                  capsule_error **err)
 {
   _cleanup_close_ int fd = openat (dirfd, path, O_RDONLY | O_CLOEXEC);
   _cleanup_free_ char *buf = NULL;
@@ -135,8 +127,7 @@ read_file_at (int dirfd, const char *path, size_t max_size, char **ret_data, siz
         break;
       len += r;
       if (len > max_size)
-        return capsule_error_make (err, EFBIG, "read `%s`: larger than %zu bytes", path,
-                                   max_size);
+        return capsule_error_make (err, EFBIG, "read `%s`: larger than %zu bytes", path, max_size);
     }
   buf[len] = '\0';
   if (ret_len)
@@ -145,9 +136,8 @@ read_file_at (int dirfd, const char *path, size_t max_size, char **ret_data, siz
   return 0;
 }
 
-int
-write_file_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
-               capsule_error **err)
+int write_file_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                   capsule_error **err)
 {
   _cleanup_close_ int fd
       = openat (dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -158,9 +148,8 @@ write_file_at (int dirfd, const char *path, const void *data, size_t len, mode_t
   return 0;
 }
 
-int
-write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
-                   capsule_error **err)
+int write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
+                       capsule_error **err)
 {
   _cleanup_free_ char *tmp = xasprintf ("%s.tmp.%d", path, getpid ());
   if (write_file_at (AT_FDCWD, tmp, data, len, mode, err) < 0)
@@ -174,20 +163,18 @@ write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
   return 0;
 }
 
-int
-write_knob (int dirfd, const char *path, const char *value, capsule_error **err)
+int write_knob (int dirfd, const char *path, const char *value, capsule_error **err)
 {
   _cleanup_close_ int fd = openat (dirfd, path, O_WRONLY | O_CLOEXEC);
   size_t len = strlen (value);
   if (fd < 0)
     return capsule_error_make (err, errno, "open `%s`", path);
-  if (write (fd, value, len) != (ssize_t) len)
+  if (write (fd, value, len) != (ssize_t)len)
     return capsule_error_make (err, errno, "write `%s` to `%s`", value, path);
   return 0;
 }
 
-int
-mkdir_p (const char *path, mode_t mode, capsule_error **err)
+int mkdir_p (const char *path, mode_t mode, capsule_error **err)
 {
   _cleanup_free_ char *p = xstrdup (path);
   for (char *s = p + 1; *s; s++)
@@ -204,8 +191,7 @@ mkdir_p (const char *path, mode_t mode, capsule_error **err)
   return 0;
 }
 
-static int
-rm_rf_at (int parent, const char *name, capsule_error **err)
+static int rm_rf_at (int parent, const char *name, capsule_error **err)
 {
   _cleanup_close_ int fd = -1;
   DIR *d;
@@ -238,18 +224,16 @@ rm_rf_at (int parent, const char *name, capsule_error **err)
   return 0;
 }
 
-int
-rm_rf (const char *path, capsule_error **err)
+int rm_rf (const char *path, capsule_error **err)
 {
   return rm_rf_at (AT_FDCWD, path, err);
 }
 
-int
-parse_u64 (const char *s, uint64_t *ret)
+int parse_u64 (const char *s, uint64_t *ret)
 {
   char *end;
   unsigned long long v;
-  if (s == NULL || !isdigit ((unsigned char) *s))
+  if (s == NULL || !isdigit ((unsigned char)*s))
     {
       errno = EINVAL;
       return -1;
@@ -267,13 +251,12 @@ parse_u64 (const char *s, uint64_t *ret)
   return 0;
 }
 
-int
-parse_size (const char *s, uint64_t *ret)
+int parse_size (const char *s, uint64_t *ret)
 {
   char *end;
   unsigned long long v;
   uint64_t mult = 1;
-  if (s == NULL || !isdigit ((unsigned char) *s))
+  if (s == NULL || !isdigit ((unsigned char)*s))
     {
       errno = EINVAL;
       return -1;
@@ -286,10 +269,26 @@ parse_size (const char *s, uint64_t *ret)
     {
     case '\0':
       break;
-    case 'k': case 'K': mult = 1ULL << 10; end++; break;
-    case 'm': case 'M': mult = 1ULL << 20; end++; break;
-    case 'g': case 'G': mult = 1ULL << 30; end++; break;
-    case 't': case 'T': mult = 1ULL << 40; end++; break;
+    case 'k':
+    case 'K':
+      mult = 1ULL << 10;
+      end++;
+      break;
+    case 'm':
+    case 'M':
+      mult = 1ULL << 20;
+      end++;
+      break;
+    case 'g':
+    case 'G':
+      mult = 1ULL << 30;
+      end++;
+      break;
+    case 't':
+    case 'T':
+      mult = 1ULL << 40;
+      end++;
+      break;
     default:
       errno = EINVAL;
       return -1;
@@ -312,14 +311,13 @@ parse_size (const char *s, uint64_t *ret)
   return 0;
 }
 
-int
-signal_parse (const char *s)
+int signal_parse (const char *s)
 {
   uint64_t n;
   if (s == NULL || *s == '\0')
     return -1;
   if (parse_u64 (s, &n) == 0)
-    return (n > 0 && n < (uint64_t) NSIG) ? (int) n : -1;
+    return (n > 0 && n < (uint64_t)NSIG) ? (int)n : -1;
   if (strncasecmp (s, "SIG", 3) == 0)
     s += 3;
   for (int i = 1; i < NSIG; i++)
@@ -329,13 +327,12 @@ signal_parse (const char *s)
         return i;
     }
   if (strncasecmp (s, "RTMIN+", 6) == 0 && parse_u64 (s + 6, &n) == 0
-      && SIGRTMIN + (int) n <= SIGRTMAX)
-    return SIGRTMIN + (int) n;
+      && SIGRTMIN + (int)n <= SIGRTMAX)
+    return SIGRTMIN + (int)n;
   return -1;
 }
 
-int
-proc_start_time (pid_t pid, uint64_t *ret)
+int proc_start_time (pid_t pid, uint64_t *ret)
 {
   char path[64], buf[1024];
   _cleanup_close_ int fd = -1;
@@ -363,8 +360,7 @@ proc_start_time (pid_t pid, uint64_t *ret)
   return 0;
 }
 
-char *
-rfc3339_now (void)
+char *rfc3339_now (void)
 {
   struct timespec ts;
   struct tm tm;
@@ -375,14 +371,13 @@ rfc3339_now (void)
   return xasprintf ("%s.%09ldZ", buf, ts.tv_nsec);
 }
 
-bool
-container_id_valid (const char *name)
+bool container_id_valid (const char *name)
 {
   size_t len = name ? strlen (name) : 0;
   if (len == 0 || len > 1024 || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)
     return false;
   for (const char *p = name; *p; p++)
-    if (!isalnum ((unsigned char) *p) && !strchr ("_+-.", *p))
+    if (!isalnum ((unsigned char)*p) && !strchr ("_+-.", *p))
       return false;
   return true;
 }
