@@ -209,8 +209,7 @@ static int child_wait_start (struct creation *c, capsule_error **err)
   while (r < 0 && errno == EINTR);
   if (r != 1)
     return capsule_error_make (err, errno, "wait for start on exec.fifo");
-  close (c->fifo_fd);
-  c->fifo_fd = -1;
+  /* The fd stays open (it is CLOEXEC): `start` watches for its last reader to go at exec. */
   return 0;
 }
 
@@ -578,6 +577,18 @@ static int start_fifo (const char *root, const struct container_state *st, capsu
                                "start container `%s`: its process is gone", st->id);
   if (write (fd, "0", 1) != 1)
     return capsule_error_make (err, errno, "start container `%s`", st->id);
+  close (steal_fd (&fd));
+  /* The container holds exec.fifo open until its execve (or death) closes it: once nobody reads
+     it, the process has started, so poststart hooks run after the exec as the spec wants. */
+  for (;;)
+    {
+      struct timespec pause = { 0, 200 * 1000 };
+      int probe = open (fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (probe < 0)
+        break;
+      close (probe);
+      nanosleep (&pause, NULL);
+    }
   unlink (fifo);
   return 0;
 }
@@ -635,6 +646,11 @@ int container_run (const struct container_opts *o, bool detach, bool keep, int *
   sigprocmask (SIG_BLOCK, &mask, &old);
   prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   r = do_create (o, &old, &c, err);
+  if (r == 0)
+    {
+      close (c.fifo_fd);
+      c.fifo_fd = -1;
+    }
   if (r == 0 && start_fifo (o->root, c.st, err) < 0)
     {
       rollback (&c);

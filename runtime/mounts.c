@@ -385,7 +385,15 @@ int mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
   if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
     return capsule_error_make (err, errno, "make / a slave mount");
   if (mount (s->root_path, s->root_path, NULL, MS_BIND | MS_REC, NULL) < 0)
-    return capsule_error_make (err, errno, "root.path: bind `%s`", s->root_path);
+    {
+      if (errno == EACCES && m->userns)
+        return capsule_error_make (err, EACCES,
+                                   "root.path: `%s` is out of reach of the container's root user "
+                                   "(uidMappings): every directory above it must be searchable "
+                                   "by others (chmod o+x)",
+                                   s->root_path);
+      return capsule_error_make (err, errno, "root.path: bind `%s`", s->root_path);
+    }
   if (mount (NULL, s->root_path, NULL, prop, NULL) < 0)
     return capsule_error_make (err, errno, "linux.rootfsPropagation of `%s`", s->root_path);
   rootfd = open (s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -1,0 +1,107 @@
+# capsule integration tests: shared helpers.  Sourced by each tests/runtime/test-*.sh.
+#
+# Every test runs real containers as root through the CLI ($CAPSULE, default build/runtime/capsule)
+# with a private --root, on a rootfs made of the host's /usr bound read-only (no download).
+# Each check prints "ok - NAME" or "not ok - NAME: why"; the file ends with "N passed, N failed".
+set -u
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CAPSULE=${CAPSULE:-$TOP/build/runtime/capsule}
+PY=/usr/bin/python3
+PASSED=0
+FAILED=0
+WORK=$(mktemp -d /tmp/capsule-test.XXXXXX)
+chmod 755 "$WORK" # the container root (uid 100000 on the host) must reach the rootfs
+ROOT=$WORK/state
+export CAPSULE_POLICY_DIR=${CAPSULE_POLICY_DIR:-$TOP/policies}
+
+skip_all() {
+  echo "SKIP: $*"
+  exit 77
+}
+
+[ "$(id -u)" = 0 ] || skip_all "needs root (namespaces, cgroups, mounts)"
+[ -x "$CAPSULE" ] || { echo "not ok - capsule binary missing at $CAPSULE (build first)"; exit 1; }
+[ -x "$PY" ] || { echo "not ok - $PY missing (scripts/setup installs it)"; exit 1; }
+
+cleanup() {
+  local id
+  for id in $("$CAPSULE" --root "$ROOT" list -q 2>/dev/null); do
+    "$CAPSULE" --root "$ROOT" delete --force "$id" >/dev/null 2>&1
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pass() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "not ok - $1${2:+: $2}"; }
+
+# check NAME EXPECTED ACTUAL
+check_eq() {
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$2], got [$3]"; fi
+}
+# check_match NAME REGEX TEXT
+check_match() {
+  if printf '%s' "$3" | grep -Eq -- "$2"; then pass "$1"; else fail "$1" "[$3] does not match /$2/"; fi
+}
+check_nomatch() {
+  if printf '%s' "$3" | grep -Eq -- "$2"; then fail "$1" "[$3] matches /$2/"; else pass "$1"; fi
+}
+
+finish() {
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" = 0 ]
+}
+
+# make_bundle DIR: a rootfs of empty mount points and the merged-/usr links, /usr bound read-only
+# from the host, and capsule's own secure default config.
+make_bundle() {
+  local dir=$1 l
+  mkdir -p "$dir/rootfs"
+  (cd "$dir/rootfs" && mkdir -p usr proc dev sys tmp etc mnt/data run root)
+  for l in bin sbin lib lib32 lib64 libx32; do
+    [ -L "/$l" ] && ln -sfn "usr/$l" "$dir/rootfs/$l"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nsandbox:x:1000:1000::/mnt/data:/bin/sh\n' > "$dir/rootfs/etc/passwd"
+  printf 'root:x:0:\nsandbox:x:1000:\n' > "$dir/rootfs/etc/group"
+  rm -f "$dir/config.json"
+  "$CAPSULE" spec --bundle "$dir" --args "true" || return 1
+  edit_config "$dir" 'c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro", "nosuid", "nodev"]})'
+}
+
+# edit_config DIR PYTHON: run PYTHON with c = the parsed config.json, then write it back.
+edit_config() {
+  "$PY" - "$1/config.json" "$2" <<'PYEOF'
+import json, sys
+path, code = sys.argv[1], sys.argv[2]
+c = json.load(open(path))
+exec(code)
+json.dump(c, open(path, "w"), indent=1)
+PYEOF
+}
+
+# set_args DIR ARG...: the container's process.args
+set_args() {
+  local dir=$1
+  shift
+  "$PY" - "$dir/config.json" "$@" <<'PYEOF'
+import json, sys
+path = sys.argv[1]
+c = json.load(open(path))
+c["process"]["args"] = sys.argv[2:]
+json.dump(c, open(path, "w"), indent=1)
+PYEOF
+}
+
+# run_in DIR ID: capsule run, output (stdout+stderr) in $OUT, exit status in $RC
+run_in() {
+  OUT=$("$CAPSULE" --root "$ROOT" run --bundle "$1" "$2" 2>&1)
+  RC=$?
+}
+
+cap() { "$CAPSULE" --root "$ROOT" "$@"; }
+
+# Cgroup directories a container id left behind (v1: every controller; v2: unified).
+leftover_cgroups() {
+  find /sys/fs/cgroup -maxdepth 6 -type d -name "capsule-$1" 2>/dev/null
+}

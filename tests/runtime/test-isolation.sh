@@ -1,0 +1,100 @@
+#!/bin/bash
+# What a process inside a capsule container can see and do.
+. "$(dirname "$0")/lib.sh"
+
+B=$WORK/b
+make_bundle "$B" || { fail "make bundle"; finish; exit; }
+
+set_args "$B" sh -c 'echo pid=$$'
+run_in "$B" iso-pid
+check_eq "process is pid 1 in its pid namespace" "pid=1" "$OUT"
+
+set_args "$B" hostname
+run_in "$B" iso-host
+check_eq "hostname comes from the spec" "capsule" "$OUT"
+
+set_args "$B" sh -c 'id -u; cat /proc/self/uid_map'
+run_in "$B" iso-uid
+check_match "uid 0 inside is mapped to 100000 outside" '^0 *0 +100000 +65536$' "$(echo $OUT)"
+
+# uid mapping seen from outside: the process runs as host uid 100000
+set_args "$B" sleep 30
+cap run --detach --bundle "$B" iso-out >/dev/null 2>&1
+pid=$(cap state iso-out | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+check_eq "from outside the container process runs as host uid 100000" "100000" \
+  "$(awk '/^Uid:/ {print $2}' /proc/$pid/status)"
+cap delete --force iso-out
+
+set_args "$B" sh -c 'touch /etc/x 2>&1; echo rc=$?'
+run_in "$B" iso-ro
+check_match "root filesystem is read-only" 'Read-only file system.*rc=1' "$(echo $OUT)"
+
+set_args "$B" sh -c 'touch /tmp/x && echo tmp-ok'
+run_in "$B" iso-tmp
+check_eq "/tmp is a writable tmpfs" "tmp-ok" "$OUT"
+
+set_args "$B" sh -c 'wc -c < /proc/keys; wc -c < /proc/timer_list; ls -A /sys/firmware 2>/dev/null | wc -l; echo x > /proc/sys/kernel/domainname'
+run_in "$B" iso-mask
+check_match "masked paths read as empty" '^0 0 0' "$(echo $OUT)"
+check_match "readonlyPaths such as /proc/sys are read-only" 'Read-only file system' "$OUT"
+
+set_args "$B" sh -c 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "'
+run_in "$B" iso-lo
+check_eq "the network namespace has only lo" "lo" "$OUT"
+
+set_args "$B" sh -c 'cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; ip route get 192.0.2.1 2>&1; tail -n +2 /proc/net/route | wc -l'
+run_in "$B" iso-route
+check_match "lo is up" '0x9' "$OUT"
+check_match "no route out of the sandbox" 'Network is unreachable' "$OUT"
+check_match "the routing table is empty" '^0$' "$(echo "$OUT" | tail -1)"
+
+set_args "$B" sh -c 'grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status'
+run_in "$B" iso-caps
+# CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29)
+check_match "CapEff is what the spec says" 'CapEff:[[:space:]]+0000000020000420' "$OUT"
+check_match "CapBnd is what the spec says" 'CapBnd:[[:space:]]+0000000020000420' "$OUT"
+check_match "no_new_privs is set" 'NoNewPrivs:[[:space:]]+1' "$OUT"
+check_match "a seccomp filter is installed" 'Seccomp:[[:space:]]+2' "$OUT"
+
+edit_config "$B" 'c["process"]["capabilities"] = {"bounding": ["CAP_CHOWN"], "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"]}'
+set_args "$B" sh -c 'grep CapEff /proc/self/status'
+run_in "$B" iso-caps2
+check_match "a different capability set is honoured" 'CapEff:[[:space:]]+0000000000000001' "$OUT"
+
+# seccomp: a denied syscall returns its errno
+B2=$WORK/b2
+make_bundle "$B2"
+edit_config "$B2" '
+rules = c["linux"]["seccomp"]["syscalls"]
+rules[0]["names"].remove("mkdir")
+rules.append({"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 42})'
+set_args "$B2" "$PY" -c 'import os, ctypes
+try:
+    os.mkdir("/tmp/d"); print("allowed")
+except OSError as e:
+    print("errno", e.errno)
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.unshare(0x20000)
+print("unshare", r, ctypes.get_errno())'
+run_in "$B2" iso-seccomp
+check_match "a seccomp-denied syscall returns its errnoRet" 'errno 42' "$OUT"
+check_match "unshare is denied by the default profile with EPERM" 'unshare -1 1$' "$OUT"
+
+set_args "$B" sh -c 'ls /dev | tr "\n" " "'
+run_in "$B" iso-dev
+for d in full null ptmx pts random shm stderr stdin stdout tty urandom zero; do
+  check_match "/dev/$d exists" "(^| )$d " "$OUT"
+done
+check_nomatch "no host disks in /dev" 'vda|sda|nvme|mem ' "$OUT"
+
+set_args "$B" sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max'
+run_in "$B" iso-cg
+check_eq "the container sees its own cgroup limits" "1073741824 1024" "$(echo $OUT)"
+
+set_args "$B" sh -c 'echo $PATH; pwd'
+edit_config "$B" 'c["process"]["cwd"] = "/mnt/data"; c["process"]["user"] = {"uid": 1000, "gid": 1000}'
+set_args "$B" sh -c 'id -u; id -g; pwd'
+run_in "$B" iso-user
+check_eq "process.user and cwd are honoured" "1000 1000 /mnt/data" "$(echo $OUT)"
+
+finish

@@ -1,0 +1,74 @@
+#!/bin/bash
+# Resource limits through cgroups: memory (OOM kill, reported), pids (fork bomb), cpu.
+. "$(dirname "$0")/lib.sh"
+
+B=$WORK/b
+make_bundle "$B" || { fail "make bundle"; finish; exit; }
+
+edit_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 64}}'
+set_args "$B" "$PY" -c 'x = [bytearray(1 << 20) for i in range(512)]; print("survived")'
+OUT=$(cap run --keep --bundle "$B" lim-oom 2>&1)
+RC=$?
+check_eq "a memory hog is killed (exit 137)" "137" "$RC"
+check_nomatch "the memory hog did not survive" 'survived' "$OUT"
+check_match "the OOM kill is reported with the limit" 'killed: out of memory \(limit 64.0 MiB\)' "$OUT"
+check_match "state says oomKilled" '"oomKilled": true' "$(cap state lim-oom)"
+check_match "state says stopped" '"status": "stopped"' "$(cap state lim-oom)"
+cap delete lim-oom
+check_eq "delete removed the OOM-killed container's cgroups" "" "$(leftover_cgroups lim-oom)"
+
+set_args "$B" "$PY" -c 'x = bytearray(16 << 20); print("fine", len(x))'
+run_in "$B" lim-under
+check_eq "a process under the memory limit runs" "0 fine 16777216" "$RC $OUT"
+
+# fork bomb: stops at pids.max, the container stays in control, the host is unharmed
+set_args "$B" "$PY" -c '
+import os, signal, time
+kids, err = [], None
+for i in range(500):
+    try:
+        pid = os.fork()
+    except OSError as e:
+        err = e.strerror
+        break
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    kids.append(pid)
+print("forked", len(kids), "then:", err)
+for k in kids:
+    os.kill(k, signal.SIGKILL)
+'
+OUT=$(timeout 60 "$CAPSULE" --root "$ROOT" run --bundle "$B" lim-fork 2>&1)
+RC=$?
+check_match "a fork bomb stops at the pids limit (64 with itself)" 'forked 63 then' "$OUT"
+check_match "fork fails inside with EAGAIN" 'Resource temporarily unavailable' "$OUT"
+check_eq "the container exits normally after the bomb" "0" "$RC"
+check_eq "the fork-bomb container was torn down completely" "" "$(leftover_cgroups lim-fork)"
+
+# a real bomb, killed from outside: kill + delete leave nothing
+set_args "$B" sh -c 'b() { b | b & }; b'
+cap run --detach --bundle "$B" lim-bomb >/dev/null 2>&1
+sleep 1
+n=$(cap ps --format json lim-bomb | tr ',' '\n' | grep -c '[0-9]')
+check_match "the bomb is held at the pids limit" '^(6[0-4]|[1-5][0-9]|[0-9])$' "$n"
+cap delete --force lim-bomb
+check_eq "delete --force of a fork bomb leaves no cgroup" "" "$(leftover_cgroups lim-bomb)"
+check_eq "delete --force of a fork bomb leaves no state" "" "$(ls "$ROOT")"
+
+edit_config "$B" 'c["linux"]["resources"] = {"cpu": {"shares": 512, "quota": 20000, "period": 100000}}'
+set_args "$B" sh -c 'cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpu.max'
+run_in "$B" lim-cpu
+check_match "cpu shares and quota reach the cgroup" '^(512 20000|20 20000 100000)$' "$(echo $OUT)"
+
+edit_config "$B" 'c["linux"]["resources"] = {}; c["process"]["rlimits"].append({"type": "RLIMIT_NPROC", "soft": 77, "hard": 77})'
+set_args "$B" sh -c 'grep -E "^Max (open files|processes|core file size)" /proc/self/limits | tr -s " "'
+run_in "$B" lim-rlimit
+check_eq "rlimits are set" "Max core file size 0 0 bytes Max processes 77 77 processes Max open files 1024 1024 files" "$(echo $OUT)"
+
+edit_config "$B" 'c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 2097152, "hard": 2097152}]'
+run_in "$B" lim-rlimit-high
+check_match "raising a hard rlimit past the host's fails with a clear error" 'process.rlimits\[0\]: set soft 2097152 hard 2097152' "$OUT"
+check_eq "a failed create leaves no state behind" "" "$(ls "$ROOT")"
+
+finish
