@@ -11,7 +11,8 @@
 
 #include "utils.h"
 
-int caps_parse_name (const char *name)
+int
+caps_parse_name (const char *name)
 {
   char lower[64];
   cap_value_t v;
@@ -25,7 +26,8 @@ int caps_parse_name (const char *name)
   return v;
 }
 
-int caps_last_cap (void)
+int
+caps_last_cap (void)
 {
   static int cached = -1;
   _cleanup_free_ char *text = NULL;
@@ -41,7 +43,8 @@ int caps_last_cap (void)
   return cached = CAP_LAST_CAP;
 }
 
-int caps_drop_bounding (uint64_t keep, capsule_error **err)
+int
+caps_drop_bounding (uint64_t keep, capsule_error **err)
 {
   int last = caps_last_cap ();
   for (int c = 0; c <= last; c++)
@@ -54,7 +57,8 @@ int caps_drop_bounding (uint64_t keep, capsule_error **err)
   return 0;
 }
 
-static void cap_set_bits (cap_t caps, cap_flag_t flag, uint64_t bits, int last)
+static void
+cap_set_bits (cap_t caps, cap_flag_t flag, uint64_t bits, int last)
 {
   for (int c = 0; c <= last; c++)
     if (bits & (1ULL << c))
@@ -64,7 +68,8 @@ static void cap_set_bits (cap_t caps, cap_flag_t flag, uint64_t bits, int last)
       }
 }
 
-int caps_apply (const struct spec_process *p, capsule_error **err)
+int
+caps_apply (const struct spec_process *p, capsule_error **err)
 {
   int last = caps_last_cap ();
   cap_t caps = cap_init ();

@@ -10,7 +10,8 @@
 
 #include "utils.h"
 
-int cgroup_read_keyed (const char *file, const char *key, uint64_t *ret)
+int
+cgroup_read_keyed (const char *file, const char *key, uint64_t *ret)
 {
   _cleanup_free_ char *text = NULL;
   size_t klen = strlen (key);
@@ -29,7 +30,8 @@ int cgroup_read_keyed (const char *file, const char *key, uint64_t *ret)
   return -1;
 }
 
-int cgroup_read_u64 (const char *file, uint64_t *ret)
+int
+cgroup_read_u64 (const char *file, uint64_t *ret)
 {
   _cleanup_free_ char *text = NULL;
   if (read_file_at (AT_FDCWD, file, 256, &text, NULL, NULL) < 0)
@@ -43,7 +45,8 @@ int cgroup_read_u64 (const char *file, uint64_t *ret)
   return parse_u64 (text, ret);
 }
 
-int cgroup_read_procs (const char *file, pid_t **ret, size_t *ret_n, capsule_error **err)
+int
+cgroup_read_procs (const char *file, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
   _cleanup_free_ char *text = NULL;
   _cleanup_free_ pid_t *pids = NULL;
@@ -74,7 +77,8 @@ int cgroup_read_procs (const char *file, pid_t **ret, size_t *ret_n, capsule_err
   return 0;
 }
 
-int cgroup_kill_listed (const char *file, capsule_error **err)
+int
+cgroup_kill_listed (const char *file, capsule_error **err)
 {
   struct timespec pause = { 0, 5 * 1000 * 1000 };
   for (int round = 0; round < 1000; round++)

@@ -24,17 +24,20 @@ enum
 const char *const cgroup_v1_controllers[]
     = { "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "cpuset", NULL };
 
-static char *dir_of (struct cgroup *cg, int c)
+static char *
+dir_of (struct cgroup *cg, int c)
 {
   return xasprintf ("%s/%s%s", cg->root, cgroup_v1_controllers[c], cg->v1_paths[c]);
 }
 
-static char *file_of (struct cgroup *cg, int c, const char *name)
+static char *
+file_of (struct cgroup *cg, int c, const char *name)
 {
   return xasprintf ("%s/%s%s/%s", cg->root, cgroup_v1_controllers[c], cg->v1_paths[c], name);
 }
 
-static bool hierarchy_present (struct cgroup *cg, int c)
+static bool
+hierarchy_present (struct cgroup *cg, int c)
 {
   _cleanup_free_ char *h = xasprintf ("%s/%s", cg->root, cgroup_v1_controllers[c]);
   struct stat st;
@@ -42,7 +45,8 @@ static bool hierarchy_present (struct cgroup *cg, int c)
 }
 
 /* cpuset refuses tasks until cpus and mems are filled in, so copy them down from the parent. */
-static int cpuset_fill (const char *dir, capsule_error **err)
+static int
+cpuset_fill (const char *dir, capsule_error **err)
 {
   static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
   _cleanup_free_ char *parent = xstrdup (dir);
@@ -66,7 +70,8 @@ static int cpuset_fill (const char *dir, capsule_error **err)
   return 0;
 }
 
-static int v1_create (struct cgroup *cg, capsule_error **err)
+static int
+v1_create (struct cgroup *cg, capsule_error **err)
 {
   for (int c = 0; cgroup_v1_controllers[c]; c++)
     {
@@ -94,7 +99,8 @@ static int v1_create (struct cgroup *cg, capsule_error **err)
   return 0;
 }
 
-static int put (struct cgroup *cg, int c, const char *name, const char *value, capsule_error **err)
+static int
+put (struct cgroup *cg, int c, const char *name, const char *value, capsule_error **err)
 {
   _cleanup_free_ char *f = NULL;
   if (cg->v1_paths[c] == NULL)
@@ -104,13 +110,15 @@ static int put (struct cgroup *cg, int c, const char *name, const char *value, c
   return write_knob (AT_FDCWD, f, value, err);
 }
 
-static int put_i64 (struct cgroup *cg, int c, const char *name, int64_t v, capsule_error **err)
+static int
+put_i64 (struct cgroup *cg, int c, const char *name, int64_t v, capsule_error **err)
 {
   _cleanup_free_ char *text = xasprintf ("%lld", (long long)v);
   return put (cg, c, name, text, err);
 }
 
-static int apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int
+apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   _cleanup_free_ char *memsw = NULL;
   int64_t swap;
@@ -129,7 +137,8 @@ static int apply_memory (struct cgroup *cg, const struct spec_resources *r, caps
   return 0;
 }
 
-static int apply_devices (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int
+apply_devices (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   static const char *const defaults[]
       = { "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",   "c 1:9 rwm",
@@ -155,7 +164,8 @@ static int apply_devices (struct cgroup *cg, const struct spec_resources *r, cap
   return 0;
 }
 
-static int v1_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int
+v1_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   if (r == NULL)
     return 0;
@@ -184,7 +194,8 @@ static int v1_apply (struct cgroup *cg, const struct spec_resources *r, capsule_
   return apply_devices (cg, r, err);
 }
 
-static int v1_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
+static int
+v1_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
 {
   _cleanup_free_ char *p = xasprintf ("%d", pid);
   for (int c = 0; cgroup_v1_controllers[c]; c++)
@@ -193,7 +204,8 @@ static int v1_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
   return 0;
 }
 
-static int v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
+static int
+v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
 {
   struct cgroup_stats s = { 0 };
   _cleanup_free_ char *usage = file_of (cg, V1_MEMORY, "memory.usage_in_bytes");
@@ -225,14 +237,16 @@ static int v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error 
   return 0;
 }
 
-static int v1_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
+static int
+v1_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
   int c = cg->v1_paths[V1_PIDS] ? V1_PIDS : V1_MEMORY;
   _cleanup_free_ char *f = file_of (cg, c, "cgroup.procs");
   return cgroup_read_procs (f, ret, ret_n, err);
 }
 
-static int v1_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
+static int
+v1_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
 {
   struct timespec pause = { 0, 1000 * 1000 };
   const char *want = frozen ? "FROZEN" : "THAWED";
@@ -254,7 +268,8 @@ static int v1_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
   return capsule_error_make (err, EBUSY, "freezer did not reach %s", want);
 }
 
-static int v1_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
+static int
+v1_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
 {
   _cleanup_free_ char *f = NULL, *state = NULL;
   *ret = false;
@@ -267,7 +282,8 @@ static int v1_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
   return 0;
 }
 
-static int v1_kill_all (struct cgroup *cg, capsule_error **err)
+static int
+v1_kill_all (struct cgroup *cg, capsule_error **err)
 {
   int c = cg->v1_paths[V1_PIDS] ? V1_PIDS : V1_MEMORY;
   _cleanup_free_ char *f = file_of (cg, c, "cgroup.procs");
@@ -291,7 +307,8 @@ static int v1_kill_all (struct cgroup *cg, capsule_error **err)
   return r;
 }
 
-static int v1_destroy (struct cgroup *cg, capsule_error **err)
+static int
+v1_destroy (struct cgroup *cg, capsule_error **err)
 {
   for (int c = 0; cgroup_v1_controllers[c]; c++)
     {

@@ -11,12 +11,14 @@
 #include "cgroup.h"
 #include "utils.h"
 
-static char *file_of (struct cgroup *cg, const char *name)
+static char *
+file_of (struct cgroup *cg, const char *name)
 {
   return xasprintf ("%s%s/%s", cg->root, cg->path, name);
 }
 
-static bool word_in (const char *list, const char *word)
+static bool
+word_in (const char *list, const char *word)
 {
   size_t n = strlen (word);
   for (const char *p = list; (p = strstr (p, word)); p += n)
@@ -26,7 +28,8 @@ static bool word_in (const char *list, const char *word)
 }
 
 /* Enable CONTROLLERS in DIR's subtree_control where DIR offers them and they are not on yet. */
-static int enable_controllers (const char *dir, capsule_error **err)
+static int
+enable_controllers (const char *dir, capsule_error **err)
 {
   static const char *const wanted[] = { "memory", "pids", "cpu", "cpuset" };
   _cleanup_free_ char *avail_f = xasprintf ("%s/cgroup.controllers", dir);
@@ -55,7 +58,8 @@ static int enable_controllers (const char *dir, capsule_error **err)
   return 0;
 }
 
-static int v2_create (struct cgroup *cg, capsule_error **err)
+static int
+v2_create (struct cgroup *cg, capsule_error **err)
 {
   _cleanup_free_ char *full = xasprintf ("%s%s", cg->root, cg->path);
   size_t rootlen = strlen (cg->root);
@@ -79,7 +83,8 @@ static int v2_create (struct cgroup *cg, capsule_error **err)
   return 0;
 }
 
-static int put (struct cgroup *cg, const char *name, const char *value, capsule_error **err)
+static int
+put (struct cgroup *cg, const char *name, const char *value, capsule_error **err)
 {
   _cleanup_free_ char *f = file_of (cg, name);
   if (write_knob (AT_FDCWD, f, value, err) < 0)
@@ -91,13 +96,15 @@ static int put (struct cgroup *cg, const char *name, const char *value, capsule_
   return 0;
 }
 
-static int put_limit (struct cgroup *cg, const char *name, int64_t v, capsule_error **err)
+static int
+put_limit (struct cgroup *cg, const char *name, int64_t v, capsule_error **err)
 {
   _cleanup_free_ char *text = cgroup_limit_text (v);
   return put (cg, name, text, err);
 }
 
-static int apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int
+apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   _cleanup_free_ char *swapf = file_of (cg, "memory.swap.max");
   _cleanup_free_ char *oomf = file_of (cg, "memory.oom.group");
@@ -125,7 +132,8 @@ static int apply_memory (struct cgroup *cg, const struct spec_resources *r, caps
   return 0;
 }
 
-static int v2_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
+static int
+v2_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
   if (r == NULL)
     {
@@ -162,13 +170,15 @@ static int v2_apply (struct cgroup *cg, const struct spec_resources *r, capsule_
   return 0;
 }
 
-static int v2_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
+static int
+v2_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
 {
   _cleanup_free_ char *p = xasprintf ("%d", pid);
   return put (cg, "cgroup.procs", p, err);
 }
 
-static int v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
+static int
+v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
 {
   struct cgroup_stats s = { 0 };
   _cleanup_free_ char *cur = file_of (cg, "memory.current");
@@ -193,13 +203,15 @@ static int v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error 
   return 0;
 }
 
-static int v2_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
+static int
+v2_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
   _cleanup_free_ char *f = file_of (cg, "cgroup.procs");
   return cgroup_read_procs (f, ret, ret_n, err);
 }
 
-static int v2_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
+static int
+v2_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
 {
   struct timespec pause = { 0, 1000 * 1000 };
   _cleanup_free_ char *events = file_of (cg, "cgroup.events");
@@ -216,7 +228,8 @@ static int v2_freeze (struct cgroup *cg, bool frozen, capsule_error **err)
                              frozen ? "freeze" : "thaw");
 }
 
-static int v2_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
+static int
+v2_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
 {
   _cleanup_free_ char *f = file_of (cg, "cgroup.freeze");
   uint64_t v = 0;
@@ -225,7 +238,8 @@ static int v2_is_frozen (struct cgroup *cg, bool *ret, capsule_error **err)
   return 0;
 }
 
-static int v2_kill_all (struct cgroup *cg, capsule_error **err)
+static int
+v2_kill_all (struct cgroup *cg, capsule_error **err)
 {
   _cleanup_free_ char *killf = file_of (cg, "cgroup.kill");
   _cleanup_free_ char *procs = file_of (cg, "cgroup.procs");
@@ -236,7 +250,8 @@ static int v2_kill_all (struct cgroup *cg, capsule_error **err)
   return cgroup_kill_listed (procs, err);
 }
 
-static int v2_destroy (struct cgroup *cg, capsule_error **err)
+static int
+v2_destroy (struct cgroup *cg, capsule_error **err)
 {
   _cleanup_free_ char *dir = xasprintf ("%s%s", cg->root, cg->path);
   if (rmdir (dir) < 0 && errno != ENOENT)

@@ -13,13 +13,15 @@
 
 #include "utils.h"
 
-static const char *cgroup_root (void)
+static const char *
+cgroup_root (void)
 {
   const char *r = getenv ("CAPSULE_CGROUP_ROOT"); /* tests point this at a fake tree */
   return r && r[0] ? r : CGROUP_ROOT_DEFAULT;
 }
 
-int cgroup_detect_version (const char *root)
+int
+cgroup_detect_version (const char *root)
 {
   struct statfs sfs;
   _cleanup_free_ char *memory = NULL;
@@ -33,7 +35,8 @@ int cgroup_detect_version (const char *root)
   return -1;
 }
 
-static bool path_has_dotdot (const char *p)
+static bool
+path_has_dotdot (const char *p)
 {
   const char *s = p;
   while ((s = strstr (s, "..")))
@@ -47,7 +50,8 @@ static bool path_has_dotdot (const char *p)
   return false;
 }
 
-static char *join_clean (const char *a, const char *b)
+static char *
+join_clean (const char *a, const char *b)
 {
   _cleanup_free_ char *joined = xasprintf ("%s/%s", a, b);
   char *out = xmalloc0 (strlen (joined) + 2);
@@ -71,8 +75,9 @@ static char *join_clean (const char *a, const char *b)
   return out;
 }
 
-int cgroup_resolve_path (const char *own, const char *cgroups_path, const char *id, char **ret,
-                         capsule_error **err)
+int
+cgroup_resolve_path (const char *own, const char *cgroups_path, const char *id, char **ret,
+                     capsule_error **err)
 {
   if (cgroups_path == NULL || cgroups_path[0] == '\0')
     {
@@ -103,7 +108,8 @@ int cgroup_resolve_path (const char *own, const char *cgroups_path, const char *
   return 0;
 }
 
-int cgroup_own_path (const char *text, const char *controller, char **ret)
+int
+cgroup_own_path (const char *text, const char *controller, char **ret)
 {
   const char *line = text;
   while (line && *line)
@@ -138,7 +144,8 @@ int cgroup_own_path (const char *text, const char *controller, char **ret)
   return -1;
 }
 
-uint64_t cgroup_shares_to_weight (uint64_t shares)
+uint64_t
+cgroup_shares_to_weight (uint64_t shares)
 {
   /* The mapping runc and crun use: [2, 262144] onto [1, 10000]. */
   if (shares == 0)
@@ -150,7 +157,8 @@ uint64_t cgroup_shares_to_weight (uint64_t shares)
   return 1 + ((shares - 2) * 9999) / 262142;
 }
 
-char *cgroup_v2_cpu_max (int64_t quota, uint64_t period)
+char *
+cgroup_v2_cpu_max (int64_t quota, uint64_t period)
 {
   if (period == 0)
     period = 100000;
@@ -159,12 +167,14 @@ char *cgroup_v2_cpu_max (int64_t quota, uint64_t period)
   return xasprintf ("%lld %llu", (long long)quota, (unsigned long long)period);
 }
 
-char *cgroup_limit_text (int64_t v)
+char *
+cgroup_limit_text (int64_t v)
 {
   return v < 0 ? xstrdup ("max") : xasprintf ("%lld", (long long)v);
 }
 
-int cgroup_new (const char *cgroups_path, const char *id, struct cgroup **ret, capsule_error **err)
+int
+cgroup_new (const char *cgroups_path, const char *id, struct cgroup **ret, capsule_error **err)
 {
   const char *root = cgroup_root ();
   int version = cgroup_detect_version (root);
@@ -203,8 +213,8 @@ int cgroup_new (const char *cgroups_path, const char *id, struct cgroup **ret, c
   return 0;
 }
 
-struct cgroup *cgroup_from_state (int version, const char *root, const char *path,
-                                  char *const *v1_paths)
+struct cgroup *
+cgroup_from_state (int version, const char *root, const char *path, char *const *v1_paths)
 {
   struct cgroup *cg = xmalloc0 (sizeof *cg);
   cg->dirfd = -1;
@@ -216,7 +226,8 @@ struct cgroup *cgroup_from_state (int version, const char *root, const char *pat
   return cg;
 }
 
-struct cgroup *cgroup_free (struct cgroup *cg)
+struct cgroup *
+cgroup_free (struct cgroup *cg)
 {
   if (cg == NULL)
     return NULL;
@@ -230,7 +241,8 @@ struct cgroup *cgroup_free (struct cgroup *cg)
   return NULL;
 }
 
-int cgroup_teardown (struct cgroup *cg, capsule_error **err)
+int
+cgroup_teardown (struct cgroup *cg, capsule_error **err)
 {
   struct timespec pause = { 0, 10 * 1000 * 1000 };
   for (int attempt = 0; attempt < 500; attempt++)

@@ -70,7 +70,8 @@ int cgroup_new (const char *cgroups_path, const char *id, struct cgroup **ret, c
 struct cgroup *cgroup_from_state (int version, const char *root, const char *path,
                                   char *const *v1_paths);
 struct cgroup *cgroup_free (struct cgroup *cg);
-static inline void cgroup_freep (struct cgroup **cg)
+static inline void
+cgroup_freep (struct cgroup **cg)
 {
   cgroup_free (*cg);
 }

@@ -50,7 +50,8 @@ struct creation
   sigset_t orig_mask;
 };
 
-static void creation_release (struct creation *c)
+static void
+creation_release (struct creation *c)
 {
   if (c->sync[0] >= 0)
     close (c->sync[0]);
@@ -67,7 +68,8 @@ static void creation_release (struct creation *c)
 
 /* ---------------------------------------------------------------- the container process */
 
-static void child_become_root (struct creation *c)
+static void
+child_become_root (struct creation *c)
 {
   const struct spec *s = c->spec;
   if (spec_namespace (s, CLONE_NEWUSER) == NULL)
@@ -78,7 +80,8 @@ static void child_become_root (struct creation *c)
     setresuid (0, 0, 0);
 }
 
-static int child_namespaces (struct creation *c, capsule_error **err)
+static int
+child_namespaces (struct creation *c, capsule_error **err)
 {
   const struct spec *s = c->spec;
   int flags = namespaces_new_flags (s);
@@ -114,7 +117,8 @@ static int child_namespaces (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static int child_hooks_in_parent (struct creation *c, int64_t *ret_pid, capsule_error **err)
+static int
+child_hooks_in_parent (struct creation *c, int64_t *ret_pid, capsule_error **err)
 {
   struct sync_msg m;
   *ret_pid = 0;
@@ -125,7 +129,8 @@ static int child_hooks_in_parent (struct creation *c, int64_t *ret_pid, capsule_
   return 0;
 }
 
-static int child_sysctl (const struct spec *s, capsule_error **err)
+static int
+child_sysctl (const struct spec *s, capsule_error **err)
 {
   for (size_t i = 0; i < s->n_sysctl; i++)
     {
@@ -139,7 +144,8 @@ static int child_sysctl (const struct spec *s, capsule_error **err)
   return 0;
 }
 
-static int child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
+static int
+child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
 {
   const struct spec *s = c->spec;
   int flags = namespaces_new_flags (s);
@@ -164,7 +170,8 @@ static int child_filesystem (struct creation *c, int64_t pid, capsule_error **er
   return 0;
 }
 
-static int child_setup (struct creation *c, char **ret_exe, capsule_error **err)
+static int
+child_setup (struct creation *c, char **ret_exe, capsule_error **err)
 {
   const struct spec *s = c->spec;
   int flags = namespaces_new_flags (s);
@@ -200,7 +207,8 @@ static int child_setup (struct creation *c, char **ret_exe, capsule_error **err)
   return sync_send (c->sync[1], SYNC_ACK, 0, err);
 }
 
-static int child_wait_start (struct creation *c, capsule_error **err)
+static int
+child_wait_start (struct creation *c, capsule_error **err)
 {
   char byte;
   ssize_t r;
@@ -213,7 +221,8 @@ static int child_wait_start (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static _Noreturn void child_main (struct creation *c)
+static _Noreturn void
+child_main (struct creation *c)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_free_ char *exe = NULL;
@@ -249,7 +258,8 @@ fail:
 
 /* ---------------------------------------------------------------- the runtime side */
 
-static pid_t clone_container (struct creation *c, capsule_error **err)
+static pid_t
+clone_container (struct creation *c, capsule_error **err)
 {
   struct clone_args args = { .exit_signal = SIGCHLD };
   pid_t pid;
@@ -275,7 +285,8 @@ static pid_t clone_container (struct creation *c, capsule_error **err)
   return pid;
 }
 
-static int write_oom_score_adj (pid_t pid, const struct spec_process *p, capsule_error **err)
+static int
+write_oom_score_adj (pid_t pid, const struct spec_process *p, capsule_error **err)
 {
   _cleanup_free_ char *path = NULL, *value = NULL;
   if (!p->has_oom_score_adj)
@@ -287,7 +298,8 @@ static int write_oom_score_adj (pid_t pid, const struct spec_process *p, capsule
   return 0;
 }
 
-static bool cgroup_needs_enter (const struct creation *c)
+static bool
+cgroup_needs_enter (const struct creation *c)
 {
   if (c->cg == NULL)
     return false;
@@ -305,7 +317,8 @@ static bool cgroup_needs_enter (const struct creation *c)
   }
 }
 
-static int parent_hooks (struct creation *c, capsule_error **err)
+static int
+parent_hooks (struct creation *c, capsule_error **err)
 {
   _cleanup_free_ char *json = NULL;
   c->st->pid = c->pid;
@@ -316,7 +329,8 @@ static int parent_hooks (struct creation *c, capsule_error **err)
   return sync_send (c->sync[0], SYNC_HOOKS_DONE, c->pid, err);
 }
 
-static int check_interrupted (capsule_error **err)
+static int
+check_interrupted (capsule_error **err)
 {
   sigset_t pending;
   sigpending (&pending);
@@ -326,7 +340,8 @@ static int check_interrupted (capsule_error **err)
   return 0;
 }
 
-static int parent_talk (struct creation *c, capsule_error **err)
+static int
+parent_talk (struct creation *c, capsule_error **err)
 {
   const struct spec *s = c->spec;
   int flags = namespaces_new_flags (s);
@@ -364,7 +379,8 @@ static int parent_talk (struct creation *c, capsule_error **err)
     }
 }
 
-static int write_pid_file (const char *path, pid_t pid, capsule_error **err)
+static int
+write_pid_file (const char *path, pid_t pid, capsule_error **err)
 {
   _cleanup_free_ char *text = xasprintf ("%d", pid);
   if (path == NULL)
@@ -374,7 +390,8 @@ static int write_pid_file (const char *path, pid_t pid, capsule_error **err)
   return 0;
 }
 
-static int parent_record (struct creation *c, capsule_error **err)
+static int
+parent_record (struct creation *c, capsule_error **err)
 {
   struct sync_msg m;
   if (proc_start_time (c->pid, &c->st->start_time) < 0)
@@ -389,7 +406,8 @@ static int parent_record (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static void rollback (struct creation *c)
+static void
+rollback (struct creation *c)
 {
   _cleanup_error_ capsule_error *tmp = NULL;
   if (c->pid > 0)
@@ -407,7 +425,8 @@ static void rollback (struct creation *c)
     unlink (c->o->pid_file);
 }
 
-static int prepare_record (struct creation *c, capsule_error **err)
+static int
+prepare_record (struct creation *c, capsule_error **err)
 {
   const struct spec *s = c->spec;
   struct container_state *st = c->st = xmalloc0 (sizeof *st);
@@ -437,7 +456,8 @@ static int prepare_record (struct creation *c, capsule_error **err)
   return state_save (c->o->root, st, err);
 }
 
-static int make_state_dir (struct creation *c, capsule_error **err)
+static int
+make_state_dir (struct creation *c, capsule_error **err)
 {
   if (mkdir_p (c->o->root, 0700, err) < 0)
     return capsule_error_wrap (err, "--root");
@@ -452,7 +472,8 @@ static int make_state_dir (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static int make_fifo (struct creation *c, capsule_error **err)
+static int
+make_fifo (struct creation *c, capsule_error **err)
 {
   _cleanup_free_ char *fifo = xasprintf ("%s/exec.fifo", c->dir);
   if (mkfifo (fifo, 0600) < 0)
@@ -465,8 +486,14 @@ static int make_fifo (struct creation *c, capsule_error **err)
   return 0;
 }
 
-static int check_spec (const struct spec *s, const struct container_opts *o, capsule_error **err)
+static int
+check_spec (const struct spec *s, const struct container_opts *o, capsule_error **err)
 {
+  struct stat st;
+  if (stat (s->root_path, &st) < 0)
+    return capsule_error_make (err, errno, "config.json: root.path: `%s`", s->root_path);
+  if (!S_ISDIR (st.st_mode))
+    return capsule_error_make (err, ENOTDIR, "config.json: root.path: `%s`", s->root_path);
   if (spec_namespace (s, CLONE_NEWNS) == NULL || spec_namespace (s, CLONE_NEWNS)->path)
     return capsule_error_make (err, 0,
                                "config.json: linux.namespaces: capsule needs a new mount namespace "
@@ -483,8 +510,9 @@ static int check_spec (const struct spec *s, const struct container_opts *o, cap
 
 /* ORIG_MASK is the signal mask the container process starts with; the caller blocks the signals
    that should interrupt create, so they stay pending and are noticed between steps. */
-static int do_create (const struct container_opts *o, const sigset_t *orig_mask, struct creation *c,
-                      capsule_error **err)
+static int
+do_create (const struct container_opts *o, const sigset_t *orig_mask, struct creation *c,
+           capsule_error **err)
 {
   size_t unknown = 0;
   *c = (struct creation){
@@ -527,7 +555,8 @@ fail:
   return -1;
 }
 
-int container_create (const struct container_opts *o, capsule_error **err)
+int
+container_create (const struct container_opts *o, capsule_error **err)
 {
   struct creation c;
   sigset_t mask, old;
@@ -548,15 +577,16 @@ int container_create (const struct container_opts *o, capsule_error **err)
 
 /* ---------------------------------------------------------------- start, run */
 
-static int load_checked (const char *root, const char *id, struct container_state **ret,
-                         capsule_error **err)
+static int
+load_checked (const char *root, const char *id, struct container_state **ret, capsule_error **err)
 {
   if (!container_id_valid (id))
     return capsule_error_make (err, EINVAL, "invalid container id \"%s\"", id);
   return state_load (root, id, ret, err);
 }
 
-static void run_poststart (const struct container_state *st)
+static void
+run_poststart (const struct container_state *st)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_spec_ struct spec *s = spec_load (st->bundle, &err);
@@ -568,7 +598,8 @@ static void run_poststart (const struct container_state *st)
     dprintf (2, "capsule: warning: %s\n", err->msg);
 }
 
-static int start_fifo (const char *root, const struct container_state *st, capsule_error **err)
+static int
+start_fifo (const char *root, const struct container_state *st, capsule_error **err)
 {
   _cleanup_free_ char *fifo = xasprintf ("%s/%s/exec.fifo", root, st->id);
   _cleanup_close_ int fd = open (fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -593,7 +624,8 @@ static int start_fifo (const char *root, const struct container_state *st, capsu
   return 0;
 }
 
-int container_start (const char *root, const char *id, capsule_error **err)
+int
+container_start (const char *root, const char *id, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_close_ int lock = -1;
@@ -613,7 +645,8 @@ int container_start (const char *root, const char *id, capsule_error **err)
   return 0;
 }
 
-static void report_oom (const struct container_state *st)
+static void
+report_oom (const struct container_state *st)
 {
   _cleanup_cgroup_ struct cgroup *cg = state_cgroup (st);
   _cleanup_error_ capsule_error *err = NULL;
@@ -627,7 +660,8 @@ static void report_oom (const struct container_state *st)
     dprintf (2, "capsule: container %s: killed: out of memory\n", st->id);
 }
 
-static void forwarding_mask (sigset_t *mask)
+static void
+forwarding_mask (sigset_t *mask)
 {
   static const int sigs[]
       = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
@@ -636,8 +670,9 @@ static void forwarding_mask (sigset_t *mask)
     sigaddset (mask, sigs[i]);
 }
 
-int container_run (const struct container_opts *o, bool detach, bool keep, int *ret_status,
-                   capsule_error **err)
+int
+container_run (const struct container_opts *o, bool detach, bool keep, int *ret_status,
+               capsule_error **err)
 {
   struct creation c;
   sigset_t mask, old;
@@ -679,7 +714,8 @@ int container_run (const struct container_opts *o, bool detach, bool keep, int *
 
 /* ---------------------------------------------------------------- kill, delete, pause, state */
 
-static int signal_process (const struct container_state *st, int sig, capsule_error **err)
+static int
+signal_process (const struct container_state *st, int sig, capsule_error **err)
 {
   _cleanup_close_ int pidfd = syscall (SYS_pidfd_open, st->pid, 0);
   if (pidfd < 0 || !state_process_alive (st))
@@ -689,7 +725,8 @@ static int signal_process (const struct container_state *st, int sig, capsule_er
   return 0;
 }
 
-int container_kill (const char *root, const char *id, int sig, bool all, capsule_error **err)
+int
+container_kill (const char *root, const char *id, int sig, bool all, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -713,7 +750,8 @@ int container_kill (const char *root, const char *id, int sig, bool all, capsule
   return signal_process (st, sig, err);
 }
 
-static void wait_gone (const struct container_state *st)
+static void
+wait_gone (const struct container_state *st)
 {
   _cleanup_close_ int pidfd = syscall (SYS_pidfd_open, st->pid, 0);
   struct pollfd p = { .fd = pidfd, .events = POLLIN };
@@ -724,7 +762,8 @@ static void wait_gone (const struct container_state *st)
   waitpid (st->pid, NULL, WNOHANG);
 }
 
-static void run_poststop (const struct container_state *st)
+static void
+run_poststop (const struct container_state *st)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_spec_ struct spec *s = NULL;
@@ -738,7 +777,8 @@ static void run_poststop (const struct container_state *st)
     dprintf (2, "capsule: warning: %s\n", err->msg);
 }
 
-static int delete_leftover_dir (const char *root, const char *id, capsule_error **err)
+static int
+delete_leftover_dir (const char *root, const char *id, capsule_error **err)
 {
   _cleanup_free_ char *dir = state_dir (root, id);
   struct stat sb;
@@ -747,7 +787,8 @@ static int delete_leftover_dir (const char *root, const char *id, capsule_error 
   return rm_rf (dir, err);
 }
 
-int container_delete (const char *root, const char *id, bool force, capsule_error **err)
+int
+container_delete (const char *root, const char *id, bool force, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -783,7 +824,8 @@ int container_delete (const char *root, const char *id, bool force, capsule_erro
   return rm_rf (dir, err);
 }
 
-int container_pause (const char *root, const char *id, bool pause, capsule_error **err)
+int
+container_pause (const char *root, const char *id, bool pause, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -803,7 +845,8 @@ int container_pause (const char *root, const char *id, bool pause, capsule_error
   return cg->ops->freeze (cg, pause, err);
 }
 
-int container_state (const char *root, const char *id, char **ret_json, capsule_error **err)
+int
+container_state (const char *root, const char *id, char **ret_json, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -818,8 +861,8 @@ int container_state (const char *root, const char *id, char **ret_json, capsule_
   return 0;
 }
 
-int container_stats (const char *root, const char *id, struct cgroup_stats *ret,
-                     capsule_error **err)
+int
+container_stats (const char *root, const char *id, struct cgroup_stats *ret, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -831,8 +874,8 @@ int container_stats (const char *root, const char *id, struct cgroup_stats *ret,
   return cg->ops->stats (cg, ret, err);
 }
 
-int container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n,
-                    capsule_error **err)
+int
+container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;

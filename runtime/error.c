@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int set_message (capsule_error **err, int status, char *msg)
+static int
+set_message (capsule_error **err, int status, char *msg)
 {
   if (err == NULL)
     {
@@ -26,7 +27,8 @@ static int set_message (capsule_error **err, int status, char *msg)
   return -1;
 }
 
-int capsule_error_make (capsule_error **err, int errno_, const char *fmt, ...)
+int
+capsule_error_make (capsule_error **err, int errno_, const char *fmt, ...)
 {
   char *base = NULL, *msg = NULL;
   va_list ap;
@@ -45,7 +47,8 @@ int capsule_error_make (capsule_error **err, int errno_, const char *fmt, ...)
   return set_message (err, errno_, msg);
 }
 
-int capsule_error_wrap (capsule_error **err, const char *fmt, ...)
+int
+capsule_error_wrap (capsule_error **err, const char *fmt, ...)
 {
   char *prefix = NULL, *msg = NULL;
   va_list ap;
@@ -68,7 +71,8 @@ int capsule_error_wrap (capsule_error **err, const char *fmt, ...)
   return -1;
 }
 
-capsule_error *capsule_error_free (capsule_error *err)
+capsule_error *
+capsule_error_free (capsule_error *err)
 {
   if (err == NULL)
     return NULL;
@@ -77,7 +81,8 @@ capsule_error *capsule_error_free (capsule_error *err)
   return NULL;
 }
 
-void capsule_error_release (capsule_error **err)
+void
+capsule_error_release (capsule_error **err)
 {
   if (err != NULL)
     *err = capsule_error_free (*err);

@@ -29,7 +29,8 @@ capsule_error *capsule_error_free (capsule_error *err);
 /* Release an error whose content is not needed (the operation that failed was best effort). */
 void capsule_error_release (capsule_error **err);
 
-static inline void capsule_error_freep (capsule_error **err)
+static inline void
+capsule_error_freep (capsule_error **err)
 {
   capsule_error_free (*err);
 }

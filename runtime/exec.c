@@ -33,7 +33,8 @@ static const struct
 };
 
 /* The namespaces of PID that differ from ours: those are the ones to join. */
-static int foreign_namespaces (pid_t pid)
+static int
+foreign_namespaces (pid_t pid)
 {
   int flags = 0;
   for (size_t i = 0; i < ARRAY_SIZE (ns_files); i++)
@@ -48,7 +49,8 @@ static int foreign_namespaces (pid_t pid)
   return flags;
 }
 
-static int parse_user (const char *user, struct spec_process *p, capsule_error **err)
+static int
+parse_user (const char *user, struct spec_process *p, capsule_error **err)
 {
   _cleanup_free_ char *copy = xstrdup (user);
   char *colon = strchr (copy, ':');
@@ -67,8 +69,8 @@ static int parse_user (const char *user, struct spec_process *p, capsule_error *
   return 0;
 }
 
-static struct spec_process *build_process (const struct spec *s, const struct exec_opts *e,
-                                           capsule_error **err)
+static struct spec_process *
+build_process (const struct spec *s, const struct exec_opts *e, capsule_error **err)
 {
   struct spec_process *p;
   if (e->process_file)
@@ -128,7 +130,8 @@ struct exec_ctx
   sigset_t orig_mask;
 };
 
-static int exec_enter (struct exec_ctx *x, capsule_error **err)
+static int
+exec_enter (struct exec_ctx *x, capsule_error **err)
 {
   struct sync_msg m;
   pid_t pid;
@@ -146,7 +149,8 @@ static int exec_enter (struct exec_ctx *x, capsule_error **err)
   return sync_recv (x->sync, SYNC_GO, &m, err);
 }
 
-static _Noreturn void exec_child (struct exec_ctx *x)
+static _Noreturn void
+exec_child (struct exec_ctx *x)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_free_ char *exe = NULL;
@@ -171,8 +175,9 @@ static _Noreturn void exec_child (struct exec_ctx *x)
   sync_fail (x->sync, err);
 }
 
-static int exec_parent (struct exec_ctx *x, const struct cgroup *cg_const, pid_t helper,
-                        pid_t *ret_pid, capsule_error **err)
+static int
+exec_parent (struct exec_ctx *x, const struct cgroup *cg_const, pid_t helper, pid_t *ret_pid,
+             capsule_error **err)
 {
   struct cgroup *cg = (struct cgroup *)cg_const;
   struct sync_msg m;
@@ -197,7 +202,8 @@ static int exec_parent (struct exec_ctx *x, const struct cgroup *cg_const, pid_t
   return capsule_error_make (err, 0, "exec: unexpected message %d", m.type);
 }
 
-static int exec_checks (const char *root, const struct container_state *st, capsule_error **err)
+static int
+exec_checks (const char *root, const struct container_state *st, capsule_error **err)
 {
   enum container_status status = state_status (root, st);
   if (status != STATUS_RUNNING && status != STATUS_CREATED)
@@ -206,8 +212,9 @@ static int exec_checks (const char *root, const struct container_state *st, caps
   return 0;
 }
 
-int container_exec (const char *root, const char *id, const struct exec_opts *e, int *ret_status,
-                    capsule_error **err)
+int
+container_exec (const char *root, const char *id, const struct exec_opts *e, int *ret_status,
+                capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_spec_ struct spec *s = NULL;

@@ -14,7 +14,8 @@
 
 #include "utils.h"
 
-static int wait_with_timeout (pid_t pid, int timeout, int *ret_status, capsule_error **err)
+static int
+wait_with_timeout (pid_t pid, int timeout, int *ret_status, capsule_error **err)
 {
   _cleanup_close_ int pidfd = syscall (SYS_pidfd_open, pid, 0);
   if (pidfd >= 0 && timeout > 0)
@@ -37,7 +38,8 @@ static int wait_with_timeout (pid_t pid, int timeout, int *ret_status, capsule_e
   return 0;
 }
 
-static int run_one (const struct spec_hook *h, const char *state_json, capsule_error **err)
+static int
+run_one (const struct spec_hook *h, const char *state_json, capsule_error **err)
 {
   int in[2];
   int status;
@@ -76,8 +78,9 @@ static int run_one (const struct spec_hook *h, const char *state_json, capsule_e
   return capsule_error_make (err, 0, "killed by signal %d", WTERMSIG (status));
 }
 
-int hooks_run (const struct spec *s, enum spec_hook_kind kind, const char *state_json,
-               capsule_error **err)
+int
+hooks_run (const struct spec *s, enum spec_hook_kind kind, const char *state_json,
+           capsule_error **err)
 {
   for (size_t i = 0; i < s->n_hooks[kind]; i++)
     if (run_one (&s->hooks[kind][i], state_json, err) < 0)

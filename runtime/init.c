@@ -18,18 +18,21 @@
 
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 
-static int usage (void)
+static int
+usage (void)
 {
   fputs ("usage: capsule-init [-s] [--] PROGRAM [ARGS...]\n", stderr);
   return 2;
 }
 
-static int status_code (int status)
+static int
+status_code (int status)
 {
   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
 }
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
   sigset_t all, old;
   pid_t child;

@@ -13,7 +13,8 @@ typedef struct yajl_val_s json_value;
 /* Parse TEXT (NUL-terminated).  WHAT names the document in errors ("config.json"). */
 json_value *json_parse (const char *text, const char *what, capsule_error **err);
 void json_free (json_value *v);
-static inline void json_freep (json_value **v)
+static inline void
+json_freep (json_value **v)
 {
   json_free (*v);
 }
@@ -46,7 +47,8 @@ int json_u64 (const json_value *v, uint64_t *ret);
 typedef struct json_writer json_writer;
 json_writer *json_writer_new (bool pretty);
 void json_writer_free (json_writer *w);
-static inline void json_writer_freep (json_writer **w)
+static inline void
+json_writer_freep (json_writer **w)
 {
   json_writer_free (*w);
 }

@@ -34,7 +34,8 @@ struct globals
 
 static struct globals g = { .root = CAPSULE_ROOT_DEFAULT };
 
-static void log_error (const char *msg)
+static void
+log_error (const char *msg)
 {
   fprintf (stderr, "capsule: %s\n", msg);
   if (g.log)
@@ -58,7 +59,8 @@ static void log_error (const char *msg)
     }
 }
 
-static int fail (capsule_error *err)
+static int
+fail (capsule_error *err)
 {
   log_error (err && err->msg ? err->msg : "unknown error");
   capsule_error_free (err);
@@ -67,7 +69,8 @@ static int fail (capsule_error *err)
 
 static int usage_error (const char *cmd, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
-static int usage_error (const char *cmd, const char *fmt, ...)
+static int
+usage_error (const char *cmd, const char *fmt, ...)
 {
   _cleanup_free_ char *msg = NULL, *line = NULL;
   va_list ap;
@@ -109,7 +112,8 @@ static const char *const main_help
 /* getopt_long with "+" so options after the id are left alone, and opterr off: we report. */
 #define OPT_FLAGS "+"
 
-static int need_id (const char *cmd, int argc, char **argv, const char **ret)
+static int
+need_id (const char *cmd, int argc, char **argv, const char **ret)
 {
   if (optind >= argc)
     return usage_error (cmd, "missing container id");
@@ -117,7 +121,8 @@ static int need_id (const char *cmd, int argc, char **argv, const char **ret)
   return 0;
 }
 
-static bool want_help (int argc, char **argv)
+static bool
+want_help (int argc, char **argv)
 {
   for (int i = 1; i < argc; i++)
     if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
@@ -125,7 +130,8 @@ static bool want_help (int argc, char **argv)
   return false;
 }
 
-static int cmd_create_or_run (int argc, char **argv, bool run)
+static int
+cmd_create_or_run (int argc, char **argv, bool run)
 {
   static const struct option opts[] = {
     { "bundle", required_argument, NULL, 'b' },
@@ -184,8 +190,9 @@ static int cmd_create_or_run (int argc, char **argv, bool run)
   return status;
 }
 
-static int cmd_simple (int argc, char **argv, const char *cmd,
-                       int (*fn) (const char *, const char *, capsule_error **))
+static int
+cmd_simple (int argc, char **argv, const char *cmd,
+            int (*fn) (const char *, const char *, capsule_error **))
 {
   capsule_error *err = NULL;
   const char *id = NULL;
@@ -197,16 +204,19 @@ static int cmd_simple (int argc, char **argv, const char *cmd,
   return fn (g.root, id, &err) < 0 ? fail (err) : 0;
 }
 
-static int do_pause (const char *root, const char *id, capsule_error **err)
+static int
+do_pause (const char *root, const char *id, capsule_error **err)
 {
   return container_pause (root, id, true, err);
 }
-static int do_resume (const char *root, const char *id, capsule_error **err)
+static int
+do_resume (const char *root, const char *id, capsule_error **err)
 {
   return container_pause (root, id, false, err);
 }
 
-static int cmd_state (int argc, char **argv)
+static int
+cmd_state (int argc, char **argv)
 {
   capsule_error *err = NULL;
   _cleanup_free_ char *json = NULL;
@@ -220,7 +230,8 @@ static int cmd_state (int argc, char **argv)
   return 0;
 }
 
-static int cmd_kill (int argc, char **argv)
+static int
+cmd_kill (int argc, char **argv)
 {
   static const struct option opts[] = { { "all", no_argument, NULL, 'a' }, { NULL, 0, NULL, 0 } };
   capsule_error *err = NULL;
@@ -243,7 +254,8 @@ static int cmd_kill (int argc, char **argv)
   return container_kill (g.root, id, sig, all, &err) < 0 ? fail (err) : 0;
 }
 
-static int cmd_delete (int argc, char **argv)
+static int
+cmd_delete (int argc, char **argv)
 {
   static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
   capsule_error *err = NULL;
@@ -260,7 +272,8 @@ static int cmd_delete (int argc, char **argv)
   return container_delete (g.root, id, force, &err) < 0 ? fail (err) : 0;
 }
 
-static int cmd_list (int argc, char **argv)
+static int
+cmd_list (int argc, char **argv)
 {
   static const struct option opts[] = { { "quiet", no_argument, NULL, 'q' },
                                         { "format", required_argument, NULL, 'f' },
@@ -325,7 +338,8 @@ static int cmd_list (int argc, char **argv)
   return 0;
 }
 
-static int cmd_ps (int argc, char **argv)
+static int
+cmd_ps (int argc, char **argv)
 {
   static const struct option opts[]
       = { { "format", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
@@ -363,7 +377,8 @@ static int cmd_ps (int argc, char **argv)
   return 0;
 }
 
-static int cmd_events (int argc, char **argv)
+static int
+cmd_events (int argc, char **argv)
 {
   static const struct option opts[] = { { "stats", no_argument, NULL, 's' },
                                         { "interval", required_argument, NULL, 'i' },
@@ -418,7 +433,8 @@ static int cmd_events (int argc, char **argv)
   return 0;
 }
 
-static int cmd_exec (int argc, char **argv)
+static int
+cmd_exec (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "process", required_argument, NULL, 'p' },
@@ -492,7 +508,8 @@ static int cmd_exec (int argc, char **argv)
   return status;
 }
 
-static int cmd_spec (int argc, char **argv)
+static int
+cmd_spec (int argc, char **argv)
 {
   static const struct option opts[] = { { "bundle", required_argument, NULL, 'b' },
                                         { "rootfs", required_argument, NULL, 'r' },
@@ -540,7 +557,8 @@ static int cmd_spec (int argc, char **argv)
   return 0;
 }
 
-static int cmd_features (void)
+static int
+cmd_features (void)
 {
   _cleanup_free_ char *text = features_json ();
   printf ("%s\n", text);
@@ -553,27 +571,33 @@ struct command
   int (*fn) (int argc, char **argv);
 };
 
-static int c_create (int a, char **v)
+static int
+c_create (int a, char **v)
 {
   return cmd_create_or_run (a, v, false);
 }
-static int c_run (int a, char **v)
+static int
+c_run (int a, char **v)
 {
   return cmd_create_or_run (a, v, true);
 }
-static int c_start (int a, char **v)
+static int
+c_start (int a, char **v)
 {
   return cmd_simple (a, v, "start", container_start);
 }
-static int c_pause (int a, char **v)
+static int
+c_pause (int a, char **v)
 {
   return cmd_simple (a, v, "pause", do_pause);
 }
-static int c_resume (int a, char **v)
+static int
+c_resume (int a, char **v)
 {
   return cmd_simple (a, v, "resume", do_resume);
 }
-static int c_features (int a, char **v)
+static int
+c_features (int a, char **v)
 {
   (void)a;
   (void)v;
@@ -588,7 +612,8 @@ static const struct command commands[] = {
   { "spec", cmd_spec },     { "features", c_features },
 };
 
-static int parse_globals (int argc, char **argv)
+static int
+parse_globals (int argc, char **argv)
 {
   static const struct option opts[] = {
     { "root", required_argument, NULL, 'r' },
@@ -636,7 +661,8 @@ static int parse_globals (int argc, char **argv)
   return 0;
 }
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
   const char *cmd;
   opterr = 0;

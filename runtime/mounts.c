@@ -29,7 +29,8 @@ struct capsule_mount_attr
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-static int openat2_in_root (int rootfd, const char *path, int flags, mode_t mode)
+static int
+openat2_in_root (int rootfd, const char *path, int flags, mode_t mode)
 {
   struct open_how how = { .flags = flags | O_CLOEXEC,
                           .mode = mode,
@@ -41,7 +42,8 @@ static int openat2_in_root (int rootfd, const char *path, int flags, mode_t mode
   return syscall (SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
-int mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err)
+int
+mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err)
 {
   _cleanup_free_ char *copy = xstrdup (path);
   _cleanup_close_ int dirfd = dup (rootfd);
@@ -88,13 +90,15 @@ int mounts_open_target (int rootfd, const char *path, bool file, capsule_error *
   return fd;
 }
 
-static char *fd_path (int fd)
+static char *
+fd_path (int fd)
 {
   return xasprintf ("/proc/self/fd/%d", fd);
 }
 
 /* Flags a user namespace may not clear on a remount (the kernel "locks" them): keep them. */
-static unsigned long locked_flags (const char *target)
+static unsigned long
+locked_flags (const char *target)
 {
   struct statvfs sv;
   unsigned long f = 0;
@@ -117,8 +121,8 @@ static unsigned long locked_flags (const char *target)
   return f;
 }
 
-static int remount_bind (const char *target, unsigned long set, unsigned long clear,
-                         capsule_error **err)
+static int
+remount_bind (const char *target, unsigned long set, unsigned long clear, capsule_error **err)
 {
   unsigned long flags = (locked_flags (target) | set) & ~(clear & ~MS_RDONLY);
   if (clear & MS_RDONLY)
@@ -132,8 +136,8 @@ static int remount_bind (const char *target, unsigned long set, unsigned long cl
 
 /* A path through /proc/self/fd/N names what the fd was opened on, not a mount made on top of it
    since: after mounting, open the destination again to work on the new mount. */
-static int reopen (int rootfd, const struct spec_mount *sm, int *fd, char **target,
-                   capsule_error **err)
+static int
+reopen (int rootfd, const struct spec_mount *sm, int *fd, char **target, capsule_error **err)
 {
   bool file = false;
   struct stat st;
@@ -148,8 +152,9 @@ static int reopen (int rootfd, const struct spec_mount *sm, int *fd, char **targ
   return 0;
 }
 
-static int mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm,
-                         int *target_fd, capsule_error **err)
+static int
+mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, int *target_fd,
+              capsule_error **err)
 {
   _cleanup_free_ char *target = fd_path (*target_fd);
   const struct cgroup *cg = m->cgroup;
@@ -195,8 +200,9 @@ static int mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct sp
   return ro ? remount_bind (target, MS_RDONLY, 0, err) : 0;
 }
 
-static int bind_source_is_file (const struct spec *s, const struct spec_mount *sm, char **ret_src,
-                                bool *ret_file, capsule_error **err)
+static int
+bind_source_is_file (const struct spec *s, const struct spec_mount *sm, char **ret_src,
+                     bool *ret_file, capsule_error **err)
 {
   struct stat st;
   char *src
@@ -212,8 +218,8 @@ static int bind_source_is_file (const struct spec *s, const struct spec_mount *s
   return 0;
 }
 
-static int do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm,
-                     capsule_error **err)
+static int
+do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, capsule_error **err)
 {
   _cleanup_free_ char *src = NULL, *target = NULL;
   _cleanup_close_ int fd = -1;
@@ -287,9 +293,9 @@ static const struct default_dev default_devices[] = {
   { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 };
 
-static int make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type,
-                        int major, int minor, mode_t mode, uid_t uid, gid_t gid,
-                        capsule_error **err)
+static int
+make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type, int major,
+             int minor, mode_t mode, uid_t uid, gid_t gid, capsule_error **err)
 {
   _cleanup_close_ int devfd = mounts_open_target (rootfd, "/dev", false, err);
   const char *name = path + strlen ("/dev/");
@@ -325,7 +331,8 @@ static int make_device (const struct mounts_ctx *m, int rootfd, const char *path
   }
 }
 
-static int setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
+static int
+setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
 {
   static const char *const links[][2] = {
     { "/proc/self/fd", "fd" },       { "/proc/self/fd/0", "stdin" },
@@ -367,7 +374,8 @@ static int setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error 
   return 0;
 }
 
-static bool spec_mounts_dev (const struct spec *s)
+static bool
+spec_mounts_dev (const struct spec *s)
 {
   for (size_t i = 0; i < s->n_mounts; i++)
     if (strcmp (s->mounts[i].destination, "/dev") == 0)
@@ -375,7 +383,8 @@ static bool spec_mounts_dev (const struct spec *s)
   return false;
 }
 
-int mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
+int
+mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
 {
   const struct spec *s = m->spec;
   unsigned long prop = s->rootfs_propagation ? s->rootfs_propagation : MS_PRIVATE | MS_REC;
@@ -408,7 +417,8 @@ int mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
   return 0;
 }
 
-int mounts_pivot (const struct spec *s, capsule_error **err)
+int
+mounts_pivot (const struct spec *s, capsule_error **err)
 {
   _cleanup_close_ int oldroot = open ("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   _cleanup_close_ int newroot = open (s->root_path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -431,7 +441,8 @@ int mounts_pivot (const struct spec *s, capsule_error **err)
   return 0;
 }
 
-static int mask_path (const char *path, capsule_error **err)
+static int
+mask_path (const char *path, capsule_error **err)
 {
   struct stat st;
   if (lstat (path, &st) < 0)
@@ -449,7 +460,8 @@ static int mask_path (const char *path, capsule_error **err)
   return 0;
 }
 
-static int readonly_path (const char *path, capsule_error **err)
+static int
+readonly_path (const char *path, capsule_error **err)
 {
   if (mount (path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
     return errno == ENOENT ? 0 : capsule_error_make (err, errno, "linux.readonlyPaths: `%s`", path);
@@ -458,7 +470,8 @@ static int readonly_path (const char *path, capsule_error **err)
   return 0;
 }
 
-int mounts_finish (const struct mounts_ctx *m, capsule_error **err)
+int
+mounts_finish (const struct mounts_ctx *m, capsule_error **err)
 {
   const struct spec *s = m->spec;
   for (char **p = s->readonly_paths; p && *p; p++)

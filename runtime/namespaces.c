@@ -9,7 +9,8 @@
 
 #include "utils.h"
 
-int namespaces_new_flags (const struct spec *s)
+int
+namespaces_new_flags (const struct spec *s)
 {
   int flags = 0;
   for (size_t i = 0; i < s->n_namespaces; i++)
@@ -18,7 +19,8 @@ int namespaces_new_flags (const struct spec *s)
   return flags;
 }
 
-bool namespaces_any_path (const struct spec *s)
+bool
+namespaces_any_path (const struct spec *s)
 {
   for (size_t i = 0; i < s->n_namespaces; i++)
     if (s->namespaces[i].path)
@@ -26,7 +28,8 @@ bool namespaces_any_path (const struct spec *s)
   return false;
 }
 
-char *namespaces_idmap_text (const struct spec_idmap *maps, size_t n)
+char *
+namespaces_idmap_text (const struct spec_idmap *maps, size_t n)
 {
   size_t cap = n * 36 + 1, len = 0;
   char *out = xmalloc0 (cap);
@@ -36,25 +39,34 @@ char *namespaces_idmap_text (const struct spec_idmap *maps, size_t n)
   return out;
 }
 
-static int write_map (pid_t pid, const char *file, const struct spec_idmap *maps, size_t n,
-                      capsule_error **err)
+static int
+write_map (pid_t pid, const char *file, const struct spec_idmap *maps, size_t n,
+           capsule_error **err)
 {
   _cleanup_free_ char *text = namespaces_idmap_text (maps, n);
   _cleanup_free_ char *path = xasprintf ("/proc/%d/%s", pid, file);
   if (write_knob (AT_FDCWD, path, text, err) < 0)
-    return capsule_error_wrap (err, "linux.%s",
-                               strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
+    {
+      /* one line: the map itself, without the kernel's newlines */
+      for (char *p = (*err)->msg; *p; p++)
+        if (*p == '\n')
+          *p = ';';
+      return capsule_error_wrap (err, "config.json: linux.%s: the kernel refused the map",
+                                 strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
+    }
   return 0;
 }
 
-int namespaces_write_idmaps (pid_t pid, const struct spec *s, capsule_error **err)
+int
+namespaces_write_idmaps (pid_t pid, const struct spec *s, capsule_error **err)
 {
   if (write_map (pid, "uid_map", s->uid_mappings, s->n_uid_mappings, err) < 0)
     return -1;
   return write_map (pid, "gid_map", s->gid_mappings, s->n_gid_mappings, err);
 }
 
-static int join (const struct spec_namespace *ns, capsule_error **err)
+static int
+join (const struct spec_namespace *ns, capsule_error **err)
 {
   _cleanup_close_ int fd = open (ns->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -66,7 +78,8 @@ static int join (const struct spec_namespace *ns, capsule_error **err)
   return 0;
 }
 
-int namespaces_join_paths (const struct spec *s, capsule_error **err)
+int
+namespaces_join_paths (const struct spec *s, capsule_error **err)
 {
   const struct spec_namespace *user = NULL;
   for (size_t i = 0; i < s->n_namespaces; i++)
@@ -86,7 +99,8 @@ int namespaces_join_paths (const struct spec *s, capsule_error **err)
   return user ? join (user, err) : 0;
 }
 
-bool namespaces_maps_root (const struct spec_idmap *maps, size_t n)
+bool
+namespaces_maps_root (const struct spec_idmap *maps, size_t n)
 {
   for (size_t i = 0; i < n; i++)
     if (maps[i].container_id == 0)

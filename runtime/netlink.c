@@ -11,13 +11,15 @@
 
 #include "utils.h"
 
-static void socket_closep (struct mnl_socket **nl)
+static void
+socket_closep (struct mnl_socket **nl)
 {
   if (*nl)
     mnl_socket_close (*nl);
 }
 
-int netlink_loopback_up (capsule_error **err)
+int
+netlink_loopback_up (capsule_error **err)
 {
   __attribute__ ((cleanup (socket_closep))) struct mnl_socket *nl = NULL;
   char buf[MNL_SOCKET_BUFFER_SIZE];

@@ -11,7 +11,8 @@
 
 #include <sys/capability.h>
 
-char *features_json (void)
+char *
+features_json (void)
 {
   static const char *const hooks[] = { "prestart",       "createRuntime", "createContainer",
                                        "startContainer", "poststart",     "poststop" };

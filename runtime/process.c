@@ -17,7 +17,8 @@
 #include "caps.h"
 #include "utils.h"
 
-static const char *env_path (const struct spec_process *p)
+static const char *
+env_path (const struct spec_process *p)
 {
   for (size_t i = 0; p->env && p->env[i]; i++)
     if (strncmp (p->env[i], "PATH=", 5) == 0)
@@ -25,13 +26,15 @@ static const char *env_path (const struct spec_process *p)
   return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 }
 
-static bool is_executable (const char *path)
+static bool
+is_executable (const char *path)
 {
   struct stat st;
   return stat (path, &st) == 0 && S_ISREG (st.st_mode) && access (path, X_OK) == 0;
 }
 
-char *process_find_executable (const struct spec_process *p, capsule_error **err)
+char *
+process_find_executable (const struct spec_process *p, capsule_error **err)
 {
   const char *name = p->args[0];
   _cleanup_free_ char *dirs = NULL;
@@ -56,7 +59,8 @@ char *process_find_executable (const struct spec_process *p, capsule_error **err
   return NULL;
 }
 
-int process_set_rlimits (const struct spec_process *p, capsule_error **err)
+int
+process_set_rlimits (const struct spec_process *p, capsule_error **err)
 {
   for (size_t i = 0; i < p->n_rlimits; i++)
     {
@@ -77,8 +81,9 @@ int process_set_rlimits (const struct spec_process *p, capsule_error **err)
   return 0;
 }
 
-int process_drop_privileges (const struct spec_process *p, const struct seccomp_program *seccomp,
-                             capsule_error **err)
+int
+process_drop_privileges (const struct spec_process *p, const struct seccomp_program *seccomp,
+                         capsule_error **err)
 {
   uint64_t bounding = p->has_capabilities ? p->caps[CAPSET_BOUNDING] : 0;
   if (seccomp && seccomp->filter && !p->no_new_privileges && seccomp_install (seccomp, err) < 0)
@@ -102,15 +107,17 @@ int process_drop_privileges (const struct spec_process *p, const struct seccomp_
   return 0;
 }
 
-int process_chdir (const struct spec_process *p, capsule_error **err)
+int
+process_chdir (const struct spec_process *p, capsule_error **err)
 {
   if (chdir (p->cwd) < 0)
     return capsule_error_make (err, errno, "process.cwd: chdir `%s`", p->cwd);
   return 0;
 }
 
-int process_finalize (const struct spec_process *p, const struct seccomp_program *seccomp,
-                      capsule_error **err)
+int
+process_finalize (const struct spec_process *p, const struct seccomp_program *seccomp,
+                  capsule_error **err)
 {
   if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return capsule_error_make (err, errno, "process.noNewPrivileges");
@@ -119,8 +126,8 @@ int process_finalize (const struct spec_process *p, const struct seccomp_program
   return 0;
 }
 
-int process_exec (const struct spec_process *p, const char *path, int preserve_fds,
-                  capsule_error **err)
+int
+process_exec (const struct spec_process *p, const char *path, int preserve_fds, capsule_error **err)
 {
   char *const empty[] = { NULL };
   syscall (SYS_close_range, 3 + preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
@@ -128,7 +135,8 @@ int process_exec (const struct spec_process *p, const char *path, int preserve_f
   return capsule_error_make (err, errno, "exec `%s`", path);
 }
 
-void process_wait_forwarding (pid_t pid, const sigset_t *mask, int *ret_status)
+void
+process_wait_forwarding (pid_t pid, const sigset_t *mask, int *ret_status)
 {
   for (;;)
     {

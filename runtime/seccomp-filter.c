@@ -13,7 +13,8 @@
 
 #include "utils.h"
 
-int seccomp_action_parse (const char *name, int errno_ret, uint32_t *ret)
+int
+seccomp_action_parse (const char *name, int errno_ret, uint32_t *ret)
 {
   if (strcmp (name, "SCMP_ACT_KILL") == 0 || strcmp (name, "SCMP_ACT_KILL_THREAD") == 0)
     *ret = SCMP_ACT_KILL_THREAD;
@@ -34,7 +35,8 @@ int seccomp_action_parse (const char *name, int errno_ret, uint32_t *ret)
   return 0;
 }
 
-int seccomp_arch_parse (const char *name, uint32_t *ret)
+int
+seccomp_arch_parse (const char *name, uint32_t *ret)
 {
   char lower[32];
   size_t n;
@@ -58,7 +60,8 @@ int seccomp_arch_parse (const char *name, uint32_t *ret)
   return 0;
 }
 
-int seccomp_op_parse (const char *name)
+int
+seccomp_op_parse (const char *name)
 {
   static const struct
   {
@@ -79,7 +82,8 @@ int seccomp_op_parse (const char *name)
   return -1;
 }
 
-int seccomp_flag_parse (const char *name, unsigned *flags)
+int
+seccomp_flag_parse (const char *name, unsigned *flags)
 {
   if (strcmp (name, "SECCOMP_FILTER_FLAG_LOG") == 0)
     *flags |= SECCOMP_FILTER_FLAG_LOG;
@@ -92,13 +96,15 @@ int seccomp_flag_parse (const char *name, unsigned *flags)
   return 0;
 }
 
-static void ctx_releasep (scmp_filter_ctx *ctx)
+static void
+ctx_releasep (scmp_filter_ctx *ctx)
 {
   if (*ctx)
     seccomp_release (*ctx);
 }
 
-static int add_archs (scmp_filter_ctx ctx, const struct spec_seccomp *sc, capsule_error **err)
+static int
+add_archs (scmp_filter_ctx ctx, const struct spec_seccomp *sc, capsule_error **err)
 {
   for (size_t i = 0; i < sc->n_archs; i++)
     {
@@ -109,9 +115,9 @@ static int add_archs (scmp_filter_ctx ctx, const struct spec_seccomp *sc, capsul
   return 0;
 }
 
-static int add_rule (scmp_filter_ctx ctx, const struct spec_seccomp *sc,
-                     const struct spec_seccomp_rule *rule, size_t i, size_t *unknown,
-                     capsule_error **err)
+static int
+add_rule (scmp_filter_ctx ctx, const struct spec_seccomp *sc, const struct spec_seccomp_rule *rule,
+          size_t i, size_t *unknown, capsule_error **err)
 {
   struct scmp_arg_cmp cmps[6];
   for (size_t k = 0; k < rule->n_args; k++)
@@ -144,8 +150,9 @@ static int add_rule (scmp_filter_ctx ctx, const struct spec_seccomp *sc,
   return 0;
 }
 
-int seccomp_compile (const struct spec_seccomp *sc, struct seccomp_program *ret,
-                     size_t *ret_unknown, capsule_error **err)
+int
+seccomp_compile (const struct spec_seccomp *sc, struct seccomp_program *ret, size_t *ret_unknown,
+                 capsule_error **err)
 {
   __attribute__ ((cleanup (ctx_releasep))) scmp_filter_ctx ctx = seccomp_init (sc->default_action);
   _cleanup_close_ int fd = -1;
@@ -186,14 +193,16 @@ int seccomp_compile (const struct spec_seccomp *sc, struct seccomp_program *ret,
   return 0;
 }
 
-void seccomp_program_release (struct seccomp_program *p)
+void
+seccomp_program_release (struct seccomp_program *p)
 {
   free (p->filter);
   p->filter = NULL;
   p->len = 0;
 }
 
-int seccomp_install (const struct seccomp_program *p, capsule_error **err)
+int
+seccomp_install (const struct seccomp_program *p, capsule_error **err)
 {
   struct sock_fprog prog = { .len = p->len, .filter = p->filter };
   if (syscall (__NR_seccomp, SECCOMP_SET_MODE_FILTER, p->flags, &prog) < 0)

@@ -12,7 +12,8 @@
 #include "state.h"
 #include "utils.h"
 
-char *spec_policy_path (const char *relative)
+char *
+spec_policy_path (const char *relative)
 {
   const char *env = getenv ("CAPSULE_POLICY_DIR");
   const char *dirs[] = { env, CAPSULE_POLICYDIR, CAPSULE_SOURCE_POLICYDIR };
@@ -28,14 +29,16 @@ char *spec_policy_path (const char *relative)
   return xasprintf ("%s/%s", CAPSULE_POLICYDIR, relative);
 }
 
-static char *json_quote (const char *s)
+static char *
+json_quote (const char *s)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (false);
   json_w_string (w, s);
   return xstrdup (json_writer_text (w, NULL));
 }
 
-static char *args_array (const char *args)
+static char *
+args_array (const char *args)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (false);
   _cleanup_free_ char *copy = xstrdup (args);
@@ -110,7 +113,8 @@ static const char template[]
       "  }\n"
       "}\n";
 
-int spec_default_text (const char *rootfs, const char *args, char **ret, capsule_error **err)
+int
+spec_default_text (const char *rootfs, const char *args, char **ret, capsule_error **err)
 {
   _cleanup_free_ char *policy = spec_policy_path ("seccomp/default.json");
   _cleanup_free_ char *seccomp = NULL, *q_root = json_quote (rootfs), *q_args = args_array (args);

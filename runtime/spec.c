@@ -27,7 +27,8 @@ struct ctx
 
 static int bad (struct ctx *c, const char *path, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
-static int bad (struct ctx *c, const char *path, const char *fmt, ...)
+static int
+bad (struct ctx *c, const char *path, const char *fmt, ...)
 {
   _cleanup_free_ char *msg = NULL;
   va_list ap;
@@ -38,23 +39,27 @@ static int bad (struct ctx *c, const char *path, const char *fmt, ...)
   return capsule_error_make (c->err, 0, "%s: %s: %s", c->what, path, msg ? msg : "invalid");
 }
 
-static int wrong_type (struct ctx *c, const char *path, const char *expected, const json_value *v)
+static int
+wrong_type (struct ctx *c, const char *path, const char *expected, const json_value *v)
 {
   return bad (c, path, "expected %s, got %s", expected, json_type_name (v));
 }
 
-static char *sub (const char *path, const char *key)
+static char *
+sub (const char *path, const char *key)
 {
   return path[0] ? xasprintf ("%s.%s", path, key) : xstrdup (key);
 }
 
-static char *idx (const char *path, size_t i)
+static char *
+idx (const char *path, size_t i)
 {
   return xasprintf ("%s[%zu]", path, i);
 }
 
-static int opt_string (struct ctx *c, const json_value *obj, const char *path, const char *key,
-                       bool required, char **ret)
+static int
+opt_string (struct ctx *c, const json_value *obj, const char *path, const char *key, bool required,
+            char **ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = sub (path, key);
@@ -73,8 +78,8 @@ static int opt_string (struct ctx *c, const json_value *obj, const char *path, c
   return 0;
 }
 
-static int opt_bool (struct ctx *c, const json_value *obj, const char *path, const char *key,
-                     bool *ret)
+static int
+opt_bool (struct ctx *c, const json_value *obj, const char *path, const char *key, bool *ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = NULL;
@@ -90,8 +95,9 @@ static int opt_bool (struct ctx *c, const json_value *obj, const char *path, con
 }
 
 /* An integer within [min, max]; *present tells whether it was there. */
-static int opt_int (struct ctx *c, const json_value *obj, const char *path, const char *key,
-                    long long min, long long max, bool *present, long long *ret)
+static int
+opt_int (struct ctx *c, const json_value *obj, const char *path, const char *key, long long min,
+         long long max, bool *present, long long *ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = NULL;
@@ -108,8 +114,9 @@ static int opt_int (struct ctx *c, const json_value *obj, const char *path, cons
   return 0;
 }
 
-static int opt_u64 (struct ctx *c, const json_value *obj, const char *path, const char *key,
-                    bool *present, uint64_t *ret)
+static int
+opt_u64 (struct ctx *c, const json_value *obj, const char *path, const char *key, bool *present,
+         uint64_t *ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = NULL;
@@ -126,8 +133,9 @@ static int opt_u64 (struct ctx *c, const json_value *obj, const char *path, cons
 }
 
 /* NULL-terminated array of strings; a missing member leaves *ret untouched. */
-static int opt_strv (struct ctx *c, const json_value *obj, const char *path, const char *key,
-                     size_t max, char ***ret)
+static int
+opt_strv (struct ctx *c, const json_value *obj, const char *path, const char *key, size_t max,
+          char ***ret)
 {
   json_value *v = json_get (obj, key);
   _cleanup_free_ char *p = NULL;
@@ -158,14 +166,16 @@ static int opt_strv (struct ctx *c, const json_value *obj, const char *path, con
   return 0;
 }
 
-static int want_object (struct ctx *c, const json_value *v, const char *path)
+static int
+want_object (struct ctx *c, const json_value *v, const char *path)
 {
   if (v != NULL && !json_is_object (v) && !json_is_null (v))
     return wrong_type (c, path, "an object", v);
   return 0;
 }
 
-static int want_array (struct ctx *c, const json_value *v, const char *path, size_t max)
+static int
+want_array (struct ctx *c, const json_value *v, const char *path, size_t max)
 {
   if (v == NULL || json_is_null (v))
     return 0;
@@ -174,6 +184,15 @@ static int want_array (struct ctx *c, const json_value *v, const char *path, siz
   if (json_array_len (v) > max)
     return bad (c, path, "more than %zu entries", max);
   return 0;
+}
+
+static bool
+path_has_dotdot (const char *p)
+{
+  for (const char *s = p; (s = strstr (s, "..")); s += 2)
+    if ((s == p || s[-1] == '/') && (s[2] == '\0' || s[2] == '/'))
+      return true;
+  return false;
 }
 
 /* ---- mount options ---- */
@@ -219,7 +238,8 @@ static const struct mount_opt propagation_flags[] = {
   { "unbindable", false, MS_UNBINDABLE }, { "runbindable", false, MS_UNBINDABLE | MS_REC },
 };
 
-static const struct mount_opt *find_opt (const struct mount_opt *table, size_t n, const char *name)
+static const struct mount_opt *
+find_opt (const struct mount_opt *table, size_t n, const char *name)
 {
   for (size_t i = 0; i < n; i++)
     if (strcmp (table[i].name, name) == 0)
@@ -227,8 +247,9 @@ static const struct mount_opt *find_opt (const struct mount_opt *table, size_t n
   return NULL;
 }
 
-int spec_mount_options_parse (struct spec_mount *m, char **options, const char *where,
-                              capsule_error **err)
+int
+spec_mount_options_parse (struct spec_mount *m, char **options, const char *where,
+                          capsule_error **err)
 {
   size_t data_len = 0;
   _cleanup_free_ char *data = NULL;
@@ -306,7 +327,8 @@ static const struct
   { "RLIMIT_STACK", RLIMIT_STACK },
 };
 
-int spec_rlimit_parse (const char *name)
+int
+spec_rlimit_parse (const char *name)
 {
   for (size_t i = 0; i < ARRAY_SIZE (rlimit_names); i++)
     if (strcmp (rlimit_names[i].name, name) == 0)
@@ -314,7 +336,8 @@ int spec_rlimit_parse (const char *name)
   return -1;
 }
 
-static int parse_rlimits (struct ctx *c, const json_value *proc, struct spec_process *p)
+static int
+parse_rlimits (struct ctx *c, const json_value *proc, struct spec_process *p)
 {
   json_value *v = json_get (proc, "rlimits");
   const char *path = "process.rlimits";
@@ -356,7 +379,8 @@ static int parse_rlimits (struct ctx *c, const json_value *proc, struct spec_pro
 static const char *const capset_names[SPEC_N_CAPSETS]
     = { "bounding", "effective", "permitted", "inheritable", "ambient" };
 
-static int parse_capabilities (struct ctx *c, const json_value *proc, struct spec_process *p)
+static int
+parse_capabilities (struct ctx *c, const json_value *proc, struct spec_process *p)
 {
   json_value *v = json_get (proc, "capabilities");
   if (v == NULL || json_is_null (v))
@@ -384,7 +408,8 @@ static int parse_capabilities (struct ctx *c, const json_value *proc, struct spe
   return 0;
 }
 
-static int parse_user (struct ctx *c, const json_value *proc, struct spec_process *p)
+static int
+parse_user (struct ctx *c, const json_value *proc, struct spec_process *p)
 {
   json_value *u = json_get (proc, "user");
   json_value *gids;
@@ -423,7 +448,8 @@ static int parse_user (struct ctx *c, const json_value *proc, struct spec_proces
   return 0;
 }
 
-static int parse_process_obj (struct ctx *c, const json_value *v, struct spec_process **ret)
+static int
+parse_process_obj (struct ctx *c, const json_value *v, struct spec_process **ret)
 {
   struct spec_process *p = xmalloc0 (sizeof *p);
   long long oom = 0;
@@ -471,7 +497,8 @@ out:
 
 /* ---- root, mounts, namespaces, id mappings ---- */
 
-static int parse_root (struct ctx *c, const json_value *doc, const char *bundle, struct spec *s)
+static int
+parse_root (struct ctx *c, const json_value *doc, const char *bundle, struct spec *s)
 {
   json_value *root = json_get (doc, "root");
   _cleanup_free_ char *path = NULL;
@@ -486,7 +513,8 @@ static int parse_root (struct ctx *c, const json_value *doc, const char *bundle,
   return 0;
 }
 
-static int parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
+static int
+parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
 {
   json_value *v = json_get (doc, "mounts");
   if (want_array (c, v, "mounts", 1024) < 0)
@@ -506,6 +534,11 @@ static int parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
           || opt_string (c, e, pi, "source", false, &m->source) < 0
           || opt_strv (c, e, pi, "options", 256, &options) < 0)
         return -1;
+      if (path_has_dotdot (m->destination))
+        {
+          _cleanup_free_ char *pd = sub (pi, "destination");
+          return bad (c, pd, "\"%s\" contains \"..\"", m->destination);
+        }
       if (m->destination[0] != '/')
         {
           _cleanup_free_ char *pd = sub (pi, "destination");
@@ -537,7 +570,8 @@ static const struct
   { "cgroup", CLONE_NEWCGROUP },
 };
 
-int spec_namespace_parse (const char *name)
+int
+spec_namespace_parse (const char *name)
 {
   for (size_t i = 0; i < ARRAY_SIZE (ns_names); i++)
     if (strcmp (ns_names[i].name, name) == 0)
@@ -545,7 +579,8 @@ int spec_namespace_parse (const char *name)
   return 0;
 }
 
-const char *spec_namespace_name (int type)
+const char *
+spec_namespace_name (int type)
 {
   for (size_t i = 0; i < ARRAY_SIZE (ns_names); i++)
     if (ns_names[i].type == type)
@@ -553,7 +588,8 @@ const char *spec_namespace_name (int type)
   return "?";
 }
 
-static int parse_namespaces (struct ctx *c, const json_value *linux_, struct spec *s)
+static int
+parse_namespaces (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "namespaces");
   if (want_array (c, v, "linux.namespaces", 16) < 0)
@@ -588,8 +624,9 @@ static int parse_namespaces (struct ctx *c, const json_value *linux_, struct spe
   return 0;
 }
 
-static int parse_idmaps (struct ctx *c, const json_value *linux_, const char *key,
-                         struct spec_idmap **ret, size_t *ret_n)
+static int
+parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct spec_idmap **ret,
+              size_t *ret_n)
 {
   json_value *v = json_get (linux_, key);
   _cleanup_free_ char *path = xasprintf ("linux.%s", key);
@@ -617,7 +654,8 @@ static int parse_idmaps (struct ctx *c, const json_value *linux_, const char *ke
 
 /* ---- devices, sysctl, resources ---- */
 
-static int parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
+static int
+parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "devices");
   if (want_array (c, v, "linux.devices", 1024) < 0)
@@ -661,7 +699,8 @@ static int parse_devices (struct ctx *c, const json_value *linux_, struct spec *
   return 0;
 }
 
-static int parse_sysctl (struct ctx *c, const json_value *linux_, struct spec *s)
+static int
+parse_sysctl (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "sysctl");
   if (want_object (c, v, "linux.sysctl") < 0)
@@ -685,7 +724,8 @@ static int parse_sysctl (struct ctx *c, const json_value *linux_, struct spec *s
   return 0;
 }
 
-static int parse_device_rules (struct ctx *c, const json_value *res, struct spec_resources *r)
+static int
+parse_device_rules (struct ctx *c, const json_value *res, struct spec_resources *r)
 {
   json_value *v = json_get (res, "devices");
   if (want_array (c, v, "linux.resources.devices", 1024) < 0)
@@ -719,7 +759,8 @@ static int parse_device_rules (struct ctx *c, const json_value *res, struct spec
   return 0;
 }
 
-static int parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
+static int
+parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "resources");
   json_value *mem, *pids, *cpu, *unified;
@@ -805,8 +846,9 @@ static int parse_resources (struct ctx *c, const json_value *linux_, struct spec
 
 /* ---- seccomp ---- */
 
-static int parse_seccomp_args (struct ctx *c, const json_value *e, const char *pi,
-                               struct spec_seccomp_rule *rule)
+static int
+parse_seccomp_args (struct ctx *c, const json_value *e, const char *pi,
+                    struct spec_seccomp_rule *rule)
 {
   json_value *args = json_get (e, "args");
   _cleanup_free_ char *pa = sub (pi, "args");
@@ -840,8 +882,9 @@ static int parse_seccomp_args (struct ctx *c, const json_value *e, const char *p
   return 0;
 }
 
-static int parse_seccomp_action (struct ctx *c, const json_value *obj, const char *path,
-                                 const char *key, uint32_t *ret)
+static int
+parse_seccomp_action (struct ctx *c, const json_value *obj, const char *path, const char *key,
+                      uint32_t *ret)
 {
   _cleanup_free_ char *name = NULL;
   _cleanup_free_ char *pk = sub (path, key);
@@ -858,7 +901,8 @@ static int parse_seccomp_action (struct ctx *c, const json_value *obj, const cha
   return 0;
 }
 
-static int parse_seccomp (struct ctx *c, const json_value *linux_, struct spec *s)
+static int
+parse_seccomp (struct ctx *c, const json_value *linux_, struct spec *s)
 {
   json_value *v = json_get (linux_, "seccomp");
   json_value *syscalls;
@@ -910,7 +954,8 @@ static int parse_seccomp (struct ctx *c, const json_value *linux_, struct spec *
 
 /* ---- hooks, annotations ---- */
 
-static int parse_hooks (struct ctx *c, const json_value *doc, struct spec *s)
+static int
+parse_hooks (struct ctx *c, const json_value *doc, struct spec *s)
 {
   json_value *hooks = json_get (doc, "hooks");
   if (want_object (c, hooks, "hooks") < 0)
@@ -947,7 +992,8 @@ static int parse_hooks (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
-static int parse_annotations (struct ctx *c, const json_value *doc, struct spec *s)
+static int
+parse_annotations (struct ctx *c, const json_value *doc, struct spec *s)
 {
   json_value *v = json_get (doc, "annotations");
   if (want_object (c, v, "annotations") < 0)
@@ -969,7 +1015,8 @@ static int parse_annotations (struct ctx *c, const json_value *doc, struct spec 
   return 0;
 }
 
-static int parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
+static int
+parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
 {
   json_value *l = json_get (doc, "linux");
   _cleanup_free_ char *prop = NULL;
@@ -1002,7 +1049,8 @@ static int parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
-static int check_consistency (struct ctx *c, struct spec *s)
+static int
+check_consistency (struct ctx *c, struct spec *s)
 {
   const struct spec_namespace *user = spec_namespace (s, CLONE_NEWUSER);
   if (user && user->path == NULL && (s->n_uid_mappings == 0 || s->n_gid_mappings == 0))
@@ -1018,8 +1066,8 @@ static int check_consistency (struct ctx *c, struct spec *s)
   return 0;
 }
 
-struct spec *spec_parse (const char *text, const char *what, const char *bundle,
-                         capsule_error **err)
+struct spec *
+spec_parse (const char *text, const char *what, const char *bundle, capsule_error **err)
 {
   _cleanup_json_ json_value *doc = json_parse (text, what, err);
   _cleanup_spec_ struct spec *s = NULL;
@@ -1058,28 +1106,36 @@ struct spec *spec_parse (const char *text, const char *what, const char *bundle,
   return steal_pointer (&s);
 }
 
-struct spec *spec_load (const char *bundle, capsule_error **err)
+struct spec *
+spec_load (const char *bundle, capsule_error **err)
 {
   _cleanup_free_ char *abs = realpath (bundle, NULL);
   _cleanup_free_ char *text = NULL;
   _cleanup_free_ char *path = NULL;
+  size_t len = 0;
   if (abs == NULL)
     {
       capsule_error_make (err, errno, "bundle `%s`", bundle);
       return NULL;
     }
   path = xasprintf ("%s/config.json", abs);
-  if (read_file_at (AT_FDCWD, path, SPEC_MAX_SIZE, &text, NULL, err) < 0)
+  if (read_file_at (AT_FDCWD, path, SPEC_MAX_SIZE, &text, &len, err) < 0)
     return NULL;
-  if (strlen (text) == 0)
+  if (len == 0)
     {
       capsule_error_make (err, 0, "config.json: empty file");
+      return NULL;
+    }
+  if (strlen (text) != len)
+    {
+      capsule_error_make (err, 0, "config.json: invalid JSON: holds a NUL byte");
       return NULL;
     }
   return spec_parse (text, "config.json", abs, err);
 }
 
-struct spec_process *spec_process_parse (const char *text, const char *what, capsule_error **err)
+struct spec_process *
+spec_process_parse (const char *text, const char *what, capsule_error **err)
 {
   _cleanup_json_ json_value *doc = json_parse (text, what, err);
   struct spec_process *p = NULL;
@@ -1091,7 +1147,8 @@ struct spec_process *spec_process_parse (const char *text, const char *what, cap
   return p;
 }
 
-struct spec_process *spec_process_free (struct spec_process *p)
+struct spec_process *
+spec_process_free (struct spec_process *p)
 {
   if (p == NULL)
     return NULL;
@@ -1104,7 +1161,8 @@ struct spec_process *spec_process_free (struct spec_process *p)
   return NULL;
 }
 
-struct spec *spec_free (struct spec *s)
+struct spec *
+spec_free (struct spec *s)
 {
   if (s == NULL)
     return NULL;
@@ -1171,7 +1229,8 @@ struct spec *spec_free (struct spec *s)
   return NULL;
 }
 
-const struct spec_namespace *spec_namespace (const struct spec *s, int type)
+const struct spec_namespace *
+spec_namespace (const struct spec *s, int type)
 {
   for (size_t i = 0; i < s->n_namespaces; i++)
     if (s->namespaces[i].type == type)
@@ -1179,7 +1238,8 @@ const struct spec_namespace *spec_namespace (const struct spec *s, int type)
   return NULL;
 }
 
-const char *spec_annotation (const struct spec *s, const char *key)
+const char *
+spec_annotation (const struct spec *s, const char *key)
 {
   for (size_t i = 0; i < s->n_annotations; i++)
     if (strcmp (s->annotation_keys[i], key) == 0)

@@ -192,12 +192,14 @@ struct spec *spec_parse (const char *text, const char *what, const char *bundle,
 struct spec_process *spec_process_parse (const char *text, const char *what, capsule_error **err);
 struct spec *spec_free (struct spec *s);
 struct spec_process *spec_process_free (struct spec_process *p);
-static inline void spec_freep (struct spec **s)
+static inline void
+spec_freep (struct spec **s)
 {
   spec_free (*s);
 }
 #define _cleanup_spec_ __attribute__ ((cleanup (spec_freep)))
-static inline void spec_process_freep (struct spec_process **p)
+static inline void
+spec_process_freep (struct spec_process **p)
 {
   spec_process_free (*p);
 }

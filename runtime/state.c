@@ -13,18 +13,21 @@
 #include "json.h"
 #include "utils.h"
 
-const char *container_status_name (enum container_status s)
+const char *
+container_status_name (enum container_status s)
 {
   static const char *const names[] = { "creating", "created", "running", "paused", "stopped" };
   return names[s];
 }
 
-char *state_dir (const char *root, const char *id)
+char *
+state_dir (const char *root, const char *id)
 {
   return xasprintf ("%s/%s", root, id);
 }
 
-int state_save (const char *root, const struct container_state *st, capsule_error **err)
+int
+state_save (const char *root, const struct container_state *st, capsule_error **err)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (false);
   _cleanup_free_ char *path = xasprintf ("%s/%s/state.json", root, st->id);
@@ -58,19 +61,22 @@ int state_save (const char *root, const struct container_state *st, capsule_erro
   return write_file_atomic (path, text, len, 0600, err);
 }
 
-static char *dup_string (json_value *doc, const char *key)
+static char *
+dup_string (json_value *doc, const char *key)
 {
   const char *s = json_string (json_get (doc, key));
   return s ? xstrdup (s) : NULL;
 }
 
-static long long get_int (json_value *doc, const char *key)
+static long long
+get_int (json_value *doc, const char *key)
 {
   json_value *v = json_get (doc, key);
   return json_is_integer (v) ? json_integer (v) : 0;
 }
 
-int state_load (const char *root, const char *id, struct container_state **ret, capsule_error **err)
+int
+state_load (const char *root, const char *id, struct container_state **ret, capsule_error **err)
 {
   _cleanup_free_ char *path = NULL, *text = NULL;
   _cleanup_json_ json_value *doc = NULL;
@@ -131,7 +137,8 @@ int state_load (const char *root, const char *id, struct container_state **ret, 
   return 0;
 }
 
-struct container_state *state_free (struct container_state *st)
+struct container_state *
+state_free (struct container_state *st)
 {
   if (st == NULL)
     return NULL;
@@ -149,7 +156,8 @@ struct container_state *state_free (struct container_state *st)
   return NULL;
 }
 
-bool state_process_alive (const struct container_state *st)
+bool
+state_process_alive (const struct container_state *st)
 {
   uint64_t start;
   if (st->pid <= 0)
@@ -177,14 +185,16 @@ bool state_process_alive (const struct container_state *st)
   return true;
 }
 
-struct cgroup *state_cgroup (const struct container_state *st)
+struct cgroup *
+state_cgroup (const struct container_state *st)
 {
   if (st->cgroup_version == 0 || st->cgroup_path == NULL)
     return NULL;
   return cgroup_from_state (st->cgroup_version, st->cgroup_root, st->cgroup_path, st->v1_paths);
 }
 
-enum container_status state_status (const char *root, const struct container_state *st)
+enum container_status
+state_status (const char *root, const struct container_state *st)
 {
   _cleanup_free_ char *fifo = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -203,7 +213,8 @@ enum container_status state_status (const char *root, const struct container_sta
   return STATUS_RUNNING;
 }
 
-char *state_json (const struct container_state *st, enum container_status status, bool oom_killed)
+char *
+state_json (const struct container_state *st, enum container_status status, bool oom_killed)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (true);
   json_w_open_object (w);
@@ -225,12 +236,14 @@ char *state_json (const struct container_state *st, enum container_status status
   return xstrdup (json_writer_text (w, NULL));
 }
 
-static int cmp_str (const void *a, const void *b)
+static int
+cmp_str (const void *a, const void *b)
 {
   return strcmp (*(char *const *)a, *(char *const *)b);
 }
 
-int state_list (const char *root, char ***ret, capsule_error **err)
+int
+state_list (const char *root, char ***ret, capsule_error **err)
 {
   DIR *d = opendir (root);
   struct dirent *de;
@@ -263,7 +276,8 @@ int state_list (const char *root, char ***ret, capsule_error **err)
   return 0;
 }
 
-int state_lock (const char *root, const char *id, capsule_error **err)
+int
+state_lock (const char *root, const char *id, capsule_error **err)
 {
   _cleanup_free_ char *dir = state_dir (root, id);
   int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -45,7 +45,8 @@ int state_save (const char *root, const struct container_state *st, capsule_erro
 int state_load (const char *root, const char *id, struct container_state **ret,
                 capsule_error **err);
 struct container_state *state_free (struct container_state *st);
-static inline void state_freep (struct container_state **st)
+static inline void
+state_freep (struct container_state **st)
 {
   state_free (*st);
 }

@@ -7,7 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int sync_send (int fd, int type, int64_t value, capsule_error **err)
+int
+sync_send (int fd, int type, int64_t value, capsule_error **err)
 {
   struct sync_msg m = { .type = type, .value = value };
   ssize_t r;
@@ -19,7 +20,8 @@ int sync_send (int fd, int type, int64_t value, capsule_error **err)
   return 0;
 }
 
-int sync_recv (int fd, int expect, struct sync_msg *ret, capsule_error **err)
+int
+sync_recv (int fd, int expect, struct sync_msg *ret, capsule_error **err)
 {
   struct sync_msg m;
   ssize_t r;
@@ -47,7 +49,8 @@ int sync_recv (int fd, int expect, struct sync_msg *ret, capsule_error **err)
   return 0;
 }
 
-void sync_fail (int fd, capsule_error *err)
+void
+sync_fail (int fd, capsule_error *err)
 {
   struct sync_msg m = { .type = SYNC_ERROR, .err = err ? err->status : 0 };
   snprintf (m.text, sizeof m.text, "%s", err && err->msg ? err->msg : "unknown error");

@@ -13,7 +13,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-void strv_free (char **v)
+void
+strv_free (char **v)
 {
   if (v == NULL)
     return;
@@ -22,7 +23,8 @@ void strv_free (char **v)
   free (v);
 }
 
-size_t strv_length (char **v)
+size_t
+strv_length (char **v)
 {
   size_t n = 0;
   while (v && v[n])
@@ -30,7 +32,8 @@ size_t strv_length (char **v)
   return n;
 }
 
-void *xmalloc0 (size_t size)
+void *
+xmalloc0 (size_t size)
 {
   void *p = calloc (1, size ? size : 1);
   if (p == NULL)
@@ -38,7 +41,8 @@ void *xmalloc0 (size_t size)
   return p;
 }
 
-char *xstrdup (const char *s)
+char *
+xstrdup (const char *s)
 {
   char *r;
   if (s == NULL)
@@ -49,7 +53,8 @@ char *xstrdup (const char *s)
   return r;
 }
 
-char *xasprintf (const char *fmt, ...)
+char *
+xasprintf (const char *fmt, ...)
 {
   char *r;
   va_list ap;
@@ -60,7 +65,8 @@ char *xasprintf (const char *fmt, ...)
   return r;
 }
 
-ssize_t write_all (int fd, const void *buf, size_t len)
+ssize_t
+write_all (int fd, const void *buf, size_t len)
 {
   const char *p = buf;
   size_t done = 0;
@@ -76,7 +82,8 @@ ssize_t write_all (int fd, const void *buf, size_t len)
   return done;
 }
 
-ssize_t read_all (int fd, void *buf, size_t len)
+ssize_t
+read_all (int fd, void *buf, size_t len)
 {
   char *p = buf;
   size_t done = 0;
@@ -94,8 +101,9 @@ ssize_t read_all (int fd, void *buf, size_t len)
   return done;
 }
 
-int read_file_at (int dirfd, const char *path, size_t max_size, char **ret_data, size_t *ret_len,
-                  capsule_error **err)
+int
+read_file_at (int dirfd, const char *path, size_t max_size, char **ret_data, size_t *ret_len,
+              capsule_error **err)
 {
   _cleanup_close_ int fd = openat (dirfd, path, O_RDONLY | O_CLOEXEC);
   _cleanup_free_ char *buf = NULL;
@@ -136,8 +144,9 @@ int read_file_at (int dirfd, const char *path, size_t max_size, char **ret_data,
   return 0;
 }
 
-int write_file_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
-                   capsule_error **err)
+int
+write_file_at (int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+               capsule_error **err)
 {
   _cleanup_close_ int fd
       = openat (dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -148,8 +157,8 @@ int write_file_at (int dirfd, const char *path, const void *data, size_t len, mo
   return 0;
 }
 
-int write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
-                       capsule_error **err)
+int
+write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, capsule_error **err)
 {
   _cleanup_free_ char *tmp = xasprintf ("%s.tmp.%d", path, getpid ());
   if (write_file_at (AT_FDCWD, tmp, data, len, mode, err) < 0)
@@ -163,7 +172,8 @@ int write_file_atomic (const char *path, const void *data, size_t len, mode_t mo
   return 0;
 }
 
-int write_knob (int dirfd, const char *path, const char *value, capsule_error **err)
+int
+write_knob (int dirfd, const char *path, const char *value, capsule_error **err)
 {
   _cleanup_close_ int fd = openat (dirfd, path, O_WRONLY | O_CLOEXEC);
   size_t len = strlen (value);
@@ -174,7 +184,8 @@ int write_knob (int dirfd, const char *path, const char *value, capsule_error **
   return 0;
 }
 
-int mkdir_p (const char *path, mode_t mode, capsule_error **err)
+int
+mkdir_p (const char *path, mode_t mode, capsule_error **err)
 {
   _cleanup_free_ char *p = xstrdup (path);
   for (char *s = p + 1; *s; s++)
@@ -191,7 +202,8 @@ int mkdir_p (const char *path, mode_t mode, capsule_error **err)
   return 0;
 }
 
-static int rm_rf_at (int parent, const char *name, capsule_error **err)
+static int
+rm_rf_at (int parent, const char *name, capsule_error **err)
 {
   _cleanup_close_ int fd = -1;
   DIR *d;
@@ -224,12 +236,14 @@ static int rm_rf_at (int parent, const char *name, capsule_error **err)
   return 0;
 }
 
-int rm_rf (const char *path, capsule_error **err)
+int
+rm_rf (const char *path, capsule_error **err)
 {
   return rm_rf_at (AT_FDCWD, path, err);
 }
 
-int parse_u64 (const char *s, uint64_t *ret)
+int
+parse_u64 (const char *s, uint64_t *ret)
 {
   char *end;
   unsigned long long v;
@@ -251,7 +265,8 @@ int parse_u64 (const char *s, uint64_t *ret)
   return 0;
 }
 
-int parse_size (const char *s, uint64_t *ret)
+int
+parse_size (const char *s, uint64_t *ret)
 {
   char *end;
   unsigned long long v;
@@ -311,7 +326,8 @@ int parse_size (const char *s, uint64_t *ret)
   return 0;
 }
 
-int signal_parse (const char *s)
+int
+signal_parse (const char *s)
 {
   uint64_t n;
   if (s == NULL || *s == '\0')
@@ -332,7 +348,8 @@ int signal_parse (const char *s)
   return -1;
 }
 
-int proc_start_time (pid_t pid, uint64_t *ret)
+int
+proc_start_time (pid_t pid, uint64_t *ret)
 {
   char path[64], buf[1024];
   _cleanup_close_ int fd = -1;
@@ -360,7 +377,8 @@ int proc_start_time (pid_t pid, uint64_t *ret)
   return 0;
 }
 
-char *rfc3339_now (void)
+char *
+rfc3339_now (void)
 {
   struct timespec ts;
   struct tm tm;
@@ -371,7 +389,8 @@ char *rfc3339_now (void)
   return xasprintf ("%s.%09ldZ", buf, ts.tv_nsec);
 }
 
-bool container_id_valid (const char *name)
+bool
+container_id_valid (const char *name)
 {
   size_t len = name ? strlen (name) : 0;
   if (len == 0 || len > 1024 || strcmp (name, ".") == 0 || strcmp (name, "..") == 0)

@@ -11,22 +11,26 @@
 
 #include "error.h"
 
-static inline void freep (void *p)
+static inline void
+freep (void *p)
 {
   free (*(void **)p);
 }
-static inline void closep (int *fd)
+static inline void
+closep (int *fd)
 {
   if (*fd >= 0)
     close (*fd);
 }
-static inline void fclosep (FILE **f)
+static inline void
+fclosep (FILE **f)
 {
   if (*f)
     fclose (*f);
 }
 void strv_free (char **v);
-static inline void strv_freep (char ***v)
+static inline void
+strv_freep (char ***v)
 {
   strv_free (*v);
 }
@@ -36,7 +40,8 @@ static inline void strv_freep (char ***v)
 #define _cleanup_fclose_ __attribute__ ((cleanup (fclosep)))
 #define _cleanup_strv_   __attribute__ ((cleanup (strv_freep)))
 
-static inline void *steal_ptr (void *pp)
+static inline void *
+steal_ptr (void *pp)
 {
   void **p = pp;
   void *r = *p;
@@ -45,7 +50,8 @@ static inline void *steal_ptr (void *pp)
 }
 #define steal_pointer(pp) ((__typeof__ (*(pp)))steal_ptr (pp))
 
-static inline int steal_fd (int *fd)
+static inline int
+steal_fd (int *fd)
 {
   int r = *fd;
   *fd = -1;

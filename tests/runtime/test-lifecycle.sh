@@ -95,6 +95,21 @@ cap delete lc3
 check_eq "delete of a created container kills its process" "" "$(ps -eo pid= | grep -w "$pid")"
 check_eq "and leaves no cgroup" "" "$(leftover_cgroups lc3)"
 
+# joining namespaces by path: a second container shares the first one's network namespace
+set_args "$B" sleep 60
+cap run --detach --bundle "$B" lc-net >/dev/null
+npid=$(pid_of lc-net)
+B2=$WORK/b2
+make_bundle "$B2"
+edit_config "$B2" '[n.update(path="/proc/'"$npid"'/ns/net") for n in c["linux"]["namespaces"] if n["type"] == "network"]'
+set_args "$B2" sh -c 'readlink /proc/self/ns/net; echo pid=$$; readlink /proc/self/ns/user'
+OUT=$("$CAPSULE" --root "$ROOT" run --bundle "$B2" lc-join 2>&1)
+check_eq "a namespace joined by path is shared" "$(readlink /proc/$npid/ns/net)" "$(echo "$OUT" | head -1)"
+check_match "the other namespaces are still new (pid 1, own user ns)" "^pid=1$" "$(echo "$OUT" | sed -n 2p)"
+check_match "a new user namespace made after a join" "user:" "$(echo "$OUT" | sed -n 3p)"
+check_nomatch "which is not the host's" "$(readlink /proc/self/ns/user)" "$(echo "$OUT" | sed -n 3p)"
+cap delete --force lc-net
+
 # run: exit status, 128+signal, --detach
 set_args "$B" sh -c 'exit 3'
 run_in "$B" lc4

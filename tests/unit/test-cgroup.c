@@ -12,7 +12,8 @@
 #include "spec.h"
 #include "utils.h"
 
-static char *resolve (const char *own, const char *path, const char *id)
+static char *
+resolve (const char *own, const char *path, const char *id)
 {
   char *ret = NULL;
   capsule_error *err = NULL;
@@ -94,7 +95,8 @@ START_TEST (test_values)
 END_TEST
 
 /* The v2 writer against a fake cgroup directory: the files must get the right values. */
-static char *slurp (const char *dir, const char *name)
+static char *
+slurp (const char *dir, const char *name)
 {
   char *path = xasprintf ("%s/%s", dir, name), *text = NULL;
   if (read_file_at (AT_FDCWD, path, 4096, &text, NULL, NULL) < 0)
@@ -103,14 +105,16 @@ static char *slurp (const char *dir, const char *name)
   return text;
 }
 
-static void expect_file (const char *dir, const char *name, const char *want)
+static void
+expect_file (const char *dir, const char *name, const char *want)
 {
   char *text = slurp (dir, name);
   ck_assert_msg (strcmp (text, want) == 0, "%s/%s is \"%s\", want \"%s\"", dir, name, text, want);
   free (text);
 }
 
-static void touch (const char *dir, const char *name)
+static void
+touch (const char *dir, const char *name)
 {
   char *path = xasprintf ("%s/%s", dir, name);
   int fd = open (path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
@@ -217,7 +221,8 @@ START_TEST (test_v1_apply)
 }
 END_TEST
 
-int main (void)
+int
+main (void)
 {
   Suite *s = suite_create ("cgroup");
   TCase *tc = tcase_create ("paths");

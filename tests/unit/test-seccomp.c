@@ -16,7 +16,8 @@
 #include "spec.h"
 #include "utils.h"
 
-static struct spec *parse_linux (const char *linux_json)
+static struct spec *
+parse_linux (const char *linux_json)
 {
   capsule_error *err = NULL;
   char *text = xasprintf ("{\"ociVersion\": \"1.0.0\", \"process\": {\"args\": [\"x\"], \"cwd\": "
@@ -29,7 +30,8 @@ static struct spec *parse_linux (const char *linux_json)
 }
 
 /* In a child: install the program, call getppid-like probes, report results by exit code. */
-static int run_in_child (const struct seccomp_program *p, int (*probe) (void))
+static int
+run_in_child (const struct seccomp_program *p, int (*probe) (void))
 {
   pid_t pid = fork ();
   int status;
@@ -48,14 +50,16 @@ static int run_in_child (const struct seccomp_program *p, int (*probe) (void))
   return WEXITSTATUS (status);
 }
 
-static int probe_getcwd_errno (void)
+static int
+probe_getcwd_errno (void)
 {
   char buf[64];
   long r = syscall (SYS_getcwd, buf, sizeof buf);
   return r < 0 ? errno : 0;
 }
 
-static int probe_uname_errno (void)
+static int
+probe_uname_errno (void)
 {
   char buf[512];
   long r = syscall (SYS_uname, buf);
@@ -97,7 +101,8 @@ START_TEST (test_default_deny)
 }
 END_TEST
 
-static int probe_personality_args (void)
+static int
+probe_personality_args (void)
 {
   /* allowed only for 0; 0x0008 (PER_...) is denied with errno 7 below */
   long ok = syscall (SYS_personality, 0xffffffff);
@@ -170,7 +175,8 @@ START_TEST (test_shipped_profile)
 }
 END_TEST
 
-int main (void)
+int
+main (void)
 {
   Suite *s = suite_create ("seccomp");
   TCase *tc = tcase_create ("compile");

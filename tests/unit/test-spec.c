@@ -14,7 +14,8 @@
   "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"},"                 \
   " \"root\": {\"path\": \"rootfs\"}"
 
-static struct spec *parse (const char *text, char **ret_msg)
+static struct spec *
+parse (const char *text, char **ret_msg)
 {
   capsule_error *err = NULL;
   struct spec *s = spec_parse (text, "config.json", "/bundle", &err);
@@ -25,7 +26,8 @@ static struct spec *parse (const char *text, char **ret_msg)
 }
 
 /* Parse TEXT, expect failure with a message containing WANT. */
-static void expect_error (const char *text, const char *want)
+static void
+expect_error (const char *text, const char *want)
 {
   char *msg = NULL;
   struct spec *s = parse (text, &msg);
@@ -281,7 +283,8 @@ START_TEST (test_lookup_tables)
 }
 END_TEST
 
-static Suite *spec_suite (void)
+static Suite *
+spec_suite (void)
 {
   Suite *s = suite_create ("spec");
   TCase *tc = tcase_create ("parse");
@@ -296,7 +299,8 @@ static Suite *spec_suite (void)
   return s;
 }
 
-int main (void)
+int
+main (void)
 {
   SRunner *sr = srunner_create (spec_suite ());
   int failed;

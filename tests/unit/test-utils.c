@@ -74,7 +74,8 @@ START_TEST (test_idmap_text)
 }
 END_TEST
 
-int main (void)
+int
+main (void)
 {
   Suite *s = suite_create ("utils");
   TCase *tc = tcase_create ("parsers");
