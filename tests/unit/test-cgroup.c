@@ -161,7 +161,11 @@ START_TEST (test_v2_apply)
   ck_assert_int_eq (cgroup_v2_ops.apply (&cg, &r, &err), 0);
   expect_file (dir, "memory.swap.max", "max");
   /* a controller that is not enabled says so */
-  unlink (xasprintf ("%s/pids.max", dir));
+  {
+    char *pids = xasprintf ("%s/pids.max", dir);
+    unlink (pids);
+    free (pids);
+  }
   ck_assert_int_eq (cgroup_v2_ops.apply (&cg, &r, &err), -1);
   ck_assert_ptr_nonnull (strstr (err->msg, "pids.max"));
   capsule_error_free (err);
