@@ -70,6 +70,30 @@ cpuset_fill (const char *dir, capsule_error **err)
   return 0;
 }
 
+/* mkdir -p, filling in cpuset.cpus and cpuset.mems of every cpuset directory it makes. */
+static int
+make_chain (const char *dir, bool cpuset, capsule_error **err)
+{
+  _cleanup_free_ char *p = xstrdup (dir);
+  for (char *s = strchr (p + 1, '/');; s = strchr (s + 1, '/'))
+    {
+      if (s)
+        *s = '\0';
+      if (mkdir (p, 0755) == 0)
+        {
+          if (cpuset && cpuset_fill (p, err) < 0)
+            return -1;
+        }
+      else if (errno != EEXIST)
+        return capsule_error_make (err, errno, "create cgroup %s", p);
+      else if (s == NULL)
+        return capsule_error_make (err, EEXIST, "cgroup %s already exists", p);
+      if (s == NULL)
+        return 0;
+      *s = '/';
+    }
+}
+
 static int
 v1_create (struct cgroup *cg, capsule_error **err)
 {
@@ -84,16 +108,7 @@ v1_create (struct cgroup *cg, capsule_error **err)
           continue;
         }
       dir = dir_of (cg, c);
-      if (mkdir (dir, 0755) < 0)
-        {
-          if (errno == ENOENT && mkdir_p (dir, 0755, err) == 0)
-            ;
-          else if (errno == EEXIST)
-            return capsule_error_make (err, EEXIST, "cgroup %s already exists", dir);
-          else
-            return capsule_error_make (err, errno, "create cgroup %s", dir);
-        }
-      if (c == V1_CPUSET && cpuset_fill (dir, err) < 0)
+      if (make_chain (dir, c == V1_CPUSET, err) < 0)
         return -1;
     }
   return 0;

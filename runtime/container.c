@@ -514,7 +514,6 @@ static int
 do_create (const struct container_opts *o, const sigset_t *orig_mask, struct creation *c,
            capsule_error **err)
 {
-  size_t unknown = 0;
   *c = (struct creation){
     .o = o, .sync = { -1, -1 }, .fifo_fd = -1, .parent = getpid (), .orig_mask = *orig_mask
   };
@@ -526,8 +525,12 @@ do_create (const struct container_opts *o, const sigset_t *orig_mask, struct cre
   c->spec = spec_load (o->bundle ? o->bundle : ".", err);
   if (c->spec == NULL || check_spec (c->spec, o, err) < 0)
     return -1;
-  if (c->spec->seccomp && seccomp_compile (c->spec->seccomp, &c->seccomp, &unknown, err) < 0)
-    return -1;
+  if (c->spec->seccomp)
+    {
+      _cleanup_free_ char *cache = xasprintf ("%s/.seccomp-cache", o->root);
+      if (seccomp_compile_cached (c->spec->seccomp, cache, &c->seccomp, err) < 0)
+        return -1;
+    }
   c->fast = !namespaces_any_path (c->spec);
   if (make_state_dir (c, err) < 0 || prepare_record (c, err) < 0
       || c->cg->ops->create (c->cg, err) < 0

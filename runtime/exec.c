@@ -240,8 +240,12 @@ container_exec (const char *root, const char *id, const struct exec_opts *e, int
   proc = build_process (s, e, err);
   if (proc == NULL)
     return -1;
-  if (s->seccomp && seccomp_compile (s->seccomp, &seccomp, NULL, err) < 0)
-    return -1;
+  if (s->seccomp)
+    {
+      _cleanup_free_ char *cache = xasprintf ("%s/.seccomp-cache", root);
+      if (seccomp_compile_cached (s->seccomp, cache, &seccomp, err) < 0)
+        return -1;
+    }
   pidfd = syscall (SYS_pidfd_open, st->pid, 0);
   if (pidfd < 0 || !state_process_alive (st))
     {

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 
 #include "utils.h"
 
@@ -207,5 +208,81 @@ seccomp_install (const struct seccomp_program *p, capsule_error **err)
   struct sock_fprog prog = { .len = p->len, .filter = p->filter };
   if (syscall (__NR_seccomp, SECCOMP_SET_MODE_FILTER, p->flags, &prog) < 0)
     return capsule_error_make (err, errno, "install the seccomp filter");
+  return 0;
+}
+
+static uint64_t
+fnv (uint64_t h, const void *data, size_t len)
+{
+  const unsigned char *p = data;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+#define FNV_VALUE(h, v) fnv ((h), &(v), sizeof (v))
+
+uint64_t
+seccomp_profile_hash (const struct spec_seccomp *sc)
+{
+  const struct scmp_version *v = seccomp_version ();
+  uint64_t h = 0xcbf29ce484222325ULL;
+  h = fnv (h, CAPSULE_VERSION, sizeof CAPSULE_VERSION);
+  h = fnv (h, v, sizeof *v);
+  h = FNV_VALUE (h, sc->default_action);
+  h = FNV_VALUE (h, sc->flags);
+  h = FNV_VALUE (h, sc->n_archs);
+  for (size_t i = 0; i < sc->n_archs; i++)
+    h = FNV_VALUE (h, sc->archs[i]);
+  h = FNV_VALUE (h, sc->n_rules);
+  for (size_t i = 0; i < sc->n_rules; i++)
+    {
+      const struct spec_seccomp_rule *r = &sc->rules[i];
+      h = FNV_VALUE (h, r->action);
+      for (char **n = r->names; *n; n++)
+        h = fnv (h, *n, strlen (*n) + 1);
+      h = FNV_VALUE (h, r->n_args);
+      for (size_t k = 0; k < r->n_args; k++)
+        {
+          h = FNV_VALUE (h, r->args[k].index);
+          h = FNV_VALUE (h, r->args[k].value);
+          h = FNV_VALUE (h, r->args[k].value_two);
+          h = FNV_VALUE (h, r->args[k].op);
+        }
+    }
+  return h;
+}
+
+static int
+cache_read (const char *path, struct seccomp_program *ret, unsigned flags)
+{
+  _cleanup_free_ char *data = NULL;
+  size_t len = 0;
+  if (read_file_at (AT_FDCWD, path, 1 << 20, &data, &len, NULL) < 0)
+    return -1;
+  if (len == 0 || len % sizeof (struct sock_filter) != 0)
+    return -1;
+  ret->filter = steal_pointer (&data);
+  ret->len = len / sizeof (struct sock_filter);
+  ret->flags = flags;
+  return 0;
+}
+
+int
+seccomp_compile_cached (const struct spec_seccomp *sc, const char *cache_dir,
+                        struct seccomp_program *ret, capsule_error **err)
+{
+  _cleanup_free_ char *path = NULL;
+  _cleanup_error_ capsule_error *ignored = NULL;
+  if (cache_dir == NULL)
+    return seccomp_compile (sc, ret, NULL, err);
+  path = xasprintf ("%s/%016llx.bpf", cache_dir, (unsigned long long)seccomp_profile_hash (sc));
+  if (cache_read (path, ret, sc->flags) == 0)
+    return 0;
+  if (seccomp_compile (sc, ret, NULL, err) < 0)
+    return -1;
+  /* a cache that cannot be written costs speed, not correctness */
+  if (mkdir_p (cache_dir, 0700, &ignored) == 0)
+    write_file_atomic (path, ret->filter, ret->len * sizeof (struct sock_filter), 0600, &ignored);
   return 0;
 }

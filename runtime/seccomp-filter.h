@@ -27,5 +27,12 @@ int seccomp_flag_parse (const char *name, unsigned *flags);
 int seccomp_compile (const struct spec_seccomp *sc, struct seccomp_program *ret,
                      size_t *ret_unknown, capsule_error **err);
 void seccomp_program_release (struct seccomp_program *p);
+/* As seccomp_compile, through a cache of compiled programs in CACHE_DIR (libseccomp needs tens of
+ * milliseconds for a full profile; the cache makes it a file read).  The key hashes the whole
+ * profile, the libseccomp version and capsule's. */
+int seccomp_compile_cached (const struct spec_seccomp *sc, const char *cache_dir,
+                            struct seccomp_program *ret, capsule_error **err);
+/* The cache key of a profile (exposed for tests). */
+uint64_t seccomp_profile_hash (const struct spec_seccomp *sc);
 /* Install the program in the calling thread (needs no_new_privs or CAP_SYS_ADMIN). */
 int seccomp_install (const struct seccomp_program *p, capsule_error **err);

@@ -53,45 +53,10 @@ finish() {
   [ "$FAILED" = 0 ]
 }
 
-# make_bundle DIR: a rootfs of empty mount points and the merged-/usr links, /usr bound read-only
-# from the host, and capsule's own secure default config.
-make_bundle() {
-  local dir=$1 l
-  mkdir -p "$dir/rootfs"
-  (cd "$dir/rootfs" && mkdir -p usr proc dev sys tmp etc mnt/data run root)
-  for l in bin sbin lib lib32 lib64 libx32; do
-    [ -L "/$l" ] && ln -sfn "usr/$l" "$dir/rootfs/$l"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nsandbox:x:1000:1000::/mnt/data:/bin/sh\n' > "$dir/rootfs/etc/passwd"
-  printf 'root:x:0:\nsandbox:x:1000:\n' > "$dir/rootfs/etc/group"
-  rm -f "$dir/config.json"
-  "$CAPSULE" spec --bundle "$dir" --args "true" || return 1
-  edit_config "$dir" 'c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro", "nosuid", "nodev"]})'
-}
-
-# edit_config DIR PYTHON: run PYTHON with c = the parsed config.json, then write it back.
-edit_config() {
-  "$PY" - "$1/config.json" "$2" <<'PYEOF'
-import json, sys
-path, code = sys.argv[1], sys.argv[2]
-c = json.load(open(path))
-exec(code)
-json.dump(c, open(path, "w"), indent=1)
-PYEOF
-}
-
-# set_args DIR ARG...: the container's process.args
-set_args() {
-  local dir=$1
-  shift
-  "$PY" - "$dir/config.json" "$@" <<'PYEOF'
-import json, sys
-path = sys.argv[1]
-c = json.load(open(path))
-c["process"]["args"] = sys.argv[2:]
-json.dump(c, open(path, "w"), indent=1)
-PYEOF
-}
+. "$TOP/scripts/host-bundle.sh"
+make_bundle() { host_bundle "$1"; }
+edit_config() { bundle_edit "$@"; }
+set_args() { bundle_args "$@"; }
 
 # run_in DIR ID: capsule run, output (stdout+stderr) in $OUT, exit status in $RC
 run_in() {

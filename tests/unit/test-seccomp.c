@@ -176,6 +176,47 @@ START_TEST (test_shipped_profile)
 }
 END_TEST
 
+START_TEST (test_cache)
+{
+  struct spec *a
+      = parse_linux ("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": "
+                     "[{\"names\": [\"getcwd\"], \"action\": \"SCMP_ACT_ERRNO\", "
+                     "\"errnoRet\": 42}]}}");
+  struct spec *b
+      = parse_linux ("{\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": "
+                     "[{\"names\": [\"getcwd\"], \"action\": \"SCMP_ACT_ERRNO\", "
+                     "\"errnoRet\": 43}]}}");
+  char tmpl[] = "/tmp/capsule-seccomp-XXXXXX";
+  char *dir = mkdtemp (tmpl), *file;
+  struct seccomp_program p1 = { 0 }, p2 = { 0 }, p3 = { 0 };
+  capsule_error *err = NULL;
+  FILE *f;
+  ck_assert_ptr_nonnull (dir);
+  ck_assert_uint_ne (seccomp_profile_hash (a->seccomp), seccomp_profile_hash (b->seccomp));
+  ck_assert_uint_eq (seccomp_profile_hash (a->seccomp), seccomp_profile_hash (a->seccomp));
+  ck_assert_int_eq (seccomp_compile_cached (a->seccomp, dir, &p1, &err), 0);
+  ck_assert_int_eq (seccomp_compile_cached (a->seccomp, dir, &p2, &err), 0);
+  ck_assert_uint_eq (p1.len, p2.len);
+  ck_assert_int_eq (memcmp (p1.filter, p2.filter, p1.len * sizeof (struct sock_filter)), 0);
+  ck_assert_int_eq (run_in_child (&p2, probe_getcwd_errno), 42);
+  /* a damaged cache entry is not trusted: compiled again */
+  file = xasprintf ("%s/%016llx.bpf", dir, (unsigned long long)seccomp_profile_hash (a->seccomp));
+  f = fopen (file, "w");
+  fputs ("junk", f);
+  fclose (f);
+  ck_assert_int_eq (seccomp_compile_cached (a->seccomp, dir, &p3, &err), 0);
+  ck_assert_int_eq (run_in_child (&p3, probe_getcwd_errno), 42);
+  unlink (file);
+  rmdir (dir);
+  free (file);
+  seccomp_program_release (&p1);
+  seccomp_program_release (&p2);
+  seccomp_program_release (&p3);
+  spec_free (a);
+  spec_free (b);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -188,6 +229,7 @@ main (void)
   tcase_add_test (tc, test_argument_conditions);
   tcase_add_test (tc, test_parsers);
   tcase_add_test (tc, test_shipped_profile);
+  tcase_add_test (tc, test_cache);
   suite_add_tcase (s, tc);
   sr = srunner_create (s);
   srunner_run_all (sr, CK_NORMAL);
