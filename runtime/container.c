@@ -532,6 +532,8 @@ do_create (const struct container_opts *o, const sigset_t *orig_mask, struct cre
         return -1;
     }
   c->fast = !namespaces_any_path (c->spec);
+  if (spec_namespace (c->spec, CLONE_NEWUSER))
+    mounts_precreate_targets (c->spec);
   if (make_state_dir (c, err) < 0 || prepare_record (c, err) < 0
       || c->cg->ops->create (c->cg, err) < 0
       || c->cg->ops->apply (c->cg, c->spec->resources, err) < 0 || make_fifo (c, err) < 0)

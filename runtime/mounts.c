@@ -81,7 +81,19 @@ mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err
           nfd = openat2_in_root (dirfd, comp, O_PATH, 0);
         }
       if (nfd < 0)
-        return capsule_error_make (err, errno, "resolve `%s` in the rootfs", path);
+        {
+          char target[256];
+          ssize_t n = readlinkat (dirfd, comp, target, sizeof target - 1);
+          if (n > 0)
+            {
+              target[n] = '\0';
+              return capsule_error_make (err, ENOENT,
+                                         "resolve `%s` in the rootfs: `%s` is a symlink to `%s`, "
+                                         "which the rootfs does not have",
+                                         path, comp, target);
+            }
+          return capsule_error_make (err, errno, "resolve `%s` in the rootfs", path);
+        }
       close (dirfd);
       dirfd = nfd;
       comp = next;
@@ -381,6 +393,27 @@ spec_mounts_dev (const struct spec *s)
     if (strcmp (s->mounts[i].destination, "/dev") == 0)
       return true;
   return false;
+}
+
+void
+mounts_precreate_targets (const struct spec *s)
+{
+  _cleanup_close_ int rootfd = open (s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return;
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const struct spec_mount *sm = &s->mounts[i];
+      _cleanup_error_ capsule_error *ignored = NULL;
+      _cleanup_free_ char *src = NULL;
+      bool file = false;
+      int fd;
+      if ((sm->flags & MS_BIND) && bind_source_is_file (s, sm, &src, &file, &ignored) < 0)
+        continue;
+      fd = mounts_open_target (rootfd, sm->destination, file, &ignored);
+      if (fd >= 0)
+        close (fd);
+    }
 }
 
 int

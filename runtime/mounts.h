@@ -28,6 +28,11 @@ int mounts_pivot (const struct spec *s, capsule_error **err);
 /* After pivot: masked paths, read-only paths, read-only root. */
 int mounts_finish (const struct mounts_ctx *m, capsule_error **err);
 
+/* In the runtime, before the container exists: create the mount targets the spec needs inside
+ * the rootfs, as the host's root.  A container root mapped to an unprivileged host uid often may
+ * not create them itself.  Best effort: what cannot be made now fails later with its reason. */
+void mounts_precreate_targets (const struct spec *s);
+
 /* Open PATH (absolute inside the container) beneath ROOTFD, creating missing directories, and the
  * last component as a directory or (FILE) an empty file.  Returns an O_PATH fd. */
 int mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err);

@@ -16,7 +16,16 @@ host_bundle() {
   printf 'root:x:0:\nsandbox:x:1000:\n' > "$dir/rootfs/etc/group"
   rm -f "$dir/config.json"
   "$CAPSULE" spec --bundle "$dir" --args "true" || return 1
-  bundle_edit "$dir" 'c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro", "nosuid", "nodev"]})'
+  # /usr, and the few non-secret pieces of the host's /etc that programs under /usr follow
+  # (alternatives symlinks: libblas for numpy; ld.so.cache; Debian's matplotlibrc)
+  bundle_edit "$dir" '
+import os
+ro = ["rbind", "ro", "nosuid", "nodev"]
+c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ro})
+for p in ["/etc/alternatives", "/etc/ld.so.cache", "/etc/matplotlibrc", "/etc/fonts"]:
+    if os.path.exists(p):
+        c["mounts"].append({"destination": p, "type": "bind", "source": p, "options": ro})'
+
   [ $# -eq 0 ] || bundle_args "$dir" "$@"
 }
 

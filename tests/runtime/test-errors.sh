@@ -73,8 +73,8 @@ mkdir -p "$OUTSIDE"
 ln -s "$OUTSIDE" "$B/rootfs/evil"
 edit_config "$B" 'c["mounts"].append({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"})'
 OUT=$(cap run --bundle "$B" err-symlink 2>&1)
-check_match "a mount through a symlink to a host path resolves inside the rootfs (and fails there)" \
-  "mounts: \`/evil/sub\`: resolve \`/evil/sub\` in the rootfs" "$OUT"
+check_match "a mount through a symlink to a host path resolves inside the rootfs, and says so" \
+  "resolve \`/evil/sub\` in the rootfs: \`evil\` is a symlink to \`$OUTSIDE\`, which the rootfs does not have" "$OUT"
 check_eq "no directory was created on the host through the symlink" "" "$(ls -A "$OUTSIDE")"
 rm -f "$B/rootfs/evil"
 restore
