@@ -47,7 +47,6 @@ struct creation
   pid_t pid;   /* the container process (differs from child after a double fork) */
   bool dir_made;
   bool fast; /* one clone3 makes every namespace */
-  sigset_t orig_mask;
 };
 
 static void
@@ -235,7 +234,7 @@ child_main (struct creation *c)
      outside it and getppid() says 0.) */
   if (getppid () != c->parent && getppid () != 0)
     _exit (1);
-  sigprocmask (SIG_SETMASK, &c->orig_mask, NULL);
+  process_reset_signals ();
   if (child_namespaces (c, &err) < 0 || child_setup (c, &exe, &err) < 0)
     sync_fail (fd, err);
   close (fd);
@@ -508,15 +507,12 @@ check_spec (const struct spec *s, const struct container_opts *o, capsule_error 
   return 0;
 }
 
-/* ORIG_MASK is the signal mask the container process starts with; the caller blocks the signals
-   that should interrupt create, so they stay pending and are noticed between steps. */
+/* The caller blocks the signals that should interrupt create, so they stay pending and are
+   noticed between steps; the container process resets its own signals. */
 static int
-do_create (const struct container_opts *o, const sigset_t *orig_mask, struct creation *c,
-           capsule_error **err)
+do_create (const struct container_opts *o, struct creation *c, capsule_error **err)
 {
-  *c = (struct creation){
-    .o = o, .sync = { -1, -1 }, .fifo_fd = -1, .parent = getpid (), .orig_mask = *orig_mask
-  };
+  *c = (struct creation){ .o = o, .sync = { -1, -1 }, .fifo_fd = -1, .parent = getpid () };
   if (!container_id_valid (o->id))
     return capsule_error_make (err, EINVAL,
                                "invalid container id \"%s\" (use letters, digits, "
@@ -572,7 +568,7 @@ container_create (const struct container_opts *o, capsule_error **err)
   sigaddset (&mask, SIGHUP);
   sigaddset (&mask, SIGQUIT);
   sigprocmask (SIG_BLOCK, &mask, &old);
-  r = do_create (o, &old, &c, err);
+  r = do_create (o, &c, err);
   creation_release (&c);
   /* A signal that interrupted create stays blocked: the caller reports the error and exits. */
   if (r == 0)
@@ -685,7 +681,7 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
   forwarding_mask (&mask);
   sigprocmask (SIG_BLOCK, &mask, &old);
   prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  r = do_create (o, &old, &c, err);
+  r = do_create (o, &c, err);
   if (r == 0)
     {
       close (c.fifo_fd);

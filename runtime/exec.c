@@ -127,7 +127,6 @@ struct exec_ctx
   int pidfd;
   int sync;
   int preserve_fds;
-  sigset_t orig_mask;
 };
 
 static int
@@ -156,7 +155,7 @@ exec_child (struct exec_ctx *x)
   _cleanup_free_ char *exe = NULL;
 
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  sigprocmask (SIG_SETMASK, &x->orig_mask, NULL);
+  process_reset_signals ();
   if (exec_enter (x, &err) < 0)
     sync_fail (x->sync, err);
   if ((x->ns_flags & CLONE_NEWUSER) && x->proc->uid == 0)
@@ -269,8 +268,7 @@ container_exec (const char *root, const char *id, const struct exec_opts *e, int
                          .ns_flags = foreign_namespaces (st->pid),
                          .pidfd = pidfd,
                          .sync = sv[1],
-                         .preserve_fds = e->preserve_fds,
-                         .orig_mask = old };
+                         .preserve_fds = e->preserve_fds };
   helper = fork ();
   if (helper < 0)
     {

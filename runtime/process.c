@@ -163,3 +163,14 @@ process_wait_forwarding (pid_t pid, const sigset_t *mask, int *ret_status)
         }
     }
 }
+
+void
+process_reset_signals (void)
+{
+  sigset_t none;
+  for (int s = 1; s < NSIG; s++)
+    if (s != SIGKILL && s != SIGSTOP)
+      signal (s, SIG_DFL);
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+}

@@ -25,6 +25,10 @@ int process_finalize (const struct spec_process *p, const struct seccomp_program
 int process_exec (const struct spec_process *p, const char *path, int preserve_fds,
                   capsule_error **err);
 
+/* A container process starts clean: every signal at its default action, none blocked, whatever
+ * its runtime (a daemon with signalfd, a shell ignoring SIGPIPE) had. */
+void process_reset_signals (void);
+
 /* Wait for PID (our child, or reparented to us as subreaper) to exit, forwarding every other
  * signal of MASK (which the caller has blocked) to it.  *ret_status: exit code, 128+signal. */
 void process_wait_forwarding (pid_t pid, const sigset_t *mask, int *ret_status);

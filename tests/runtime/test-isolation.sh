@@ -91,6 +91,11 @@ set_args "$B" sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgr
 run_in "$B" iso-cg
 check_eq "the container sees its own cgroup limits" "1073741824 1024" "$(echo $OUT)"
 
+set_args "$B" "$PY" -c 'print(open("/proc/self/status").read())'
+OUT=$(trap '' INT PIPE HUP; "$CAPSULE" --root "$ROOT" run --bundle "$B" iso-sig 2>&1)
+check_match "the container starts with no signal blocked" 'SigBlk:[[:space:]]+0000000000000000' "$OUT"
+check_match "nor ignored (the runtime's ignored INT/HUP do not leak in)" 'SigIgn:[[:space:]]+0000000001001000' "$OUT"
+
 set_args "$B" sh -c 'echo $PATH; pwd'
 edit_config "$B" 'c["process"]["cwd"] = "/mnt/data"; c["process"]["user"] = {"uid": 1000, "gid": 1000}'
 set_args "$B" sh -c 'id -u; id -g; pwd'
