@@ -1,0 +1,292 @@
+/* capsule-shim: the code-interpreter daemon.
+ *
+ *   capsule-shim --socket PATH --state-dir DIR [--image DIR|host] [--tiers FILE]
+ *                [--tenant-pool SIZE] [--exec-timeout-max MS] [--max-upload SIZE]
+ *
+ * Runs in the foreground; under systemd it takes its listening socket from LISTEN_FDS and says
+ * READY=1 on NOTIFY_SOCKET.  JSON-RPC 2.0, one object per line; see shim/PROTOCOL.md. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "shim-util.h"
+#include "shim.h"
+#include "spec-default.h"
+#include "utils.h"
+
+int shim_run (struct shim *s);
+
+static const char usage[]
+    = "usage: capsule-shim --socket PATH --state-dir DIR [--image DIR|host] [--tiers FILE]\n"
+      "                    [--tenant-pool SIZE] [--exec-timeout-max MS] [--max-upload SIZE]\n"
+      "                    [--executor-dir DIR] [--init PATH] [--policy-dir DIR]\n";
+
+static int fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static int
+fail (const char *fmt, ...)
+{
+  va_list ap;
+  fputs ("capsule-shim: ", stderr);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+  return 1;
+}
+
+/* Files that sit next to the binary in a build tree, or in the installed layout. */
+static char *
+beside_binary (const char *build_rel, const char *installed)
+{
+  char self[4096];
+  ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0)
+    {
+      char *dir, *p;
+      self[n] = '\0';
+      dir = strrchr (self, '/');
+      if (dir)
+        *dir = '\0';
+      p = xasprintf ("%s/%s", self, build_rel);
+      if (access (p, F_OK) == 0)
+        return p;
+      free (p);
+    }
+  return xstrdup (installed);
+}
+
+static int
+listen_socket (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  const char *fds = getenv ("LISTEN_FDS"), *pid = getenv ("LISTEN_PID");
+  int fd;
+  if (fds && pid && atoi (pid) == getpid () && atoi (fds) >= 1)
+    {
+      fcntl (3, F_SETFD, FD_CLOEXEC);
+      fcntl (3, F_SETFL, fcntl (3, F_GETFL) | O_NONBLOCK);
+      return 3;
+    }
+  if (path == NULL)
+    return errno = EINVAL, -1;
+  if (strlen (path) >= sizeof addr.sun_path)
+    return errno = ENAMETOOLONG, -1;
+  strcpy (addr.sun_path, path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  unlink (path);
+  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod (path, 0660) < 0
+      || listen (fd, 128) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return errno = e, -1;
+    }
+  return fd;
+}
+
+static void
+notify_ready (void)
+{
+  const char *path = getenv ("NOTIFY_SOCKET");
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  int fd;
+  if (path == NULL || strlen (path) >= sizeof addr.sun_path)
+    return;
+  strcpy (addr.sun_path, path);
+  if (addr.sun_path[0] == '@')
+    addr.sun_path[0] = '\0';
+  fd = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return;
+  sendto (fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&addr, sizeof addr);
+  close (fd);
+}
+
+static int
+parse_args (int argc, char **argv, struct shim_config *c)
+{
+  static const struct option opts[] = {
+    { "socket", required_argument, NULL, 's' },
+    { "state-dir", required_argument, NULL, 'd' },
+    { "image", required_argument, NULL, 'i' },
+    { "tiers", required_argument, NULL, 't' },
+    { "tenant-pool", required_argument, NULL, 'p' },
+    { "exec-timeout-max", required_argument, NULL, 'x' },
+    { "max-upload", required_argument, NULL, 'u' },
+    { "executor-dir", required_argument, NULL, 'e' },
+    { "init", required_argument, NULL, 'n' },
+    { "policy-dir", required_argument, NULL, 'P' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  uint64_t v;
+  int o;
+  while ((o = getopt_long (argc, argv, "h", opts, NULL)) != -1)
+    switch (o)
+      {
+      case 's':
+        c->socket_path = optarg;
+        break;
+      case 'd':
+        c->state_dir = optarg;
+        break;
+      case 'i':
+        c->image = optarg;
+        break;
+      case 't':
+        c->tiers_path = optarg;
+        break;
+      case 'e':
+        c->executor_dir = optarg;
+        break;
+      case 'n':
+        c->init_path = optarg;
+        break;
+      case 'P':
+        c->policy_dir = optarg;
+        break;
+      case 'p':
+        if (parse_size (optarg, &c->tenant_pool) < 0 || c->tenant_pool == 0)
+          return fail ("--tenant-pool: \"%s\" is not a size like 64g", optarg);
+        break;
+      case 'u':
+        if (parse_size (optarg, &c->max_upload) < 0 || c->max_upload == 0)
+          return fail ("--max-upload: \"%s\" is not a size like 64m", optarg);
+        break;
+      case 'x':
+        if (parse_u64 (optarg, &v) < 0 || v < 1000 || v > 86400000)
+          return fail ("--exec-timeout-max: \"%s\" is not milliseconds in [1000, 86400000]",
+                       optarg);
+        c->exec_timeout_max_ms = v;
+        break;
+      case 'h':
+        fputs (usage, stdout);
+        exit (0);
+      default:
+        fputs (usage, stderr);
+        return 2;
+      }
+  if (c->state_dir == NULL)
+    return fail ("--state-dir is required\n%s", usage);
+  if (c->socket_path == NULL && getenv ("LISTEN_FDS") == NULL)
+    return fail ("--socket is required (or a socket from systemd)\n%s", usage);
+  return 0;
+}
+
+static int
+setup (struct shim *s, capsule_error **err)
+{
+  _cleanup_free_ char *sessions = xasprintf ("%s/sessions", s->cfg.state_dir);
+  const char *tiers = s->cfg.tiers_path;
+  _cleanup_free_ char *default_tiers = NULL;
+  if (tiers == NULL)
+    tiers = default_tiers = s->cfg.policy_dir ? xasprintf ("%s/tiers.json", s->cfg.policy_dir)
+                                              : spec_policy_path ("tiers.json");
+  if (tiers_load (tiers, &s->tiers, err) < 0)
+    return -1;
+  s->pools.default_total = s->cfg.tenant_pool ? s->cfg.tenant_pool : s->tiers.pool;
+  /* 0711: the sandboxes' root user (an unprivileged host uid) must pass through to the image
+     and to its own session directory to bind them, but may list nothing */
+  if (mkdir_p (s->cfg.state_dir, 0711, err) < 0 || mkdir_p (sessions, 0711, err) < 0
+      || chmod (s->cfg.state_dir, 0711) < 0 || chmod (sessions, 0711) < 0)
+    return capsule_error_make (err, errno, "state directory `%s`", s->cfg.state_dir);
+  s->runtime_root = xasprintf ("%s/runtime", s->cfg.state_dir);
+  if (access (s->cfg.executor_dir, R_OK) < 0)
+    return capsule_error_make (err, errno, "executor directory `%s`", s->cfg.executor_dir);
+  if (access (s->cfg.init_path, X_OK) < 0)
+    return capsule_error_make (err, errno, "capsule-init `%s`", s->cfg.init_path);
+  return sandbox_prepare_image (s, err);
+}
+
+static void
+shutdown_sessions (struct shim *s)
+{
+  while (s->sessions)
+    {
+      struct session *se = s->sessions;
+      if (se->status == SESSION_RUNNING)
+        session_expire (s, se, true);
+      s->sessions = se->next;
+      session_free (se);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  struct shim s = { .epfd = -1, .listen_fd = -1, .signal_fd = -1 };
+  _cleanup_error_ capsule_error *err = NULL;
+  sigset_t mask;
+  char *exe_dir = NULL, *init = NULL;
+  int r;
+
+  s.cfg = (struct shim_config){ .exec_timeout_default_ms = 60000,
+                                .exec_timeout_max_ms = 600000,
+                                .interrupt_grace_ms = 3000,
+                                .startup_timeout_ms = 30000,
+                                .max_upload = 64u << 20,
+                                .max_clients = 256,
+                                .max_sessions = 512,
+                                .expired_retention_s = 3600,
+                                .host_uid_base = 100000 };
+  if ((r = parse_args (argc, argv, &s.cfg)))
+    return r;
+  if (s.cfg.executor_dir == NULL)
+    s.cfg.executor_dir = exe_dir
+        = beside_binary ("../../shim/executor", "/usr/local/share/capsule/executor");
+  if (s.cfg.init_path == NULL)
+    s.cfg.init_path = init
+        = beside_binary ("../runtime/capsule-init", "/usr/local/bin/capsule-init");
+  if (s.cfg.exec_timeout_default_ms > s.cfg.exec_timeout_max_ms)
+    s.cfg.exec_timeout_default_ms = s.cfg.exec_timeout_max_ms;
+  if (setup (&s, &err) < 0)
+    return fail ("%s", err->msg);
+
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGCHLD);
+  sigaddset (&mask, SIGTERM);
+  sigaddset (&mask, SIGINT);
+  sigaddset (&mask, SIGHUP);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  signal (SIGPIPE, SIG_IGN);
+  prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  s.signal_fd = signalfd (-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  s.epfd = epoll_create1 (EPOLL_CLOEXEC);
+  s.listen_fd = listen_socket (s.cfg.socket_path);
+  if (s.signal_fd < 0 || s.epfd < 0 || s.listen_fd < 0)
+    return fail ("listen on %s: %s", s.cfg.socket_path ? s.cfg.socket_path : "LISTEN_FDS",
+                 strerror (errno));
+  s.listen_w = (struct watcher){ W_LISTEN, NULL };
+  s.signal_w = (struct watcher){ W_SIGNAL, NULL };
+  shim_watch (&s, s.listen_fd, &s.listen_w, false);
+  shim_watch (&s, s.signal_fd, &s.signal_w, false);
+  s.started_ms = shim_monotonic_ms ();
+  fprintf (stderr, "capsule-shim: listening on %s (image %s, state %s)\n",
+           s.cfg.socket_path ? s.cfg.socket_path : "the socket from systemd",
+           s.image_is_host ? "host" : s.image_root, s.cfg.state_dir);
+  notify_ready ();
+  r = shim_run (&s);
+  shutdown_sessions (&s);
+  if (s.cfg.socket_path && !getenv ("LISTEN_FDS"))
+    unlink (s.cfg.socket_path);
+  tiers_release (&s.tiers);
+  pools_release (&s.pools);
+  free (s.runtime_root);
+  free (s.image_root);
+  free (exe_dir);
+  free (init);
+  return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,362 @@
+/* capsule-shim: the event loop.  Clients speak JSON-RPC 2.0, one object per line; the loop
+ * frames, checks and dispatches through the method table, and keeps every deadline (interpreter
+ * start-up, cell timeouts, expiry) as the epoll timeout. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "shim-util.h"
+#include "shim.h"
+#include "utils.h"
+
+void
+shim_watch (struct shim *s, int fd, struct watcher *w, bool out)
+{
+  struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0), .data.ptr = w };
+  if (epoll_ctl (s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+    epoll_ctl (s->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void
+shim_unwatch (struct shim *s, int fd)
+{
+  epoll_ctl (s->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+struct client *
+shim_client (struct shim *s, uint64_t id)
+{
+  for (struct client *c = s->clients; c; c = c->next)
+    if (c->id == id)
+      return c;
+  return NULL;
+}
+
+static void
+client_flush (struct shim *s, struct client *c)
+{
+  while (c->out.len)
+    {
+      ssize_t n = send (c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        break;
+      buf_consume (&c->out, n);
+    }
+  if ((c->out.len > 0) != c->want_out)
+    {
+      c->want_out = c->out.len > 0;
+      shim_watch (s, c->fd, &c->w, c->want_out);
+    }
+}
+
+void
+shim_send (struct shim *s, uint64_t client_id, char *text)
+{
+  struct client *c = client_id ? shim_client (s, client_id) : NULL;
+  /* a client that went away mid-call: the answer has nowhere to go */
+  if (c)
+    {
+      buf_append (&c->out, text, strlen (text));
+      client_flush (s, c);
+    }
+  free (text);
+}
+
+void
+shim_reply (struct shim *s, struct call *c, char *result_json)
+{
+  if (c->id_json)
+    shim_send (s, c->client_id, rpc_response_text (c->id_json, result_json));
+  free (result_json);
+}
+
+void
+shim_reply_error (struct shim *s, struct call *c, struct rpc_error *e)
+{
+  if (c->id_json)
+    shim_send (s, c->client_id, rpc_error_text (c->id_json, e));
+  rpc_error_free (e);
+}
+
+static struct rpc_error *
+protocol_error (int code, const char *fmt, const char *detail)
+{
+  struct rpc_error *e = rpc_error_new (400, "invalid_request", NULL, fmt, detail);
+  e->code = code;
+  return e;
+}
+
+static void
+dispatch (struct shim *s, struct client *cl, const char *line, size_t len)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  _cleanup_json_ json_value *req = NULL;
+  _cleanup_free_ char *id = NULL, *result = NULL;
+  struct call call = { cl->id, NULL };
+  const struct method *m;
+  const char *method, *version;
+  json_value *params;
+  struct rpc_error *e;
+
+  if (strlen (line) != len)
+    {
+      call.id_json = "null";
+      shim_reply_error (s, &call, protocol_error (-32700, "parse error: %s", "a NUL byte"));
+      return;
+    }
+  req = json_parse (line, "request", &err);
+  if (req == NULL || !json_is_object (req))
+    {
+      call.id_json = "null";
+      shim_reply_error (s, &call,
+                        protocol_error (req ? -32600 : -32700, "%s",
+                                        req ? "invalid request: not a JSON object" : err->msg));
+      return;
+    }
+  id = rpc_id_text (json_get (req, "id"));
+  call.id_json = id ? id : "null";
+  version = json_string (json_get (req, "jsonrpc"));
+  method = json_string (json_get (req, "method"));
+  params = json_get (req, "params");
+  if (id == NULL || version == NULL || strcmp (version, "2.0") != 0 || method == NULL)
+    {
+      shim_reply_error (s, &call,
+                        protocol_error (-32600, "invalid request: %s",
+                                        id == NULL ? "id must be a string, a number or null"
+                                                   : "needs \"jsonrpc\": \"2.0\" and a method"));
+      return;
+    }
+  if (json_get (req, "id") == NULL)
+    call.id_json = NULL; /* a notification: no answer */
+  if (params && !json_is_object (params))
+    {
+      shim_reply_error (s, &call, protocol_error (-32602, "%s", "params must be an object"));
+      return;
+    }
+  m = methods_find (method);
+  if (m == NULL)
+    {
+      shim_reply_error (s, &call, protocol_error (-32601, "method not found: %s", method));
+      return;
+    }
+  e = rpc_check_params (params, m->params);
+  if (e)
+    {
+      e->code = -32602;
+      shim_reply_error (s, &call, e);
+      return;
+    }
+  e = m->fn (s, &call, params, &result);
+  if (e)
+    shim_reply_error (s, &call, e);
+  else if (result)
+    shim_reply (s, &call, steal_pointer (&result));
+}
+
+static void
+client_close (struct shim *s, struct client *c)
+{
+  for (struct client **p = &s->clients; *p; p = &(*p)->next)
+    if (*p == c)
+      {
+        *p = c->next;
+        break;
+      }
+  shim_unwatch (s, c->fd);
+  close (c->fd);
+  buf_release (&c->in.b);
+  buf_release (&c->out);
+  s->n_clients--;
+  free (c);
+}
+
+static void
+client_read (struct shim *s, struct client *c)
+{
+  char chunk[65536];
+  for (int rounds = 0; rounds < 64; rounds++)
+    {
+      ssize_t n = recv (c->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+      char *line;
+      size_t len;
+      enum line_status ls;
+      uint64_t id = c->id;
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && errno == EAGAIN)
+        return;
+      if (n <= 0)
+        {
+          client_close (s, c);
+          return;
+        }
+      line_reader_feed (&c->in, chunk, n);
+      while ((ls = line_reader_next (&c->in, &line, &len)) != LINE_NONE)
+        {
+          if (ls == LINE_TOO_LONG)
+            {
+              struct call call = { c->id, "null" };
+              shim_reply_error (s, &call,
+                                rpc_error_new (413, "message_too_large", NULL,
+                                               "a request line is larger than %u bytes",
+                                               RPC_MAX_MESSAGE));
+              continue;
+            }
+          dispatch (s, c, line, len);
+          free (line);
+          if (shim_client (s, id) == NULL)
+            return;
+        }
+    }
+}
+
+static void
+accept_clients (struct shim *s)
+{
+  for (;;)
+    {
+      int fd = accept4 (s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      struct client *c;
+      if (fd < 0)
+        return;
+      if (s->n_clients >= s->cfg.max_clients)
+        {
+          static const char busy[]
+              = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"too "
+                "many connections\",\"data\":{\"message\":\"too many connections\",\"type\":"
+                "\"rate_limit_error\",\"param\":null,\"code\":\"too_many_connections\","
+                "\"http_status\":429}}}\n";
+          send (fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+          close (fd);
+          continue;
+        }
+      c = xmalloc0 (sizeof *c);
+      c->id = ++s->next_client_id;
+      c->fd = fd;
+      c->in.max = RPC_MAX_MESSAGE;
+      c->w = (struct watcher){ W_CLIENT, c };
+      c->next = s->clients;
+      s->clients = c;
+      s->n_clients++;
+      shim_watch (s, fd, &c->w, false);
+    }
+}
+
+static void
+reap_children (struct shim *s)
+{
+  for (;;)
+    {
+      int status;
+      pid_t pid = waitpid (-1, &status, WNOHANG);
+      if (pid <= 0)
+        return;
+      for (struct session *se = s->sessions; se; se = se->next)
+        if (se->pid == pid)
+          {
+            sandbox_on_exit (s, se, status);
+            break;
+          }
+    }
+}
+
+static void
+on_signal (struct shim *s)
+{
+  struct signalfd_siginfo si;
+  while (read (s->signal_fd, &si, sizeof si) == sizeof si)
+    {
+      if (si.ssi_signo == SIGCHLD)
+        reap_children (s);
+      else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+        s->stopping = true;
+    }
+}
+
+static int
+next_timeout (struct shim *s, int64_t now)
+{
+  int64_t next = now + 1000; /* expiry is checked every second */
+  for (struct session *se = s->sessions; se; se = se->next)
+    {
+      int64_t d = sandbox_next_deadline (se);
+      if (se->queue && se->queue->phase != EXEC_QUEUED && se->queue->deadline_ms < d)
+        d = se->queue->deadline_ms;
+      if (d < next)
+        next = d;
+    }
+  return next <= now ? 0 : (int)(next - now);
+}
+
+static void
+run_timers (struct shim *s)
+{
+  int64_t now = shim_monotonic_ms ();
+  struct session *se = s->sessions;
+  while (se)
+    {
+      struct session *next = se->next; /* a failed start may free SE */
+      if (se->status == SESSION_RUNNING)
+        {
+          sandbox_on_timer (s, se, now);
+          if (session_find (s, se->id) == se)
+            execution_on_timer (s, se, now);
+        }
+      se = next;
+    }
+  sessions_expire_due (s, shim_now ());
+}
+
+int shim_run (struct shim *s);
+int
+shim_run (struct shim *s)
+{
+  struct epoll_event evs[64];
+  while (!s->stopping)
+    {
+      int n = epoll_wait (s->epfd, evs, 64, next_timeout (s, shim_monotonic_ms ()));
+      if (n < 0 && errno != EINTR)
+        return -1;
+      for (int i = 0; i < n; i++)
+        {
+          struct watcher *w = evs[i].data.ptr;
+          switch (w->kind)
+            {
+            case W_LISTEN:
+              accept_clients (s);
+              break;
+            case W_SIGNAL:
+              on_signal (s);
+              break;
+            case W_CLIENT:
+              {
+                struct client *c = w->obj;
+                uint64_t id = c->id;
+                if (evs[i].events & EPOLLOUT)
+                  client_flush (s, c);
+                if (shim_client (s, id)
+                    && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+                  client_read (s, c);
+                break;
+              }
+            case W_EXECUTOR:
+              sandbox_on_io (s, w->obj, evs[i].events);
+              break;
+            }
+          /* a handler may have freed what later events point at: start over */
+          if (w->kind == W_CLIENT || w->kind == W_EXECUTOR || w->kind == W_SIGNAL)
+            break;
+        }
+      run_timers (s);
+    }
+  return 0;
+}

@@ -1,0 +1,143 @@
+/* capsule-shim: ids, base64, clocks. */
+#define _GNU_SOURCE
+#include "shim-util.h"
+
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "utils.h"
+
+char *
+shim_new_id (const char *prefix)
+{
+  unsigned char raw[16];
+  char hex[33];
+  size_t got = 0;
+  while (got < sizeof raw)
+    {
+      ssize_t r = getrandom (raw + got, sizeof raw - got, 0);
+      if (r > 0)
+        got += r;
+    }
+  for (size_t i = 0; i < sizeof raw; i++)
+    snprintf (hex + 2 * i, 3, "%02x", raw[i]);
+  return xasprintf ("%s%s", prefix, hex);
+}
+
+bool
+shim_id_valid (const char *id, const char *prefix)
+{
+  size_t n = strlen (prefix);
+  if (id == NULL || strncmp (id, prefix, n) != 0 || strlen (id) != n + 32)
+    return false;
+  for (const char *p = id + n; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+      return false;
+  return true;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *
+base64_encode (const void *data, size_t len)
+{
+  const unsigned char *in = data;
+  char *out = xmalloc0 (4 * ((len + 2) / 3) + 1), *o = out;
+  size_t i = 0;
+  for (; i + 2 < len; i += 3)
+    {
+      *o++ = b64[in[i] >> 2];
+      *o++ = b64[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
+      *o++ = b64[((in[i + 1] & 15) << 2) | (in[i + 2] >> 6)];
+      *o++ = b64[in[i + 2] & 63];
+    }
+  if (i < len)
+    {
+      *o++ = b64[in[i] >> 2];
+      if (i + 1 < len)
+        {
+          *o++ = b64[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
+          *o++ = b64[(in[i + 1] & 15) << 2];
+        }
+      else
+        {
+          *o++ = b64[(in[i] & 3) << 4];
+          *o++ = '=';
+        }
+      *o++ = '=';
+    }
+  *o = '\0';
+  return out;
+}
+
+static int
+b64_value (char c)
+{
+  const char *p = c ? strchr (b64, c) : NULL;
+  return p ? (int)(p - b64) : -1;
+}
+
+size_t
+base64_decoded_max (size_t text_len)
+{
+  return text_len / 4 * 3;
+}
+
+int
+base64_decode (const char *text, size_t text_len, unsigned char **ret, size_t *ret_len)
+{
+  unsigned char *out;
+  size_t n = 0;
+  if (text_len % 4 != 0)
+    return -1;
+  out = xmalloc0 (base64_decoded_max (text_len) + 1);
+  for (size_t i = 0; i < text_len; i += 4)
+    {
+      int v[4];
+      bool last = i + 4 == text_len;
+      for (int k = 0; k < 4; k++)
+        v[k] = b64_value (text[i + k]);
+      if (v[0] < 0 || v[1] < 0)
+        goto bad;
+      out[n++] = (v[0] << 2) | (v[1] >> 4);
+      if (text[i + 2] == '=')
+        {
+          if (!last || text[i + 3] != '=')
+            goto bad;
+          break;
+        }
+      if (v[2] < 0)
+        goto bad;
+      out[n++] = ((v[1] & 15) << 4) | (v[2] >> 2);
+      if (text[i + 3] == '=')
+        {
+          if (!last)
+            goto bad;
+          break;
+        }
+      if (v[3] < 0)
+        goto bad;
+      out[n++] = ((v[2] & 3) << 6) | v[3];
+    }
+  *ret = out;
+  *ret_len = n;
+  return 0;
+bad:
+  free (out);
+  return -1;
+}
+
+int64_t
+shim_now (void)
+{
+  return time (NULL);
+}
+
+int64_t
+shim_monotonic_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,24 @@
+/* capsule-shim: small helpers: ids, base64, clock. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* "cntr_" + 32 hex digits from getrandom(2). */
+char *shim_new_id (const char *prefix);
+/* Is ID of the form PREFIX + 32 lowercase hex digits? */
+bool shim_id_valid (const char *id, const char *prefix);
+
+char *base64_encode (const void *data, size_t len);
+/* Strict: padding required, no whitespace.  Returns -1 on malformed input. */
+int base64_decode (const char *text, size_t text_len, unsigned char **ret, size_t *ret_len);
+/* Decoded size of a base64 text of TEXT_LEN characters (an upper bound). */
+size_t base64_decoded_max (size_t text_len);
+
+/* Seconds since the epoch (wall clock, for API timestamps). */
+int64_t shim_now (void);
+/* Monotonic milliseconds (for timeouts). */
+int64_t shim_monotonic_ms (void);

@@ -1,0 +1,237 @@
+/* capsule-shim: the daemon's shared types.
+ *
+ * One process, one epoll loop, no threads: every socket is non-blocking, every wait is a deadline
+ * the loop keeps, so a runaway cell in one session never delays a call on another.  Creating a
+ * sandbox is a libcapsule call (a few milliseconds in this thread); everything slower (the
+ * interpreter starting, a cell running) is waited for as events. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "rpc.h"
+#include "tiers.h"
+
+struct shim;
+struct session;
+
+enum watch_kind
+{
+  W_LISTEN,
+  W_CLIENT,
+  W_SIGNAL,
+  W_EXECUTOR
+};
+
+struct watcher
+{
+  enum watch_kind kind;
+  void *obj;
+};
+
+struct client
+{
+  uint64_t id;
+  int fd;
+  struct line_reader in;
+  struct buf out;
+  bool want_out;
+  struct watcher w;
+  struct client *next;
+};
+
+/* A call whose answer comes later: which client, which request id. */
+struct call
+{
+  uint64_t client_id; /* 0 = nobody waits */
+  char *id_json;
+};
+
+struct cfile
+{
+  char *id;
+  char *path; /* relative to /mnt/data */
+  uint64_t bytes;
+  int64_t created_at;
+  bool from_user;
+};
+
+enum exec_phase
+{
+  EXEC_QUEUED,
+  EXEC_RUNNING,
+  EXEC_INTERRUPTING /* timed out: SIGINT sent, waiting out the grace period */
+};
+
+struct exec_call
+{
+  struct call call;
+  char *exec_id;
+  char *code;
+  int64_t timeout_ms;
+  bool stream;
+  enum exec_phase phase;
+  int64_t started_ms;
+  int64_t deadline_ms;
+  bool timed_out;
+  bool restarted; /* the interpreter was (re)started for or during this call */
+  struct exec_call *next;
+};
+
+enum sandbox_state
+{
+  SB_NONE,     /* no container */
+  SB_STARTING, /* container up, waiting for the executor's socket */
+  SB_READY,
+};
+
+enum session_status
+{
+  SESSION_RUNNING,
+  SESSION_EXPIRED,
+  SESSION_DELETED
+};
+
+struct session
+{
+  uint64_t seq; /* creation order, for stable listing */
+  char *id, *name, *tenant;
+  const struct tier *tier;
+  int64_t created_at, last_active_at;
+  int64_t expires_minutes;
+  enum session_status status;
+  int64_t ended_at; /* when it expired */
+  char *dir, *data_dir, *run_dir;
+  bool data_mounted;
+  bool charged; /* its tier is charged to the tenant pool */
+
+  enum sandbox_state sb;
+  pid_t pid;          /* capsule-init of the sandbox */
+  uint64_t oom_kills; /* memory.events oom_kill seen so far */
+  int64_t ready_deadline_ms;
+  int64_t next_connect_ms;
+  int exec_fd;
+  struct line_reader exec_in;
+  struct buf exec_out;
+  bool exec_want_out;
+  struct watcher w;
+  uint64_t next_request;
+  int starts;
+
+  struct call pending_create; /* containers.create waits for the interpreter */
+  struct exec_call *queue;    /* head runs; the rest wait */
+
+  struct cfile *files;
+  size_t n_files;
+
+  struct session *next;
+};
+
+struct shim_config
+{
+  const char *socket_path;
+  const char *state_dir;
+  const char *image; /* "host" or an image directory */
+  const char *tiers_path;
+  const char *policy_dir;
+  const char *executor_dir; /* shim/executor */
+  const char *init_path;    /* capsule-init */
+  uint64_t tenant_pool;     /* 0 = from the tiers file */
+  int64_t exec_timeout_default_ms, exec_timeout_max_ms, interrupt_grace_ms;
+  int64_t startup_timeout_ms;
+  uint64_t max_upload;
+  int max_clients;
+  int max_sessions;
+  int64_t expired_retention_s;
+  uint32_t host_uid_base; /* container uid 0 → this host uid; the sandbox user 1000 → +1000 */
+};
+
+struct shim
+{
+  struct shim_config cfg;
+  struct tiers tiers;
+  struct pools pools;
+  char *runtime_root;
+  char *image_root; /* the rootfs used by every sandbox */
+  bool image_is_host;
+  int epfd, listen_fd, signal_fd;
+  struct watcher listen_w, signal_w;
+  struct client *clients;
+  int n_clients;
+  uint64_t next_client_id;
+  struct session *sessions;
+  uint64_t next_seq;
+  bool stopping;
+  int64_t started_ms;
+};
+
+/* server.c */
+void shim_send (struct shim *s, uint64_t client_id, char *text); /* takes TEXT */
+void shim_reply (struct shim *s, struct call *c, char *result_json);
+void shim_reply_error (struct shim *s, struct call *c, struct rpc_error *e);
+void shim_watch (struct shim *s, int fd, struct watcher *w, bool out);
+void shim_unwatch (struct shim *s, int fd);
+struct client *shim_client (struct shim *s, uint64_t id);
+
+/* methods.c: the method table */
+typedef struct rpc_error *(*method_fn) (struct shim *s, struct call *c, const json_value *params,
+                                        char **ret_result);
+struct method
+{
+  const char *name;
+  method_fn fn;
+  const struct param_spec *params;
+};
+const struct method *methods_find (const char *name);
+
+/* sandbox.c: the container behind a session */
+int sandbox_prepare_image (struct shim *s, capsule_error **err);
+int sandbox_start (struct shim *s, struct session *se, capsule_error **err);
+void sandbox_stop (struct shim *s, struct session *se);
+/* Called from the loop: connect attempts, executor I/O, deadlines. */
+void sandbox_on_timer (struct shim *s, struct session *se, int64_t now_ms);
+void sandbox_on_io (struct shim *s, struct session *se, uint32_t events);
+void sandbox_on_exit (struct shim *s, struct session *se, int status);
+int64_t sandbox_next_deadline (struct session *se);
+int sandbox_send (struct shim *s, struct session *se, const char *line);
+
+/* execution.c */
+void execution_enqueue (struct shim *s, struct session *se, struct exec_call *x);
+void execution_kick (struct shim *s, struct session *se);
+void execution_on_line (struct shim *s, struct session *se, const json_value *msg);
+void execution_on_timer (struct shim *s, struct session *se, int64_t now_ms);
+/* The interpreter died (OOM, crash, killed): answer the running call, restart. */
+void execution_on_sandbox_death (struct shim *s, struct session *se, bool oom, int status);
+void execution_fail_all (struct shim *s, struct session *se, struct rpc_error *e);
+void exec_call_free (struct exec_call *x);
+
+/* sessions.c */
+struct session *session_find (struct shim *s, const char *id);
+void session_touch (struct session *se);
+void session_expire (struct shim *s, struct session *se, bool deleted);
+void session_free (struct session *se);
+void sessions_expire_due (struct shim *s, int64_t now);
+char *session_object_json (struct shim *s, struct session *se);
+void session_ready (struct shim *s, struct session *se);
+void session_start_failed (struct shim *s, struct session *se, capsule_error *err);
+
+/* files.c */
+struct cfile *files_find (struct session *se, const char *id);
+struct cfile *files_register (struct session *se, const char *rel_path, uint64_t bytes,
+                              bool from_user);
+void files_w_object (json_writer *w, struct session *se, const struct cfile *f);
+void files_release (struct session *se);
+/* Open the session's data directory (O_PATH) */
+int files_data_fd (struct session *se, capsule_error **err);
+/* Normalise a user path: relative to /mnt/data or absolute under it; refuses "..", NUL, empty
+ * components, over-long names.  Returns the path relative to the data dir. */
+struct rpc_error *files_normalise (const char *path, char **ret_rel);
+/* Write DATA as REL (through a temporary file and rename), owned by UID. */
+int files_write (struct session *se, const char *rel, const void *data, size_t len, uid_t uid,
+                 capsule_error **err);
+int files_read (struct session *se, const char *rel, size_t max, char **ret, size_t *ret_len,
+                capsule_error **err);
+int files_unlink (struct session *se, const char *rel, capsule_error **err);
+/* Bring the registry in line with what is on disk. */
+void files_rescan (struct session *se);
