@@ -30,7 +30,9 @@ int shim_run (struct shim *s);
 static const char usage[]
     = "usage: capsule-shim --socket PATH --state-dir DIR [--image DIR|host] [--tiers FILE]\n"
       "                    [--tenant-pool SIZE] [--exec-timeout-max MS] [--max-upload SIZE]\n"
-      "                    [--executor-dir DIR] [--init PATH] [--policy-dir DIR]\n";
+      "                    [--executor-dir DIR] [--init PATH] [--policy-dir DIR]\n"
+      "                    [--max-message SIZE] [--interrupt-grace MS]\n"
+      "                    [--minute SECONDS]   (length of an expiry minute, for tests)\n";
 
 static int fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 static int
@@ -129,6 +131,9 @@ parse_args (int argc, char **argv, struct shim_config *c)
     { "executor-dir", required_argument, NULL, 'e' },
     { "init", required_argument, NULL, 'n' },
     { "policy-dir", required_argument, NULL, 'P' },
+    { "max-message", required_argument, NULL, 'm' },
+    { "minute", required_argument, NULL, 'M' },
+    { "interrupt-grace", required_argument, NULL, 'g' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -171,6 +176,20 @@ parse_args (int argc, char **argv, struct shim_config *c)
           return fail ("--exec-timeout-max: \"%s\" is not milliseconds in [1000, 86400000]",
                        optarg);
         c->exec_timeout_max_ms = v;
+        break;
+      case 'm':
+        if (parse_size (optarg, &c->max_message) < 0 || c->max_message < 4096)
+          return fail ("--max-message: \"%s\" is not a size of at least 4k", optarg);
+        break;
+      case 'M':
+        if (parse_u64 (optarg, &v) < 0 || v < 1 || v > 3600)
+          return fail ("--minute: \"%s\" is not seconds in [1, 3600]", optarg);
+        c->minute_s = v;
+        break;
+      case 'g':
+        if (parse_u64 (optarg, &v) < 0 || v < 100 || v > 600000)
+          return fail ("--interrupt-grace: \"%s\" is not milliseconds in [100, 600000]", optarg);
+        c->interrupt_grace_ms = v;
         break;
       case 'h':
         fputs (usage, stdout);
@@ -241,7 +260,9 @@ main (int argc, char **argv)
                                 .max_clients = 256,
                                 .max_sessions = 512,
                                 .expired_retention_s = 3600,
-                                .host_uid_base = 100000 };
+                                .host_uid_base = 100000,
+                                .minute_s = 60,
+                                .max_message = RPC_MAX_MESSAGE };
   if ((r = parse_args (argc, argv, &s.cfg)))
     return r;
   if (s.cfg.executor_dir == NULL)

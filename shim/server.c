@@ -137,6 +137,13 @@ dispatch (struct shim *s, struct client *cl, const char *line, size_t len)
     }
   if (json_get (req, "id") == NULL)
     call.id_json = NULL; /* a notification: no answer */
+  if (rpc_has_nul_escape (line))
+    {
+      shim_reply_error (
+          s, &call,
+          protocol_error (-32602, "%s", "invalid params: strings may not hold NUL (\\u0000)"));
+      return;
+    }
   if (params && !json_is_object (params))
     {
       shim_reply_error (s, &call, protocol_error (-32602, "%s", "params must be an object"));
@@ -207,8 +214,8 @@ client_read (struct shim *s, struct client *c)
               struct call call = { c->id, "null" };
               shim_reply_error (s, &call,
                                 rpc_error_new (413, "message_too_large", NULL,
-                                               "a request line is larger than %u bytes",
-                                               RPC_MAX_MESSAGE));
+                                               "a request line is larger than %llu bytes",
+                                               (unsigned long long)s->cfg.max_message));
               continue;
             }
           dispatch (s, c, line, len);
@@ -242,7 +249,7 @@ accept_clients (struct shim *s)
       c = xmalloc0 (sizeof *c);
       c->id = ++s->next_client_id;
       c->fd = fd;
-      c->in.max = RPC_MAX_MESSAGE;
+      c->in.max = s->cfg.max_message;
       c->w = (struct watcher){ W_CLIENT, c };
       c->next = s->clients;
       s->clients = c;

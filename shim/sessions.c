@@ -150,7 +150,7 @@ sessions_expire_due (struct shim *s, int64_t now)
     {
       struct session *se = *p;
       if (se->status == SESSION_RUNNING && se->queue == NULL
-          && now >= se->last_active_at + se->expires_minutes * 60)
+          && now >= se->last_active_at + se->expires_minutes * s->cfg.minute_s)
         session_expire (s, se, false);
       if (se->status == SESSION_EXPIRED && now >= se->ended_at + s->cfg.expired_retention_s)
         {
@@ -599,9 +599,11 @@ m_files_create (struct shim *s, struct call *c, const json_value *params, char *
   if ((e = files_normalise (path, &rel)))
     return e;
   if (files_write (se, rel, data, len, s->cfg.host_uid_base + 1000, &err) < 0)
-    return rpc_error_from (err->status == ENOSPC ? 413 : 400,
-                           err->status == ENOSPC ? "workspace_full" : "file_write_failed",
-                           steal_pointer (&err));
+    {
+      bool full = err->status == ENOSPC;
+      return rpc_error_from (full ? 413 : 400, full ? "workspace_full" : "file_write_failed",
+                             steal_pointer (&err));
+    }
   f = files_register (se, rel, len, true);
   files_w_object (w, se, f);
   *ret = xstrdup (json_writer_text (w, NULL));

@@ -144,6 +144,8 @@ struct shim_config
   int max_clients;
   int max_sessions;
   int64_t expired_retention_s;
+  int64_t minute_s;       /* seconds in an expiry "minute": 60, less in tests */
+  uint64_t max_message;   /* bytes in one request line */
   uint32_t host_uid_base; /* container uid 0 → this host uid; the sandbox user 1000 → +1000 */
 };
 
