@@ -1,0 +1,324 @@
+/* Unit tests: capsule-shim's tiers and pools, JSON-RPC framing and errors, base64, ids and the
+ * normalisation of user paths. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc.h"
+#include "shim-util.h"
+#include "shim.h"
+#include "tiers.h"
+#include "utils.h"
+
+static const char *const tiers_json
+    = "{\"default\": \"1g\", \"tenant_pool\": \"64g\", \"tiers\": {"
+      "\"1g\": {\"memory\": \"1g\", \"workspace\": \"1g\", \"pids\": 512, \"cpu_shares\": 1024, "
+      "\"nofile\": 1024},"
+      "\"4g\": {\"memory\": \"4g\", \"workspace\": \"4g\", \"tmp\": \"1g\"},"
+      "\"16g\": {\"memory\": \"16g\", \"workspace\": \"16g\"},"
+      "\"64g\": {\"memory\": 68719476736, \"workspace\": \"64g\"}}}";
+
+START_TEST (test_tiers_parse)
+{
+  struct tiers t;
+  capsule_error *err = NULL;
+  const struct tier *one, *four;
+  char *names;
+  ck_assert_int_eq (tiers_parse (tiers_json, "tiers.json", &t, &err), 0);
+  ck_assert_uint_eq (t.n, 4);
+  ck_assert_str_eq (t.default_tier, "1g");
+  ck_assert_uint_eq (t.pool, 64ULL << 30);
+  one = tiers_find (&t, "1g");
+  four = tiers_find (&t, "4g");
+  ck_assert_uint_eq (one->memory, 1ULL << 30);
+  ck_assert_uint_eq (one->pids, 512);
+  ck_assert_uint_eq (four->tmp, 1ULL << 30);
+  ck_assert_uint_eq (four->pids, 1024); /* default */
+  ck_assert_uint_eq (tiers_find (&t, "64g")->memory, 64ULL << 30);
+  ck_assert_ptr_null (tiers_find (&t, "2g"));
+  names = tiers_names (&t);
+  ck_assert_str_eq (names, "1g, 4g, 16g, 64g");
+  free (names);
+  tiers_release (&t);
+}
+END_TEST
+
+START_TEST (test_tiers_shipped)
+{
+  struct tiers t;
+  capsule_error *err = NULL;
+  char *path = xasprintf ("%s/tiers.json", CAPSULE_SOURCE_POLICYDIR);
+  ck_assert_msg (tiers_load (path, &t, &err) == 0, "%s", err ? err->msg : "");
+  for (const char *const *n = (const char *const[]){ "1g", "4g", "16g", "64g", NULL }; *n; n++)
+    {
+      const struct tier *x = tiers_find (&t, *n);
+      uint64_t want;
+      ck_assert_ptr_nonnull (x);
+      ck_assert_int_eq (parse_size (*n, &want), 0);
+      ck_assert_uint_eq (x->memory, want); /* a tier's name is its memory.max */
+      ck_assert_uint_gt (x->workspace, 0);
+    }
+  ck_assert_uint_eq (t.pool, 64ULL << 30);
+  tiers_release (&t);
+  free (path);
+}
+END_TEST
+
+static void
+tiers_bad (const char *text, const char *want)
+{
+  struct tiers t;
+  capsule_error *err = NULL;
+  ck_assert_int_eq (tiers_parse (text, "tiers.json", &t, &err), -1);
+  ck_assert_msg (strstr (err->msg, want) != NULL, "\"%s\" lacks \"%s\"", err->msg, want);
+  capsule_error_free (err);
+}
+
+START_TEST (test_tiers_bad)
+{
+  tiers_bad ("{", "invalid JSON");
+  tiers_bad ("{\"tiers\": []}", "\"tiers\" must be an object");
+  tiers_bad ("{\"tiers\": {\"1g\": {\"workspace\": \"1g\"}}}", "tiers.1g.memory: missing");
+  tiers_bad ("{\"tiers\": {\"1g\": {\"memory\": \"lots\", \"workspace\": \"1g\"}}}",
+             "tiers.1g.memory: expected a positive size");
+  tiers_bad ("{\"tiers\": {\"1g\": {\"memory\": \"1k\", \"workspace\": \"1g\"}}}", "below 16m");
+  tiers_bad (
+      "{\"default\": \"9g\", \"tiers\": {\"1g\": {\"memory\": \"1g\", \"workspace\": \"1g\"}}}",
+      "default: no tier \"9g\"");
+}
+END_TEST
+
+START_TEST (test_pools)
+{
+  struct pools p = { .default_total = 64ULL << 30 };
+  capsule_error *err = NULL;
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq (pools_charge (&p, "acme", 16ULL << 30, &err), 0);
+  ck_assert_int_eq (pools_charge (&p, "acme", 1ULL << 30, &err), -1);
+  ck_assert_str_eq (err->msg,
+                    "tenant \"acme\" memory pool exhausted: 64g in use + 1g requested > 64g pool");
+  capsule_error_free (err);
+  err = NULL;
+  ck_assert_uint_eq (pools_get (&p, "acme")->used, 64ULL << 30);
+  ck_assert_int_eq (pools_charge (&p, "other", 64ULL << 30, &err), 0);
+  pools_credit (&p, "acme", 16ULL << 30);
+  ck_assert_int_eq (pools_charge (&p, "acme", 4ULL << 30, &err), 0);
+  ck_assert_uint_eq (pools_get (&p, "acme")->used, 52ULL << 30);
+  pools_credit (&p, "nobody", 1); /* harmless */
+  pools_release (&p);
+}
+END_TEST
+
+static void
+size_is (uint64_t bytes, const char *want)
+{
+  char *s = format_size (bytes);
+  ck_assert_str_eq (s, want);
+  free (s);
+}
+
+START_TEST (test_format_size)
+{
+  size_is (1ULL << 30, "1g");
+  size_is (3ULL << 29, "1.5g");
+  size_is (160ULL << 20, "160m");
+  size_is (1000, "1000");
+}
+END_TEST
+
+START_TEST (test_line_reader)
+{
+  struct line_reader r = { .max = 16 };
+  char *line;
+  size_t len;
+  line_reader_feed (&r, "{\"a\":1}\n{\"b\"", 12);
+  ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_OK);
+  ck_assert_str_eq (line, "{\"a\":1}");
+  free (line);
+  ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_NONE);
+  line_reader_feed (&r, ":2}\n", 4);
+  ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_OK);
+  ck_assert_str_eq (line, "{\"b\":2}");
+  free (line);
+  /* an over-long line is reported once and skipped to its newline */
+  line_reader_feed (&r, "0123456789abcdefghij", 20);
+  ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_TOO_LONG);
+  line_reader_feed (&r, "more junk\nok\n", 13);
+  ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_OK);
+  ck_assert_str_eq (line, "ok");
+  free (line);
+  buf_release (&r.b);
+}
+END_TEST
+
+START_TEST (test_rpc_texts)
+{
+  struct rpc_error *e = rpc_error_new (404, "not_found", "container_id", "no container %s", "x");
+  char *t = rpc_error_text ("7", e);
+  ck_assert_str_eq (t, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32000,\"message\":\"no "
+                       "container x\",\"data\":{\"message\":\"no container x\",\"type\":"
+                       "\"invalid_request_error\",\"param\":\"container_id\",\"code\":"
+                       "\"not_found\",\"http_status\":404}}}\n");
+  free (t);
+  rpc_error_free (e);
+  e = rpc_error_new (429, "memory_pool_exhausted", NULL, "full");
+  ck_assert_str_eq (e->type, "rate_limit_error");
+  rpc_error_free (e);
+  t = rpc_response_text ("\"a\"", "{}");
+  ck_assert_str_eq (t, "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":{}}\n");
+  free (t);
+}
+END_TEST
+
+START_TEST (test_rpc_params)
+{
+  static const struct param_spec spec[]
+      = { { "name", P_STRING, true }, { "limit", P_INT, false }, { NULL, 0, false } };
+  capsule_error *err = NULL;
+  json_value *v = json_parse ("{\"name\": \"x\", \"limit\": 3}", "t", &err);
+  struct rpc_error *e;
+  ck_assert_ptr_null (rpc_check_params (v, spec));
+  json_free (v);
+  v = json_parse ("{\"limit\": 3}", "t", &err);
+  e = rpc_check_params (v, spec);
+  ck_assert_str_eq (e->param, "name");
+  ck_assert_str_eq (e->err_code, "missing_required_parameter");
+  rpc_error_free (e);
+  json_free (v);
+  v = json_parse ("{\"name\": 1}", "t", &err);
+  e = rpc_check_params (v, spec);
+  ck_assert_str_eq (e->message, "'name' must be a string, not a number");
+  rpc_error_free (e);
+  json_free (v);
+  v = json_parse ("{\"name\": \"x\", \"colour\": 1}", "t", &err);
+  e = rpc_check_params (v, spec);
+  ck_assert_str_eq (e->err_code, "unknown_parameter");
+  rpc_error_free (e);
+  json_free (v);
+}
+END_TEST
+
+START_TEST (test_nul_escape)
+{
+  ck_assert (rpc_has_nul_escape ("{\"p\": \"a\\u0000b\"}"));
+  ck_assert (!rpc_has_nul_escape ("{\"p\": \"a\\\\u0000b\"}")); /* an escaped backslash */
+  ck_assert (rpc_has_nul_escape ("{\"p\": \"\\\\\\u0000\"}"));
+  ck_assert (!rpc_has_nul_escape ("{\"p\": \"u0000\"}"));
+}
+END_TEST
+
+START_TEST (test_base64)
+{
+  const char *cases[][2] = { { "", "" },        { "f", "Zg==" },        { "fo", "Zm8=" },
+                             { "foo", "Zm9v" }, { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" } };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *enc = base64_encode (cases[i][0], strlen (cases[i][0]));
+      unsigned char *dec;
+      size_t n;
+      ck_assert_str_eq (enc, cases[i][1]);
+      ck_assert_int_eq (base64_decode (enc, strlen (enc), &dec, &n), 0);
+      ck_assert_uint_eq (n, strlen (cases[i][0]));
+      ck_assert_int_eq (memcmp (dec, cases[i][0], n), 0);
+      free (enc);
+      free (dec);
+    }
+  {
+    unsigned char *dec;
+    size_t n;
+    ck_assert_int_eq (base64_decode ("Zm9", 3, &dec, &n), -1);
+    ck_assert_int_eq (base64_decode ("Zm9v!A==", 8, &dec, &n), -1);
+    ck_assert_int_eq (base64_decode ("Zg==Zg==", 8, &dec, &n), -1);
+    ck_assert_int_eq (base64_decode ("Z===", 4, &dec, &n), -1);
+  }
+}
+END_TEST
+
+START_TEST (test_ids)
+{
+  char *id = shim_new_id ("cntr_");
+  char *other = shim_new_id ("cntr_");
+  ck_assert (shim_id_valid (id, "cntr_"));
+  ck_assert_str_ne (id, other);
+  ck_assert (!shim_id_valid (id, "cfile_"));
+  ck_assert (!shim_id_valid ("cntr_../../etc", "cntr_"));
+  free (id);
+  free (other);
+}
+END_TEST
+
+static void
+path_ok (const char *in, const char *want)
+{
+  char *rel = NULL;
+  struct rpc_error *e = files_normalise (in, &rel);
+  ck_assert_msg (e == NULL, "%s: %s", in, e ? e->message : "");
+  ck_assert_str_eq (rel, want);
+  free (rel);
+}
+
+static void
+path_bad (const char *in)
+{
+  char *rel = NULL;
+  struct rpc_error *e = files_normalise (in, &rel);
+  ck_assert_msg (e != NULL, "accepted \"%s\" as \"%s\"", in, rel);
+  ck_assert_str_eq (e->param, "path");
+  rpc_error_free (e);
+}
+
+START_TEST (test_paths)
+{
+  char *long_name = xmalloc0 (300), *long_path = xmalloc0 (1100);
+  path_ok ("a.csv", "a.csv");
+  path_ok ("dir/sub/a.csv", "dir/sub/a.csv");
+  path_ok ("/mnt/data/x/y", "x/y");
+  path_ok ("..a/b..", "..a/b..");
+  path_bad ("");
+  path_bad ("/etc/passwd");
+  path_bad ("/mnt/data");
+  path_bad ("/mnt/data/");
+  path_bad ("../x");
+  path_bad ("a/../../x");
+  path_bad ("a/./b");
+  path_bad ("a//b");
+  path_bad ("a/");
+  path_bad ("a\nb");
+  path_bad ("a\tb");
+  memset (long_name, 'n', 299);
+  path_bad (long_name);
+  for (int i = 0; i < 1099; i++)
+    long_path[i] = i % 2 ? '/' : 'd';
+  path_bad (long_path);
+  free (long_name);
+  free (long_path);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("shim");
+  TCase *tc = tcase_create ("units");
+  SRunner *sr;
+  int failed;
+  tcase_add_test (tc, test_tiers_parse);
+  tcase_add_test (tc, test_tiers_shipped);
+  tcase_add_test (tc, test_tiers_bad);
+  tcase_add_test (tc, test_pools);
+  tcase_add_test (tc, test_format_size);
+  tcase_add_test (tc, test_line_reader);
+  tcase_add_test (tc, test_rpc_texts);
+  tcase_add_test (tc, test_rpc_params);
+  tcase_add_test (tc, test_nul_escape);
+  tcase_add_test (tc, test_base64);
+  tcase_add_test (tc, test_ids);
+  tcase_add_test (tc, test_paths);
+  suite_add_tcase (s, tc);
+  sr = srunner_create (s);
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
