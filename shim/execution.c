@@ -363,6 +363,11 @@ void
 execution_on_sandbox_death (struct shim *s, struct session *se, bool oom, int status)
 {
   struct exec_call *x = se->queue;
+  if (se->status == SESSION_WARM)
+    {
+      session_drop_warm (s, se);
+      return;
+    }
   if (se->pending_create.client_id && se->sb == SB_NONE && x == NULL)
     {
       _cleanup_error_ capsule_error *err = NULL;

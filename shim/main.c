@@ -31,7 +31,7 @@ static const char usage[]
     = "usage: capsule-shim --socket PATH --state-dir DIR [--image DIR|host] [--tiers FILE]\n"
       "                    [--tenant-pool SIZE] [--exec-timeout-max MS] [--max-upload SIZE]\n"
       "                    [--executor-dir DIR] [--init PATH] [--policy-dir DIR]\n"
-      "                    [--max-message SIZE] [--interrupt-grace MS]\n"
+      "                    [--max-message SIZE] [--interrupt-grace MS] [--warm N]\n"
       "                    [--minute SECONDS]   (length of an expiry minute, for tests)\n";
 
 static int fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
@@ -134,6 +134,7 @@ parse_args (int argc, char **argv, struct shim_config *c)
     { "max-message", required_argument, NULL, 'm' },
     { "minute", required_argument, NULL, 'M' },
     { "interrupt-grace", required_argument, NULL, 'g' },
+    { "warm", required_argument, NULL, 'w' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -191,6 +192,11 @@ parse_args (int argc, char **argv, struct shim_config *c)
           return fail ("--interrupt-grace: \"%s\" is not milliseconds in [100, 600000]", optarg);
         c->interrupt_grace_ms = v;
         break;
+      case 'w':
+        if (parse_u64 (optarg, &v) < 0 || v > 64)
+          return fail ("--warm: \"%s\" is not a count in [0, 64]", optarg);
+        c->warm = v;
+        break;
       case 'h':
         fputs (usage, stdout);
         exit (0);
@@ -236,7 +242,7 @@ shutdown_sessions (struct shim *s)
   while (s->sessions)
     {
       struct session *se = s->sessions;
-      if (se->status == SESSION_RUNNING)
+      if (se->status == SESSION_RUNNING || se->status == SESSION_WARM)
         session_expire (s, se, true);
       s->sessions = se->next;
       session_free (se);
@@ -262,7 +268,8 @@ main (int argc, char **argv)
                                 .expired_retention_s = 3600,
                                 .host_uid_base = 100000,
                                 .minute_s = 60,
-                                .max_message = RPC_MAX_MESSAGE };
+                                .max_message = RPC_MAX_MESSAGE,
+                                .warm = 2 };
   if ((r = parse_args (argc, argv, &s.cfg)))
     return r;
   if (s.cfg.executor_dir == NULL)
@@ -298,6 +305,7 @@ main (int argc, char **argv)
   fprintf (stderr, "capsule-shim: listening on %s (image %s, state %s)\n",
            s.cfg.socket_path ? s.cfg.socket_path : "the socket from systemd",
            s.image_is_host ? "host" : s.image_root, s.cfg.state_dir);
+  sessions_refill_warm (&s);
   notify_ready ();
   r = shim_run (&s);
   shutdown_sessions (&s);

@@ -293,6 +293,8 @@ static int
 next_timeout (struct shim *s, int64_t now)
 {
   int64_t next = now + 1000; /* expiry is checked every second */
+  if (s->warm_refill_ms && s->warm_refill_ms < next)
+    next = s->warm_refill_ms;
   for (struct session *se = s->sessions; se; se = se->next)
     {
       int64_t d = sandbox_next_deadline (se);
@@ -312,7 +314,7 @@ run_timers (struct shim *s)
   while (se)
     {
       struct session *next = se->next; /* a failed start may free SE */
-      if (se->status == SESSION_RUNNING)
+      if (se->status == SESSION_RUNNING || se->status == SESSION_WARM)
         {
           sandbox_on_timer (s, se, now);
           if (session_find (s, se->id) == se)
@@ -321,6 +323,11 @@ run_timers (struct shim *s)
       se = next;
     }
   sessions_expire_due (s, shim_now ());
+  if (s->warm_refill_ms && now >= s->warm_refill_ms)
+    {
+      s->warm_refill_ms = 0;
+      sessions_refill_warm (s);
+    }
 }
 
 int shim_run (struct shim *s);

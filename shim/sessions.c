@@ -177,6 +177,14 @@ session_ready (struct shim *s, struct session *se)
 void
 session_start_failed (struct shim *s, struct session *se, capsule_error *err)
 {
+  if (se->status == SESSION_WARM)
+    {
+      fprintf (stderr, "capsule-shim: a warm sandbox failed to start: %s\n", err->msg);
+      capsule_error_free (err);
+      s->warm_failed = true;
+      session_drop_warm (s, se);
+      return;
+    }
   if (se->pending_create.id_json)
     {
       shim_reply_error (s, &se->pending_create, rpc_error_from (500, "sandbox_failed", err));
@@ -197,7 +205,7 @@ lookup (struct shim *s, const json_value *params, bool need_running, struct sess
 {
   const char *id = json_string (json_get (params, "container_id"));
   struct session *se = id ? session_find (s, id) : NULL;
-  if (se == NULL || se->status == SESSION_DELETED)
+  if (se == NULL || se->status == SESSION_DELETED || se->status == SESSION_WARM)
     return rpc_error_new (404, "not_found", "container_id", "no container with id '%s'",
                           id ? id : "");
   if (need_running && se->status == SESSION_EXPIRED)
@@ -408,6 +416,61 @@ make_dirs (struct shim *s, struct session *se, capsule_error **err)
   return 0;
 }
 
+static struct session *
+session_new (struct shim *s, const struct tier *tier, enum session_status status)
+{
+  struct session *se = xmalloc0 (sizeof *se);
+  se->seq = ++s->next_seq;
+  se->id = shim_new_id ("cntr_");
+  se->tier = tier;
+  se->created_at = se->last_active_at = shim_now ();
+  se->exec_fd = -1;
+  se->status = status;
+  se->next = s->sessions;
+  s->sessions = se;
+  return se;
+}
+
+void
+session_drop_warm (struct shim *s, struct session *se)
+{
+  session_teardown (s, se);
+  unlink_session (s, se);
+  session_free (se);
+}
+
+void
+sessions_refill_warm (struct shim *s)
+{
+  int n = 0;
+  for (struct session *se = s->sessions; se; se = se->next)
+    n += se->status == SESSION_WARM;
+  while (n++ < s->cfg.warm && !s->warm_failed && !s->stopping)
+    {
+      _cleanup_error_ capsule_error *err = NULL;
+      struct session *se
+          = session_new (s, tiers_find (&s->tiers, s->tiers.default_tier), SESSION_WARM);
+      se->name = xstrdup ("");
+      se->tenant = xstrdup ("");
+      if (make_dirs (s, se, &err) < 0 || sandbox_start (s, se, &err) < 0)
+        {
+          fprintf (stderr, "capsule-shim: cannot start a warm sandbox: %s\n", err->msg);
+          s->warm_failed = true;
+          session_drop_warm (s, se);
+        }
+    }
+}
+
+/* A sandbox of TIER already up and waiting, or NULL. */
+static struct session *
+take_warm (struct shim *s, const struct tier *tier)
+{
+  for (struct session *se = s->sessions; se; se = se->next)
+    if (se->status == SESSION_WARM && se->sb == SB_READY && se->tier == tier)
+      return se;
+  return NULL;
+}
+
 static struct rpc_error *
 m_containers_create (struct shim *s, struct call *c, const json_value *params, char **ret)
 {
@@ -427,24 +490,28 @@ m_containers_create (struct shim *s, struct call *c, const json_value *params, c
                           "this host runs %d containers, its limit", n);
   if (pools_charge (&s->pools, tenant, tier->memory, &err) < 0)
     return rpc_error_from (429, "memory_pool_exhausted", steal_pointer (&err));
-  se = xmalloc0 (sizeof *se);
-  se->seq = ++s->next_seq;
-  se->id = shim_new_id ("cntr_");
+  s->warm_failed = false;
+  se = take_warm (s, tier);
+  if (se)
+    {
+      /* claimed: it becomes this container, fresh as if just made */
+      free (se->name);
+      free (se->tenant);
+      se->seq = ++s->next_seq;
+      se->status = SESSION_RUNNING;
+      se->created_at = se->last_active_at = shim_now ();
+    }
+  else
+    se = session_new (s, tier, SESSION_RUNNING);
   se->name = xstrdup (json_string (json_get (params, "name")));
   se->tenant = xstrdup (tenant);
-  se->tier = tier;
   se->charged = true;
-  se->created_at = se->last_active_at = shim_now ();
   se->expires_minutes = minutes;
-  se->exec_fd = -1;
-  se->status = SESSION_RUNNING;
-  se->next = s->sessions;
-  s->sessions = se;
-  if (make_dirs (s, se, &err) < 0)
+  if (se->sb == SB_NONE && make_dirs (s, se, &err) < 0)
     e = rpc_error_from (500, "sandbox_failed", steal_pointer (&err));
   if (e == NULL)
     e = copy_files_in (s, se, json_get (params, "file_ids"));
-  if (e == NULL && sandbox_start (s, se, &err) < 0)
+  if (e == NULL && se->sb == SB_NONE && sandbox_start (s, se, &err) < 0)
     e = rpc_error_from (500, "sandbox_failed", steal_pointer (&err));
   if (e)
     {
@@ -453,9 +520,18 @@ m_containers_create (struct shim *s, struct call *c, const json_value *params, c
       session_free (se);
       return e;
     }
-  se->pending_create.client_id = c->client_id;
-  se->pending_create.id_json = xstrdup (c->id_json);
-  *ret = NULL; /* answered when the interpreter is up */
+  if (se->sb == SB_READY)
+    *ret = session_object_json (s, se);
+  else
+    {
+      se->pending_create.client_id = c->client_id;
+      se->pending_create.id_json = xstrdup (c->id_json);
+      *ret = NULL; /* answered when the interpreter is up */
+    }
+  /* Refill a little later: starting a Python now would take CPU from the first cell that the
+     client is about to send to the sandbox it just got. */
+  if (s->warm_refill_ms == 0)
+    s->warm_refill_ms = shim_monotonic_ms () + 300;
   return NULL;
 }
 
@@ -485,7 +561,7 @@ m_containers_list (struct shim *s, struct call *c, const json_value *params, cha
   items = xmalloc0 ((n + 1) * sizeof (void *));
   n = 0;
   for (struct session *se = s->sessions; se; se = se->next)
-    if ((name == NULL || strcmp (se->name, name) == 0)
+    if (se->status != SESSION_WARM && (name == NULL || strcmp (se->name, name) == 0)
         && (tenant == NULL || strcmp (se->tenant, tenant) == 0))
       items[n++] = se;
   qsort (items, n, sizeof (void *), cmp_seq);
@@ -721,12 +797,13 @@ static struct rpc_error *
 m_shim_status (struct shim *s, struct call *c, const json_value *params, char **ret)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (false);
-  int running = 0, expired = 0, live = 0, starting = 0, busy = 0;
+  int running = 0, expired = 0, live = 0, starting = 0, busy = 0, warm = 0;
   (void)c;
   (void)params;
   for (struct session *se = s->sessions; se; se = se->next)
     {
       running += se->status == SESSION_RUNNING;
+      warm += se->status == SESSION_WARM && se->sb == SB_READY;
       expired += se->status == SESSION_EXPIRED;
       live += se->status == SESSION_RUNNING && se->sb == SB_READY;
       starting += se->status == SESSION_RUNNING && se->sb == SB_STARTING;
@@ -745,6 +822,7 @@ m_shim_status (struct shim *s, struct call *c, const json_value *params, char **
   json_w_kv_int (w, "live", live);
   json_w_kv_int (w, "starting", starting);
   json_w_kv_int (w, "busy", busy);
+  json_w_kv_int (w, "warm", warm);
   json_w_close_object (w);
   json_w_kv_string (w, "checkpoint", "unavailable: checkpoint and restore are not built yet");
   json_w_key (w, "pools");

@@ -88,6 +88,7 @@ enum sandbox_state
 
 enum session_status
 {
+  SESSION_WARM, /* a sandbox started ahead of demand, not yet anyone's container */
   SESSION_RUNNING,
   SESSION_EXPIRED,
   SESSION_DELETED
@@ -147,6 +148,7 @@ struct shim_config
   int64_t minute_s;       /* seconds in an expiry "minute": 60, less in tests */
   uint64_t max_message;   /* bytes in one request line */
   uint32_t host_uid_base; /* container uid 0 → this host uid; the sandbox user 1000 → +1000 */
+  int warm;               /* sandboxes of the default tier kept started ahead of demand */
 };
 
 struct shim
@@ -164,6 +166,8 @@ struct shim
   uint64_t next_client_id;
   struct session *sessions;
   uint64_t next_seq;
+  bool warm_failed;       /* the last warm start failed: wait for the next create to try again */
+  int64_t warm_refill_ms; /* when to start replacements for claimed warm sandboxes (0: none) */
   bool stopping;
   int64_t started_ms;
 };
@@ -217,6 +221,10 @@ void sessions_expire_due (struct shim *s, int64_t now);
 char *session_object_json (struct shim *s, struct session *se);
 void session_ready (struct shim *s, struct session *se);
 void session_start_failed (struct shim *s, struct session *se, capsule_error *err);
+/* Start sandboxes until cfg.warm of them wait, ready, for containers.create. */
+void sessions_refill_warm (struct shim *s);
+/* A warm sandbox died or failed: drop it (a later create refills). */
+void session_drop_warm (struct shim *s, struct session *se);
 
 /* files.c */
 struct cfile *files_find (struct session *se, const char *id);

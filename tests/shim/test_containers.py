@@ -126,6 +126,23 @@ class TestContainers(ShimTestCase):
         mounts = open("/proc/self/mountinfo").read()
         self.assertNotIn(c["id"], mounts, "an expired session's workspace is unmounted")
 
+    def test_warm_sandboxes(self):
+        deadline = time.time() + 20
+        while self.client.call("shim.status")["sessions"]["warm"] < 2:
+            self.assertLess(time.time(), deadline, "two warm sandboxes wait for creates")
+            time.sleep(0.1)
+        before = {c["id"] for c in self.client.call("containers.list", limit=100)["data"]}
+        t = time.time()
+        c = self.create(name="from-warm")
+        self.assertLess(time.time() - t, 0.5)
+        self.assertEqual(c["sandbox"], "live")
+        self.assertNotIn(c["id"], before, "a warm sandbox is nobody's container until claimed")
+        self.assertEqual(self.exec(c["id"], "import os; os.listdir('.')")["result"], "[]")
+        deadline = time.time() + 20
+        while self.client.call("shim.status")["sessions"]["warm"] < 2:
+            self.assertLess(time.time(), deadline, "the warm sandboxes are refilled")
+            time.sleep(0.1)
+
     def test_status(self):
         s = self.client.call("shim.status")
         self.assertEqual(s["object"], "shim.status")
