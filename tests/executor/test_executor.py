@@ -127,8 +127,9 @@ class ExecutorTest(unittest.TestCase):
 
     # -- start-up and basics
 
-    def test_socket_ready_fast_and_nothing_printed(self) -> None:
-        self.assertLess(self.ready_seconds, 1.0, "socket took too long to appear")
+    def test_socket_ready_and_nothing_printed(self) -> None:
+        # a bound against hanging, not a speed target (scripts/bench-shim measures start-up)
+        self.assertLess(self.ready_seconds, 15.0, "the socket never appeared")
         self.assertEqual(self.read_log(), "")
         self.assertEqual(os.listdir(self.tmp).count("executor.sock"), 1)
         self.assertFalse([n for n in os.listdir(self.tmp) if n.endswith(".tmp")])
