@@ -862,28 +862,30 @@ container_state (const char *root, const char *id, char **ret_json, capsule_erro
   return 0;
 }
 
+/* The cgroup of container ID, or an error saying it has none. */
+static struct cgroup *
+container_cgroup (const char *root, const char *id, capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  struct cgroup *cg;
+  if (load_checked (root, id, &st, err) < 0)
+    return NULL;
+  cg = state_cgroup (st);
+  if (cg == NULL)
+    capsule_error_make (err, 0, "container `%s` has no cgroup", id);
+  return cg;
+}
+
 int
 container_stats (const char *root, const char *id, struct cgroup_stats *ret, capsule_error **err)
 {
-  _cleanup_state_ struct container_state *st = NULL;
-  _cleanup_cgroup_ struct cgroup *cg = NULL;
-  if (load_checked (root, id, &st, err) < 0)
-    return -1;
-  cg = state_cgroup (st);
-  if (cg == NULL)
-    return capsule_error_make (err, 0, "container `%s` has no cgroup", id);
-  return cg->ops->stats (cg, ret, err);
+  _cleanup_cgroup_ struct cgroup *cg = container_cgroup (root, id, err);
+  return cg ? cg->ops->stats (cg, ret, err) : -1;
 }
 
 int
 container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
-  _cleanup_state_ struct container_state *st = NULL;
-  _cleanup_cgroup_ struct cgroup *cg = NULL;
-  if (load_checked (root, id, &st, err) < 0)
-    return -1;
-  cg = state_cgroup (st);
-  if (cg == NULL)
-    return capsule_error_make (err, 0, "container `%s` has no cgroup", id);
-  return cg->ops->procs (cg, ret, ret_n, err);
+  _cleanup_cgroup_ struct cgroup *cg = container_cgroup (root, id, err);
+  return cg ? cg->ops->procs (cg, ret, ret_n, err) : -1;
 }

@@ -11,6 +11,7 @@
 #include "cgroup.h"
 #include "spec.h"
 #include "utils.h"
+#include "unit-main.h"
 
 static char *
 resolve (const char *own, const char *path, const char *id)
@@ -230,17 +231,11 @@ main (void)
 {
   Suite *s = suite_create ("cgroup");
   TCase *tc = tcase_create ("paths");
-  SRunner *sr;
-  int failed;
   tcase_add_test (tc, test_resolve);
   tcase_add_test (tc, test_own_path);
   tcase_add_test (tc, test_values);
   tcase_add_test (tc, test_v2_apply);
   tcase_add_test (tc, test_v1_apply);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

@@ -15,6 +15,7 @@
 #include "spec-default.h"
 #include "spec.h"
 #include "utils.h"
+#include "unit-main.h"
 
 static struct spec *
 parse_linux (const char *linux_json)
@@ -222,8 +223,6 @@ main (void)
 {
   Suite *s = suite_create ("seccomp");
   TCase *tc = tcase_create ("compile");
-  SRunner *sr;
-  int failed;
   tcase_add_test (tc, test_errno_ret);
   tcase_add_test (tc, test_default_deny);
   tcase_add_test (tc, test_argument_conditions);
@@ -231,9 +230,5 @@ main (void)
   tcase_add_test (tc, test_shipped_profile);
   tcase_add_test (tc, test_cache);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

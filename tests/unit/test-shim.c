@@ -10,6 +10,7 @@
 #include "shim.h"
 #include "tiers.h"
 #include "utils.h"
+#include "unit-main.h"
 
 static const char *const tiers_json
     = "{\"default\": \"1g\", \"tenant_pool\": \"64g\", \"tiers\": {"
@@ -301,8 +302,6 @@ main (void)
 {
   Suite *s = suite_create ("shim");
   TCase *tc = tcase_create ("units");
-  SRunner *sr;
-  int failed;
   tcase_add_test (tc, test_tiers_parse);
   tcase_add_test (tc, test_tiers_shipped);
   tcase_add_test (tc, test_tiers_bad);
@@ -316,9 +315,5 @@ main (void)
   tcase_add_test (tc, test_ids);
   tcase_add_test (tc, test_paths);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }

@@ -9,6 +9,7 @@
 
 #include "spec.h"
 #include "utils.h"
+#include "unit-main.h"
 
 #define MINIMAL_HEAD                                                                               \
   "{\"ociVersion\": \"1.0.2\", \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\"},"                 \
@@ -302,10 +303,5 @@ spec_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (spec_suite ());
-  int failed;
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (spec_suite ());
 }

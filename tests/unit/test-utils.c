@@ -8,6 +8,7 @@
 #include "caps.h"
 #include "namespaces.h"
 #include "utils.h"
+#include "unit-main.h"
 
 START_TEST (test_sizes)
 {
@@ -79,17 +80,11 @@ main (void)
 {
   Suite *s = suite_create ("utils");
   TCase *tc = tcase_create ("parsers");
-  SRunner *sr;
-  int failed;
   tcase_add_test (tc, test_sizes);
   tcase_add_test (tc, test_signals);
   tcase_add_test (tc, test_ids);
   tcase_add_test (tc, test_caps);
   tcase_add_test (tc, test_idmap_text);
   suite_add_tcase (s, tc);
-  sr = srunner_create (s);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return run_suite (s);
 }
