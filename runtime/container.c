@@ -30,6 +30,7 @@
 #include "process.h"
 #include "seccomp-filter.h"
 #include "sync.h"
+#include "terminal.h"
 #include "utils.h"
 
 struct creation
@@ -42,6 +43,8 @@ struct creation
   char *dir;
   int sync[2];
   int fifo_fd;
+  int console_fd;   /* the container sends its pty master here */
+  int console_recv; /* run's own end of it, when no --console-socket was given */
   pid_t parent;
   pid_t child; /* what clone returned */
   pid_t pid;   /* the container process (differs from child after a double fork) */
@@ -58,6 +61,10 @@ creation_release (struct creation *c)
     close (c->sync[1]);
   if (c->fifo_fd >= 0)
     close (c->fifo_fd);
+  if (c->console_fd >= 0)
+    close (c->console_fd);
+  if (c->console_recv >= 0)
+    close (c->console_recv);
   seccomp_program_release (&c->seccomp);
   cgroup_free (c->cg);
   state_free (c->st);
@@ -188,6 +195,9 @@ child_setup (struct creation *c, char **ret_exe, capsule_error **err)
     return capsule_error_make (err, errno, "domainname: set \"%s\"", s->domainname);
   if (child_hooks_in_parent (c, &pid, err) < 0 || child_filesystem (c, pid, err) < 0)
     return -1;
+  if (c->console_fd >= 0 && terminal_setup_child (c->console_fd, err) < 0)
+    return -1;
+  c->console_fd = -1;
   if (mkdir (s->process->cwd, 0755) < 0 && errno != EEXIST && errno != EROFS && errno != EACCES)
     return capsule_error_make (err, errno, "process.cwd: create `%s`", s->process->cwd);
   if (process_set_rlimits (s->process, err) < 0)
@@ -229,6 +239,9 @@ child_main (struct creation *c)
 
   close (c->sync[0]);
   c->sync[0] = -1;
+  if (c->console_recv >= 0)
+    close (c->console_recv);
+  c->console_recv = -1;
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   /* The parent may have died before PDEATHSIG was armed.  (In a new pid namespace the parent is
      outside it and getppid() says 0.) */
@@ -486,7 +499,7 @@ make_fifo (struct creation *c, capsule_error **err)
 }
 
 static int
-check_spec (const struct spec *s, const struct container_opts *o, capsule_error **err)
+check_spec (const struct spec *s, const struct container_opts *o, bool own_tty, capsule_error **err)
 {
   struct stat st;
   if (stat (s->root_path, &st) < 0)
@@ -497,29 +510,51 @@ check_spec (const struct spec *s, const struct container_opts *o, capsule_error 
     return capsule_error_make (err, 0,
                                "config.json: linux.namespaces: capsule needs a new mount namespace "
                                "(add {\"type\": \"mount\"})");
-  if (s->process->terminal && o->console_socket == NULL)
+  if (s->process->terminal && o->console_socket == NULL && !own_tty)
     return capsule_error_make (err, 0,
                                "config.json: process.terminal is true but no --console-socket was "
                                "given to receive the terminal");
-  if (s->process->terminal)
-    return capsule_error_make (err, ENOTSUP,
-                               "config.json: process.terminal: terminals are not supported yet");
+  return 0;
+}
+
+static int
+open_console (struct creation *c, bool own_tty, capsule_error **err)
+{
+  int sv[2];
+  if (c->o->console_socket)
+    {
+      c->console_fd = terminal_connect (c->o->console_socket, err);
+      return c->console_fd < 0 ? -1 : 0;
+    }
+  if (!own_tty)
+    return 0;
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return capsule_error_make (err, errno, "socketpair");
+  c->console_recv = sv[0];
+  c->console_fd = sv[1];
   return 0;
 }
 
 /* The caller blocks the signals that should interrupt create, so they stay pending and are
    noticed between steps; the container process resets its own signals. */
 static int
-do_create (const struct container_opts *o, struct creation *c, capsule_error **err)
+do_create (const struct container_opts *o, struct creation *c, bool own_tty, capsule_error **err)
 {
-  *c = (struct creation){ .o = o, .sync = { -1, -1 }, .fifo_fd = -1, .parent = getpid () };
+  *c = (struct creation){ .o = o,
+                          .sync = { -1, -1 },
+                          .fifo_fd = -1,
+                          .console_fd = -1,
+                          .console_recv = -1,
+                          .parent = getpid () };
   if (!container_id_valid (o->id))
     return capsule_error_make (err, EINVAL,
                                "invalid container id \"%s\" (use letters, digits, "
                                "\"_\", \"+\", \"-\", \".\")",
                                o->id);
   c->spec = spec_load (o->bundle ? o->bundle : ".", err);
-  if (c->spec == NULL || check_spec (c->spec, o, err) < 0)
+  if (c->spec == NULL || check_spec (c->spec, o, own_tty, err) < 0)
+    return -1;
+  if (c->spec->process->terminal && open_console (c, own_tty, err) < 0)
     return -1;
   if (c->spec->seccomp)
     {
@@ -548,6 +583,9 @@ do_create (const struct container_opts *o, struct creation *c, capsule_error **e
   c->pid = c->child;
   close (c->sync[1]);
   c->sync[1] = -1;
+  if (c->console_fd >= 0)
+    close (c->console_fd); /* the container's now */
+  c->console_fd = -1;
   if (parent_talk (c, err) < 0 || parent_record (c, err) < 0)
     goto fail;
   return 0;
@@ -568,7 +606,7 @@ container_create (const struct container_opts *o, capsule_error **err)
   sigaddset (&mask, SIGHUP);
   sigaddset (&mask, SIGQUIT);
   sigprocmask (SIG_BLOCK, &mask, &old);
-  r = do_create (o, &c, err);
+  r = do_create (o, &c, false, err);
   creation_release (&c);
   /* A signal that interrupted create stays blocked: the caller reports the error and exits. */
   if (r == 0)
@@ -677,15 +715,21 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
 {
   struct creation c;
   sigset_t mask, old;
+  _cleanup_close_ int master = -1;
   int r;
   forwarding_mask (&mask);
   sigprocmask (SIG_BLOCK, &mask, &old);
   prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  r = do_create (o, &c, err);
+  r = do_create (o, &c, !detach, err);
   if (r == 0)
     {
       close (c.fifo_fd);
       c.fifo_fd = -1;
+    }
+  if (r == 0 && c.console_recv >= 0 && (master = terminal_recv_master (c.console_recv, err)) < 0)
+    {
+      rollback (&c);
+      r = -1;
     }
   if (r == 0 && start_fifo (o->root, c.st, err) < 0)
     {
@@ -698,7 +742,10 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
       *ret_status = 0;
       if (!detach)
         {
-          process_wait_forwarding (c.pid, &mask, ret_status);
+          if (master >= 0)
+            terminal_proxy (master, c.pid, &mask, ret_status);
+          else
+            process_wait_forwarding (c.pid, &mask, ret_status);
           report_oom (c.st);
           if (!keep)
             {

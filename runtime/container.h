@@ -38,6 +38,8 @@ struct exec_opts
   bool detach;
   const char *pid_file;
   int preserve_fds;
+  bool tty;                   /* -t: the process gets a pty (also process.terminal) */
+  const char *console_socket; /* where the pty master goes; none: exec copies it to its stdio */
 };
 int container_exec (const char *root, const char *id, const struct exec_opts *e, int *ret_status,
                     capsule_error **err);

@@ -20,6 +20,7 @@
 #include "process.h"
 #include "seccomp-filter.h"
 #include "sync.h"
+#include "terminal.h"
 #include "utils.h"
 
 static const struct
@@ -115,6 +116,7 @@ build_process (const struct spec *s, const struct exec_opts *e, capsule_error **
     return spec_process_free (p);
   if (e->no_new_privs)
     p->no_new_privileges = true;
+  p->terminal = e->tty;
   return p;
 }
 
@@ -127,6 +129,7 @@ struct exec_ctx
   int pidfd;
   int sync;
   int preserve_fds;
+  int console_fd; /* the pty master goes here, -1 without a terminal */
 };
 
 static int
@@ -163,6 +166,8 @@ exec_child (struct exec_ctx *x)
       setresgid (0, 0, 0);
       setresuid (0, 0, 0);
     }
+  if (x->console_fd >= 0 && terminal_setup_child (x->console_fd, &err) < 0)
+    sync_fail (x->sync, err);
   if (process_set_rlimits (x->proc, &err) < 0)
     sync_fail (x->sync, err);
   exe = process_find_executable (x->proc, &err);
@@ -222,7 +227,7 @@ container_exec (const char *root, const char *id, const struct exec_opts *e, int
   _cleanup_close_ int pidfd = -1;
   struct seccomp_program seccomp = { 0 };
   struct exec_ctx x = { 0 };
-  int sv[2] = { -1, -1 };
+  int sv[2] = { -1, -1 }, console[2] = { -1, -1 };
   sigset_t mask, old;
   pid_t helper, pid = 0;
   int r = -1;
@@ -262,13 +267,31 @@ container_exec (const char *root, const char *id, const struct exec_opts *e, int
       capsule_error_make (err, errno, "socketpair");
       goto out;
     }
+  if (proc->terminal || e->tty)
+    {
+      int cv[2];
+      if (e->console_socket)
+        console[1] = terminal_connect (e->console_socket, err);
+      else if (e->detach)
+        {
+          capsule_error_make (err, 0, "exec: a terminal with --detach needs --console-socket");
+          goto out;
+        }
+      else if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv) == 0)
+        console[0] = cv[0], console[1] = cv[1];
+      else
+        capsule_error_make (err, errno, "socketpair");
+      if (console[1] < 0)
+        goto out;
+    }
   x = (struct exec_ctx){ .st = st,
                          .proc = proc,
                          .seccomp = seccomp.filter ? &seccomp : NULL,
                          .ns_flags = foreign_namespaces (st->pid),
                          .pidfd = pidfd,
                          .sync = sv[1],
-                         .preserve_fds = e->preserve_fds };
+                         .preserve_fds = e->preserve_fds,
+                         .console_fd = console[1] };
   helper = fork ();
   if (helper < 0)
     {
@@ -282,6 +305,9 @@ container_exec (const char *root, const char *id, const struct exec_opts *e, int
     }
   close (sv[1]);
   sv[1] = -1;
+  if (console[1] >= 0)
+    close (console[1]);
+  console[1] = -1;
   x.sync = sv[0];
   if (exec_parent (&x, cg, helper, &pid, err) < 0)
     {
@@ -296,10 +322,23 @@ container_exec (const char *root, const char *id, const struct exec_opts *e, int
         goto out;
     }
   *ret_status = 0;
-  if (!e->detach)
+  if (console[0] >= 0)
+    {
+      _cleanup_close_ int master = terminal_recv_master (console[0], err);
+      if (master < 0)
+        {
+          kill (pid, SIGKILL);
+          goto out;
+        }
+      terminal_proxy (master, pid, &mask, ret_status);
+    }
+  else if (!e->detach)
     process_wait_forwarding (pid, &mask, ret_status);
   r = 0;
 out:
+  for (int i = 0; i < 2; i++)
+    if (console[i] >= 0)
+      close (console[i]);
   if (sv[0] >= 0)
     close (sv[0]);
   if (sv[1] >= 0)

@@ -484,8 +484,10 @@ cmd_exec (int argc, char **argv)
         e.no_new_privs = true;
         break;
       case 't':
-        return usage_error ("exec", "--tty is not supported yet");
+        e.tty = true;
+        break;
       case 'c':
+        e.console_socket = optarg;
         break;
       case 'C':
         return usage_error ("exec", "--cap is not supported yet");
