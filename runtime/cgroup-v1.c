@@ -135,19 +135,25 @@ put_i64 (struct cgroup *cg, int c, const char *name, int64_t v, capsule_error **
 static int
 apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
-  _cleanup_free_ char *memsw = NULL;
-  int64_t swap;
+  /* Memory plus swap: what the spec says, or no swap at all when only a limit is given. */
+  int64_t swap = r->has_memory_swap ? r->memory_swap : (r->has_memory_limit ? r->memory_limit : 0);
+  _cleanup_free_ char *memsw = file_of (cg, V1_MEMORY, "memory.memsw.limit_in_bytes");
+  bool has_memsw = swap != 0 && access (memsw, F_OK) == 0;
   if (r->has_memory_limit
       && put_i64 (cg, V1_MEMORY, "memory.limit_in_bytes", r->memory_limit, err) < 0)
-    return -1;
+    {
+      /* raising the limit past the current memory+swap (update): raise that first */
+      if ((*err)->status != EINVAL || !has_memsw)
+        return -1;
+      capsule_error_release (err);
+      if (put_i64 (cg, V1_MEMORY, "memory.memsw.limit_in_bytes", swap, err) < 0
+          || put_i64 (cg, V1_MEMORY, "memory.limit_in_bytes", r->memory_limit, err) < 0)
+        return -1;
+    }
   if (r->has_memory_reservation
       && put_i64 (cg, V1_MEMORY, "memory.soft_limit_in_bytes", r->memory_reservation, err) < 0)
     return -1;
-  /* Memory plus swap: what the spec says, or no swap at all when only a limit is given. */
-  swap = r->has_memory_swap ? r->memory_swap : (r->has_memory_limit ? r->memory_limit : 0);
-  memsw = file_of (cg, V1_MEMORY, "memory.memsw.limit_in_bytes");
-  if (swap != 0 && access (memsw, F_OK) == 0
-      && put_i64 (cg, V1_MEMORY, "memory.memsw.limit_in_bytes", swap, err) < 0)
+  if (has_memsw && put_i64 (cg, V1_MEMORY, "memory.memsw.limit_in_bytes", swap, err) < 0)
     return -1;
   return 0;
 }

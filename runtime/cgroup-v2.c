@@ -1,5 +1,6 @@
 /* capsule: cgroup v2, one directory in the unified hierarchy under a delegated parent. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -250,13 +251,40 @@ v2_kill_all (struct cgroup *cg, capsule_error **err)
   return cgroup_kill_listed (procs, err);
 }
 
+/* A container that was handed its cgroup (cgroupns, writable cgroup2 mount) may have made
+ * cgroups below it; rmdir refuses a cgroup with children (EBUSY), so remove them deepest first.
+ * Their processes are already dead: cgroup.kill covers the whole subtree. */
+static int
+rmdir_tree (const char *dir, int depth, capsule_error **err)
+{
+  DIR *d;
+  struct dirent *de;
+  int r = 0;
+  if (rmdir (dir) == 0 || errno == ENOENT)
+    return 0;
+  if ((errno != EBUSY && errno != ENOTEMPTY) || depth >= 64 || (d = opendir (dir)) == NULL)
+    return capsule_error_make (err, errno, "rmdir %s", dir);
+  while (r == 0 && (de = readdir (d)))
+    {
+      _cleanup_free_ char *sub = NULL;
+      if (de->d_type != DT_DIR || strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      sub = xasprintf ("%s/%s", dir, de->d_name);
+      r = rmdir_tree (sub, depth + 1, err);
+    }
+  closedir (d);
+  if (r < 0)
+    return -1;
+  if (rmdir (dir) < 0 && errno != ENOENT)
+    return capsule_error_make (err, errno, "rmdir %s", dir);
+  return 0;
+}
+
 static int
 v2_destroy (struct cgroup *cg, capsule_error **err)
 {
   _cleanup_free_ char *dir = xasprintf ("%s%s", cg->root, cg->path);
-  if (rmdir (dir) < 0 && errno != ENOENT)
-    return capsule_error_make (err, errno, "rmdir %s", dir);
-  return 0;
+  return rmdir_tree (dir, 0, err);
 }
 
 const struct cgroup_ops cgroup_v2_ops = {

@@ -936,3 +936,32 @@ container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n, ca
   _cleanup_cgroup_ struct cgroup *cg = container_cgroup (root, id, err);
   return cg ? cg->ops->procs (cg, ret, ret_n, err) : -1;
 }
+
+int
+container_update (const char *root, const char *id, const struct spec_resources *r,
+                  capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_cgroup_ struct cgroup *cg = NULL;
+  _cleanup_close_ int lock = -1;
+  enum container_status status;
+  if (load_checked (root, id, &st, err) < 0)
+    return -1;
+  lock = state_lock (root, id, err);
+  if (lock < 0)
+    return -1;
+  status = state_status (root, st);
+  if (status == STATUS_STOPPED)
+    return capsule_error_make (err, 0, "cannot update container `%s`: it is stopped", id);
+  cg = state_cgroup (st);
+  if (cg == NULL)
+    return capsule_error_make (err, 0, "container `%s` has no cgroup", id);
+  if (cg->ops->apply (cg, r, err) < 0)
+    return capsule_error_wrap (err, "update container `%s`", id);
+  if (r->has_memory_limit)
+    {
+      st->memory_limit = r->memory_limit > 0 ? r->memory_limit : 0;
+      return state_save (root, st, err);
+    }
+  return 0;
+}

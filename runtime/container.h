@@ -47,6 +47,9 @@ int container_exec (const char *root, const char *id, const struct exec_opts *e,
 int container_kill (const char *root, const char *id, int sig, bool all, capsule_error **err);
 int container_delete (const char *root, const char *id, bool force, capsule_error **err);
 int container_pause (const char *root, const char *id, bool pause, capsule_error **err);
+/* Change the resources of a running container (memory, swap, pids, cpu). */
+int container_update (const char *root, const char *id, const struct spec_resources *r,
+                      capsule_error **err);
 /* The OCI state JSON of the container. */
 int container_state (const char *root, const char *id, char **ret_json, capsule_error **err);
 int container_stats (const char *root, const char *id, struct cgroup_stats *ret,

@@ -102,6 +102,8 @@ static const char *const main_help
       "  list     [-q] [--format table|json]\n"
       "  ps       [--format table|json] ID  processes of a container\n"
       "  pause    ID / resume ID          freeze and thaw\n"
+      "  update   [--memory N] [--memory-swap N] [--pids-limit N] [--cpu-shares N]\n"
+      "           [--cpu-quota N] [--cpu-period N] [-r resources.json] ID\n"
       "  events   --stats ID              memory, pids and cpu figures as JSON\n"
       "  spec     [--bundle DIR] [--rootfs PATH] [--args 'CMD ...']  write a secure config.json\n"
       "  features                         what this runtime supports, as OCI features JSON\n"
@@ -511,6 +513,96 @@ cmd_exec (int argc, char **argv)
 }
 
 static int
+size_arg (const char *opt, const char *v, int64_t *ret)
+{
+  uint64_t u;
+  if (strcmp (v, "-1") == 0)
+    {
+      *ret = -1;
+      return 0;
+    }
+  if (parse_size (v, &u) < 0 || u > INT64_MAX)
+    return usage_error ("update", "--%s: \"%s\" is not a size or -1", opt, v);
+  *ret = u;
+  return 0;
+}
+
+static int
+cmd_update (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "memory", required_argument, NULL, 'm' },
+    { "memory-swap", required_argument, NULL, 's' },
+    { "memory-reservation", required_argument, NULL, 'R' },
+    { "pids-limit", required_argument, NULL, 'p' },
+    { "cpu-shares", required_argument, NULL, 'c' },
+    { "cpu-quota", required_argument, NULL, 'q' },
+    { "cpu-period", required_argument, NULL, 'P' },
+    { "resources", required_argument, NULL, 'r' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct spec_resources flags = { 0 };
+  struct spec_resources *from_file = NULL;
+  capsule_error *err = NULL;
+  const char *id = NULL, *file = NULL;
+  int64_t v = 0;
+  int c, r;
+  while ((c = getopt_long (argc, argv, OPT_FLAGS "r:", opts, NULL)) != -1)
+    {
+      if (c == 'r')
+        {
+          file = optarg;
+          continue;
+        }
+      if (c == '?' || c == ':')
+        return usage_error ("update", "unknown option %s", argv[optind - 1]);
+      for (const struct option *o = opts; o->name; o++)
+        if (o->val == c && size_arg (o->name, optarg, &v))
+          return 2;
+      switch (c)
+        {
+        case 'm':
+          flags.has_memory_limit = true, flags.memory_limit = v;
+          break;
+        case 's':
+          flags.has_memory_swap = true, flags.memory_swap = v;
+          break;
+        case 'R':
+          flags.has_memory_reservation = true, flags.memory_reservation = v;
+          break;
+        case 'p':
+          flags.has_pids_limit = true, flags.pids_limit = v;
+          break;
+        case 'c':
+          flags.cpu_shares = v;
+          break;
+        case 'q':
+          flags.cpu_quota = v;
+          break;
+        case 'P':
+          flags.cpu_period = v;
+          break;
+        }
+    }
+  if (need_id ("update", argc, argv, &id))
+    return 2;
+  if (file)
+    {
+      _cleanup_free_ char *text = NULL;
+      if (read_file_at (AT_FDCWD, strcmp (file, "-") == 0 ? "/dev/stdin" : file, 1 << 20, &text,
+                        NULL, &err)
+          < 0)
+        return fail (err);
+      from_file = spec_resources_parse (text, file, &err);
+      if (from_file == NULL)
+        return fail (err);
+    }
+  r = container_update (g.root, id, from_file ? from_file : &flags, &err);
+  spec_resources_free (from_file);
+  return r < 0 ? fail (err) : 0;
+}
+
+static int
 cmd_spec (int argc, char **argv)
 {
   static const struct option opts[] = { { "bundle", required_argument, NULL, 'b' },
@@ -607,11 +699,11 @@ c_features (int a, char **v)
 }
 
 static const struct command commands[] = {
-  { "create", c_create },   { "start", c_start },       { "run", c_run },
-  { "exec", cmd_exec },     { "state", cmd_state },     { "kill", cmd_kill },
-  { "delete", cmd_delete }, { "list", cmd_list },       { "ps", cmd_ps },
-  { "pause", c_pause },     { "resume", c_resume },     { "events", cmd_events },
-  { "spec", cmd_spec },     { "features", c_features },
+  { "create", c_create },   { "start", c_start },     { "run", c_run },
+  { "exec", cmd_exec },     { "state", cmd_state },   { "kill", cmd_kill },
+  { "delete", cmd_delete }, { "list", cmd_list },     { "ps", cmd_ps },
+  { "pause", c_pause },     { "resume", c_resume },   { "events", cmd_events },
+  { "spec", cmd_spec },     { "update", cmd_update }, { "features", c_features },
 };
 
 static int

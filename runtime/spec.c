@@ -760,9 +760,8 @@ parse_device_rules (struct ctx *c, const json_value *res, struct spec_resources 
 }
 
 static int
-parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
+parse_resources_value (struct ctx *c, const json_value *v, struct spec_resources **ret)
 {
-  json_value *v = json_get (linux_, "resources");
   json_value *mem, *pids, *cpu, *unified;
   struct spec_resources *r;
   bool has;
@@ -770,7 +769,7 @@ parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
     return -1;
   if (v == NULL || json_is_null (v))
     return 0;
-  r = s->resources = xmalloc0 (sizeof *r);
+  r = *ret = xmalloc0 (sizeof *r);
   r->cpu_quota = 0;
   mem = json_get (v, "memory");
   if (want_object (c, mem, "linux.resources.memory") < 0
@@ -842,6 +841,12 @@ parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
       r->unified_values[i] = xstrdup (json_string (val));
     }
   return 0;
+}
+
+static int
+parse_resources (struct ctx *c, const json_value *linux_, struct spec *s)
+{
+  return parse_resources_value (c, json_get (linux_, "resources"), &s->resources);
 }
 
 /* ---- seccomp ---- */
@@ -1147,6 +1152,38 @@ spec_process_parse (const char *text, const char *what, capsule_error **err)
   return p;
 }
 
+struct spec_resources *
+spec_resources_parse (const char *text, const char *what, capsule_error **err)
+{
+  _cleanup_json_ json_value *doc = json_parse (text, what, err);
+  struct spec_resources *r = NULL;
+  struct ctx c = { what, err };
+  if (doc == NULL)
+    return NULL;
+  if (!json_is_object (doc))
+    {
+      capsule_error_make (err, 0, "%s: expected a JSON object, got %s", what, json_type_name (doc));
+      return NULL;
+    }
+  if (parse_resources_value (&c, doc, &r) < 0)
+    return spec_resources_free (r);
+  return r;
+}
+
+struct spec_resources *
+spec_resources_free (struct spec_resources *r)
+{
+  if (r == NULL)
+    return NULL;
+  free (r->cpus);
+  free (r->mems);
+  free (r->devices);
+  strv_free (r->unified_keys);
+  strv_free (r->unified_values);
+  free (r);
+  return NULL;
+}
+
 struct spec_process *
 spec_process_free (struct spec_process *p)
 {
@@ -1203,15 +1240,7 @@ spec_free (struct spec *s)
       free (s->seccomp->archs);
       free (s->seccomp);
     }
-  if (s->resources)
-    {
-      free (s->resources->cpus);
-      free (s->resources->mems);
-      free (s->resources->devices);
-      strv_free (s->resources->unified_keys);
-      strv_free (s->resources->unified_values);
-      free (s->resources);
-    }
+  spec_resources_free (s->resources);
   free (s->cgroups_path);
   for (int k = 0; k < HOOK_KINDS; k++)
     {

@@ -190,6 +190,10 @@ struct spec *spec_parse (const char *text, const char *what, const char *bundle,
                          capsule_error **err);
 /* Parse a standalone process object (exec --process FILE). */
 struct spec_process *spec_process_parse (const char *text, const char *what, capsule_error **err);
+/* Parse an OCI LinuxResources object (update -r FILE). */
+struct spec_resources *spec_resources_parse (const char *text, const char *what,
+                                             capsule_error **err);
+struct spec_resources *spec_resources_free (struct spec_resources *r);
 struct spec *spec_free (struct spec *s);
 struct spec_process *spec_process_free (struct spec_process *p);
 static inline void

@@ -56,6 +56,25 @@ cap delete --force lim-bomb
 check_eq "delete --force of a fork bomb leaves no cgroup" "" "$(leftover_cgroups lim-bomb)"
 check_eq "delete --force of a fork bomb leaves no state" "" "$(ls "$ROOT")"
 
+# update: resources of a running container, by flags and by a resources.json
+edit_config "$B" 'c["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 64}}'
+set_args "$B" sleep 60
+cap run --detach --bundle "$B" lim-upd >/dev/null
+limits() { cap exec lim-upd sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max' | tr '\n' ' '; }
+cap update --memory 128m --pids-limit 99 lim-upd
+check_eq "update --memory --pids-limit lowers and raises limits live" "134217728 99 " "$(limits)"
+cap update --memory 2g lim-upd
+check_eq "update can raise memory past the old memory+swap" "2147483648 99 " "$(limits)"
+echo '{"pids": {"limit": 12}}' | cap update -r - lim-upd
+check_eq "update -r resources.json" "2147483648 12 " "$(limits)"
+OUT=$(echo '{"memory": {"limit": "x"}}' | cap update -r - lim-upd 2>&1)
+check_match "a bad resources.json names the field" 'linux.resources.memory.limit: expected an integer' "$OUT"
+OUT=$(cap update --memory lots lim-upd 2>&1)
+check_match "a bad size is refused" '--memory: "lots" is not a size' "$OUT"
+cap delete --force lim-upd
+OUT=$(cap update --memory 1g lim-upd 2>&1)
+check_match "update of a missing container" 'does not exist' "$OUT"
+
 edit_config "$B" 'c["linux"]["resources"] = {"cpu": {"shares": 512, "quota": 20000, "period": 100000}}'
 set_args "$B" sh -c 'cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpu.max'
 run_in "$B" lim-cpu
