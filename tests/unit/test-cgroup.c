@@ -174,6 +174,31 @@ START_TEST (test_v2_apply)
 }
 END_TEST
 
+/* Cgroups a container made below its own go first, deepest first; a cgroup already gone is fine. */
+START_TEST (test_v2_destroy_tree)
+{
+  char tmpl[] = "/tmp/capsule-cg-XXXXXX";
+  char *root = mkdtemp (tmpl);
+  const char *dirs[] = { "ctr", "ctr/a", "ctr/a/b", "ctr/a/b/c", "ctr/d" };
+  struct cgroup cg = { .ops = &cgroup_v2_ops, .root = root, .path = "/ctr", .dirfd = -1 };
+  capsule_error *err = NULL;
+  char *ctr;
+  ck_assert_ptr_nonnull (root);
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+    {
+      char *d = xasprintf ("%s/%s", root, dirs[i]);
+      ck_assert_int_eq (mkdir (d, 0755), 0);
+      free (d);
+    }
+  ck_assert_int_eq (cgroup_v2_ops.destroy (&cg, &err), 0);
+  ctr = xasprintf ("%s/ctr", root);
+  ck_assert_int_eq (access (ctr, F_OK), -1);
+  ck_assert_int_eq (cgroup_v2_ops.destroy (&cg, &err), 0);
+  ck_assert_int_eq (rmdir (root), 0);
+  free (ctr);
+}
+END_TEST
+
 START_TEST (test_v1_apply)
 {
   char tmpl[] = "/tmp/capsule-cg1-XXXXXX";
@@ -235,6 +260,7 @@ main (void)
   tcase_add_test (tc, test_own_path);
   tcase_add_test (tc, test_values);
   tcase_add_test (tc, test_v2_apply);
+  tcase_add_test (tc, test_v2_destroy_tree);
   tcase_add_test (tc, test_v1_apply);
   suite_add_tcase (s, tc);
   return run_suite (s);
