@@ -18,7 +18,8 @@ Start-up
   subprocesses (``os.system``, ``subprocess.run``) is captured with the cell's output.
 * ``MPLBACKEND=Agg`` is set before any user code runs, and ``MPLCONFIGDIR`` / ``XDG_CACHE_HOME``
   default to directories under /tmp (HOME is the data dir; caches must not show up as the user's
-  files). Nothing heavy is imported eagerly.
+  files). matplotlib's font list is copied from /usr/share/capsule/matplotlib when the image has
+  one (rootfs/build makes it). Nothing heavy is imported eagerly.
 * The socket is bound under a temporary name in the socket's directory, then renamed into place:
   once ``connect()`` on the final path succeeds, the executor is ready. Nothing is printed.
 * Executor diagnostics (never user output) go to the original stderr, prefixed
@@ -127,6 +128,10 @@ SEND_TIMEOUT_SECONDS = 30
 PIPE_READS_PER_DRAIN = 16
 CO_COROUTINE = 0x0080
 NO_STDIN_MESSAGE = "input() is not available: this sandbox has no interactive stdin"
+
+MATPLOTLIB_DIR = "/tmp/capsule-matplotlib"
+# Built into the image by rootfs/build: saves matplotlib's font scan (seconds) in every session.
+MATPLOTLIB_SEED = "/usr/share/capsule/matplotlib"
 
 THIS_FILE = (lambda: None).__code__.co_filename
 _log_fd = 2
@@ -474,7 +479,9 @@ class Executor:
     def setup_process(self) -> None:
         os.environ["MPLBACKEND"] = "Agg"
         # matplotlib's font cache and config go to /tmp, not into the user's files.
-        os.environ.setdefault("MPLCONFIGDIR", "/tmp/capsule-matplotlib")
+        if "MPLCONFIGDIR" not in os.environ:
+            os.environ["MPLCONFIGDIR"] = MATPLOTLIB_DIR
+            seed_matplotlib_cache(MATPLOTLIB_SEED, MATPLOTLIB_DIR)
         # HOME is the data dir in the sandbox: caches (fontconfig, ...) go to /tmp instead.
         os.environ.setdefault("XDG_CACHE_HOME", "/tmp/capsule-cache")
         sys.dont_write_bytecode = True
@@ -810,6 +817,23 @@ class Executor:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+def seed_matplotlib_cache(seed: str, target: str) -> None:
+    """Copy the image's prebuilt matplotlib font list into the session's config dir."""
+    try:
+        names = [n for n in os.listdir(seed) if n.startswith("fontlist-") and n.endswith(".json")]
+    except OSError:
+        return
+    try:
+        os.makedirs(target, mode=0o700, exist_ok=True)
+        for name in names:
+            destination = os.path.join(target, name)
+            if not os.path.exists(destination):
+                with open(os.path.join(seed, name), "rb") as src, open(destination, "xb") as dst:
+                    dst.write(src.read())
+    except OSError as exc:
+        log(f"could not seed the matplotlib cache: {exc}")
+
 
 def ends_with_semicolon(code: str) -> bool:
     """True when the cell's last token is ';' (IPython: do not display the value)."""
