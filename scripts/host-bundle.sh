@@ -8,7 +8,9 @@ host_bundle() {
   local dir=$1 l
   shift
   mkdir -p "$dir/rootfs"
-  (cd "$dir/rootfs" && mkdir -p usr proc dev sys tmp etc mnt/data run root)
+  (cd "$dir/rootfs" && mkdir -p usr proc dev sys tmp etc mnt/data run root etc/alternatives etc/fonts)
+  # mount targets made ahead: other runtimes (runc, crun) do not make them for a mapped root
+  touch "$dir/rootfs/etc/ld.so.cache" "$dir/rootfs/etc/matplotlibrc"
   for l in bin sbin lib lib32 lib64 libx32; do
     [ -L "/$l" ] && ln -sfn "usr/$l" "$dir/rootfs/$l"
   done

@@ -54,7 +54,7 @@ finish() {
 }
 
 . "$TOP/scripts/host-bundle.sh"
-make_bundle() { host_bundle "$1"; }
+make_bundle() { host_bundle "$@"; }
 edit_config() { bundle_edit "$@"; }
 set_args() { bundle_args "$@"; }
 
