@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "shim-util.h"
 #include "shim.h"
 #include "spec-default.h"
@@ -211,6 +212,36 @@ parse_args (int argc, char **argv, struct shim_config *c)
   return 0;
 }
 
+/* On cgroup v2 a cgroup that holds processes cannot give controllers to its children (the
+   no-internal-process rule).  Under systemd with Delegate=yes the shim's cgroup is the delegated
+   subtree: the shim moves itself into a leaf, `shim`, and puts sandboxes beside it. */
+static int
+claim_cgroup_subtree (struct shim *s, capsule_error **err)
+{
+  _cleanup_free_ char *self = NULL, *own = NULL, *leaf = NULL, *procs = NULL, *pid = NULL;
+  if (cgroup_detect_version (CGROUP_ROOT_DEFAULT) != 2)
+    return 0;
+  if (read_file_at (AT_FDCWD, "/proc/self/cgroup", 1 << 16, &self, NULL, err) < 0)
+    return -1;
+  if (cgroup_own_path (self, NULL, &own) < 0 || strcmp (own, "/") == 0)
+    return 0; /* the root cgroup is exempt from the rule */
+  if (strlen (own) > 5 && strcmp (own + strlen (own) - 5, "/shim") == 0)
+    own[strlen (own) - 5] = '\0'; /* a restarted shim already sits in the leaf */
+  leaf = xasprintf ("%s%s/shim", CGROUP_ROOT_DEFAULT, own);
+  procs = xasprintf ("%s/cgroup.procs", leaf);
+  pid = xasprintf ("%d", getpid ());
+  if ((mkdir (leaf, 0755) < 0 && errno != EEXIST) || write_knob (AT_FDCWD, procs, pid, err) < 0)
+    {
+      capsule_error_release (err);
+      return capsule_error_make (err, errno,
+                                 "cgroup v2: cannot move into %s (is the subtree delegated to "
+                                 "the shim, Delegate=yes?)",
+                                 leaf);
+    }
+  s->cgroup_parent = steal_pointer (&own);
+  return 0;
+}
+
 static int
 setup (struct shim *s, capsule_error **err)
 {
@@ -229,6 +260,8 @@ setup (struct shim *s, capsule_error **err)
       || chmod (s->cfg.state_dir, 0711) < 0 || chmod (sessions, 0711) < 0)
     return capsule_error_make (err, errno, "state directory `%s`", s->cfg.state_dir);
   s->runtime_root = xasprintf ("%s/runtime", s->cfg.state_dir);
+  if (claim_cgroup_subtree (s, err) < 0)
+    return -1;
   if (access (s->cfg.executor_dir, R_OK) < 0)
     return capsule_error_make (err, errno, "executor directory `%s`", s->cfg.executor_dir);
   if (access (s->cfg.init_path, X_OK) < 0)
@@ -314,6 +347,7 @@ main (int argc, char **argv)
   tiers_release (&s.tiers);
   pools_release (&s.pools);
   free (s.runtime_root);
+  free (s.cgroup_parent);
   free (s.image_root);
   free (exe_dir);
   free (init);

@@ -308,6 +308,11 @@ w_linux (struct shim *s, struct session *se, json_writer *w)
   json_w_kv_int (w, "shares", se->tier->cpu_shares);
   json_w_close_object (w);
   json_w_close_object (w);
+  if (s->cgroup_parent)
+    {
+      _cleanup_free_ char *path = xasprintf ("%s/capsule-%s", s->cgroup_parent, se->id);
+      json_w_kv_string (w, "cgroupsPath", path);
+    }
   json_w_string_array (w, "maskedPaths", masked, ARRAY_SIZE (masked));
   json_w_string_array (w, "readonlyPaths", readonly, ARRAY_SIZE (readonly));
   json_w_kv_string (w, "seccomp", "@SECCOMP@");

@@ -157,7 +157,8 @@ struct shim
   struct tiers tiers;
   struct pools pools;
   char *runtime_root;
-  char *image_root; /* the rootfs used by every sandbox */
+  char *cgroup_parent; /* cgroup v2: sandboxes go below this (the shim's own, delegated) */
+  char *image_root;    /* the rootfs used by every sandbox */
   bool image_is_host;
   int epfd, listen_fd, signal_fd;
   struct watcher listen_w, signal_w;

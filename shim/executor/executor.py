@@ -456,6 +456,9 @@ class Executor:
         self.running_cell = False
         self.conn: Optional[Connection] = None
         self.last_result: Optional[dict] = None
+        # Held while a result is sent and marked delivered, so last_result never reports a
+        # result in flight as undelivered.
+        self.result_lock = threading.Lock()
         self.requests: queue.Queue = queue.Queue()
         self.loop: Any = None
         self.methods: dict[str, Callable[[Connection, Any, dict], None]] = {
@@ -660,7 +663,9 @@ class Executor:
         self._reply(conn, req_id, interrupted=running)
 
     def m_last_result(self, conn: Connection, req_id: Any, request: dict) -> None:
-        self._reply(conn, req_id, last_result=self.last_result)
+        with self.result_lock:
+            last = self.last_result
+        self._reply(conn, req_id, last_result=last)
 
     # -- main thread: cells
 
@@ -686,12 +691,13 @@ class Executor:
                       "result": None, "error": format_error(exc), "images": [], "files": [],
                       "files_truncated": False, "duration_ms": 0.0}
         result["delivered"] = False
-        self.last_result = result
-        with self.state_lock:
-            self.busy = False
         line = {k: v for k, v in result.items() if k != "delivered"}
-        if self._send_current(conn, fit_frame(line, self.max_frame)):
-            result["delivered"] = True
+        with self.result_lock:
+            self.last_result = result
+            with self.state_lock:
+                self.busy = False
+            if self._send_current(conn, fit_frame(line, self.max_frame)):
+                result["delivered"] = True
 
     def _reset(self) -> None:
         self.main_module = self._fresh_main()

@@ -63,9 +63,6 @@ restore
 edit_config "$B" 'c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 4294967294, "size": 65536}]'
 expect_error "an impossible uid mapping" 'config.json: linux.uidMappings: the kernel refused the map'
 restore
-edit_config "$B" 'c["process"]["terminal"] = True'
-expect_error "a terminal without a console socket" 'process.terminal is true but no --console-socket'
-restore
 
 # hostile rootfs: symlinks planted to point mounts and mkdirs at the host
 OUTSIDE=$WORK/outside
