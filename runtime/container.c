@@ -663,18 +663,29 @@ start_fifo (const char *root, const struct container_state *st, capsule_error **
   return 0;
 }
 
+/* Load container ID's record and lock it, so its status holds while the caller acts on it.
+   *RET_LOCK is the lock's fd (the caller closes it). */
+static int
+load_locked (const char *root, const char *id, struct container_state **ret, int *ret_lock,
+             enum container_status *ret_status, capsule_error **err)
+{
+  if (load_checked (root, id, ret, err) < 0)
+    return -1;
+  *ret_lock = state_lock (root, id, err);
+  if (*ret_lock < 0)
+    return -1;
+  *ret_status = state_status (root, *ret);
+  return 0;
+}
+
 int
 container_start (const char *root, const char *id, capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_close_ int lock = -1;
   enum container_status status;
-  if (load_checked (root, id, &st, err) < 0)
+  if (load_locked (root, id, &st, &lock, &status, err) < 0)
     return -1;
-  lock = state_lock (root, id, err);
-  if (lock < 0)
-    return -1;
-  status = state_status (root, st);
   if (status != STATUS_CREATED)
     return capsule_error_make (err, 0, "cannot start container `%s`: it is %s, not created", id,
                                container_status_name (status));
@@ -945,12 +956,8 @@ container_update (const char *root, const char *id, const struct spec_resources 
   _cleanup_cgroup_ struct cgroup *cg = NULL;
   _cleanup_close_ int lock = -1;
   enum container_status status;
-  if (load_checked (root, id, &st, err) < 0)
+  if (load_locked (root, id, &st, &lock, &status, err) < 0)
     return -1;
-  lock = state_lock (root, id, err);
-  if (lock < 0)
-    return -1;
-  status = state_status (root, st);
   if (status == STATUS_STOPPED)
     return capsule_error_make (err, 0, "cannot update container `%s`: it is stopped", id);
   cg = state_cgroup (st);

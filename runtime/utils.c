@@ -242,19 +242,26 @@ rm_rf (const char *path, capsule_error **err)
   return rm_rf_at (AT_FDCWD, path, err);
 }
 
-int
-parse_u64 (const char *s, uint64_t *ret)
+/* The decimal number at the start of S; *END points past it. */
+static int
+leading_u64 (const char *s, char **end, unsigned long long *ret)
 {
-  char *end;
-  unsigned long long v;
   if (s == NULL || !isdigit ((unsigned char)*s))
     {
       errno = EINVAL;
       return -1;
     }
   errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno)
+  *ret = strtoull (s, end, 10);
+  return errno ? -1 : 0;
+}
+
+int
+parse_u64 (const char *s, uint64_t *ret)
+{
+  char *end;
+  unsigned long long v;
+  if (leading_u64 (s, &end, &v) < 0)
     return -1;
   if (*end)
     {
@@ -271,14 +278,7 @@ parse_size (const char *s, uint64_t *ret)
   char *end;
   unsigned long long v;
   uint64_t mult = 1;
-  if (s == NULL || !isdigit ((unsigned char)*s))
-    {
-      errno = EINVAL;
-      return -1;
-    }
-  errno = 0;
-  v = strtoull (s, &end, 10);
-  if (errno)
+  if (leading_u64 (s, &end, &v) < 0)
     return -1;
   switch (*end)
     {
