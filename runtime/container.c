@@ -888,10 +888,10 @@ container_pause (const char *root, const char *id, bool pause, capsule_error **e
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
+  _cleanup_close_ int lock = -1;
   enum container_status status;
-  if (load_checked (root, id, &st, err) < 0)
+  if (load_locked (root, id, &st, &lock, &status, err) < 0)
     return -1;
-  status = state_status (root, st);
   if (pause && status != STATUS_RUNNING && status != STATUS_CREATED)
     return capsule_error_make (err, 0, "cannot pause container `%s`: it is %s", id,
                                container_status_name (status));
