@@ -67,7 +67,7 @@ execution_kick (struct shim *s, struct session *se)
         }
       return; /* ready later */
     }
-  if (se->sb == SB_READY)
+  if (se->sb == SB_READY && shim_monotonic_ms () >= x->not_before_ms)
     send_execute (s, se, x);
 }
 
@@ -268,6 +268,7 @@ finish (struct shim *s, struct session *se, const struct outcome *o)
     return;
   session_touch (se);
   shim_reply (s, &x->call, execution_json (se, x, o));
+  store_save (s, se);
   exec_call_free (x);
 }
 
@@ -314,6 +315,13 @@ execution_on_line (struct shim *s, struct session *se, const json_value *msg)
       finish (s, se, &o);
       execution_kick (s, se);
     }
+  else if (strcmp (event, "error") == 0
+           && strcmp (json_string (json_get (json_get (msg, "error"), "code")) ?: "", "busy") == 0)
+    {
+      /* a cell from before a shim restart still runs: send this one when it is done */
+      x->phase = EXEC_QUEUED;
+      x->not_before_ms = shim_monotonic_ms () + 100;
+    }
   else if (strcmp (event, "error") == 0)
     {
       const char *m = json_string (json_get (json_get (msg, "error"), "message"));
@@ -332,6 +340,11 @@ void
 execution_on_timer (struct shim *s, struct session *se, int64_t now)
 {
   struct exec_call *x = se->queue;
+  if (x && x->phase == EXEC_QUEUED && x->not_before_ms && now >= x->not_before_ms)
+    {
+      execution_kick (s, se);
+      return;
+    }
   if (x == NULL || x->phase == EXEC_QUEUED || now < x->deadline_ms)
     return;
   if (x->phase == EXEC_RUNNING)

@@ -269,14 +269,21 @@ setup (struct shim *s, capsule_error **err)
   return sandbox_prepare_image (s, err);
 }
 
+/* On SIGTERM (a restart, an upgrade) the sessions stay: their sandboxes run on, their records
+   and workspaces stay on disk, and the next shim re-adopts them.  Warm sandboxes are nobody's:
+   they go. */
 static void
 shutdown_sessions (struct shim *s)
 {
   while (s->sessions)
     {
       struct session *se = s->sessions;
-      if (se->status == SESSION_RUNNING || se->status == SESSION_WARM)
+      if (se->status == SESSION_WARM)
         session_expire (s, se, true);
+      else if (se->status == SESSION_RUNNING)
+        store_save (s, se);
+      if (se->exec_fd >= 0)
+        close (se->exec_fd);
       s->sessions = se->next;
       session_free (se);
     }
@@ -338,6 +345,9 @@ main (int argc, char **argv)
   fprintf (stderr, "capsule-shim: listening on %s (image %s, state %s)\n",
            s.cfg.socket_path ? s.cfg.socket_path : "the socket from systemd",
            s.image_is_host ? "host" : s.image_root, s.cfg.state_dir);
+  r = store_load_all (&s);
+  if (r > 0)
+    fprintf (stderr, "capsule-shim: re-adopted %d session%s\n", r, r == 1 ? "" : "s");
   sessions_refill_warm (&s);
   notify_ready ();
   r = shim_run (&s);

@@ -413,11 +413,30 @@ sandbox_start (struct shim *s, struct session *se, capsule_error **err)
   return 0;
 }
 
+static void
+close_pidfd (struct shim *s, struct session *se)
+{
+  if (se->pidfd >= 0)
+    {
+      shim_unwatch (s, se->pidfd);
+      close (se->pidfd);
+      se->pidfd = -1;
+    }
+}
+
+void
+sandbox_on_pidfd (struct shim *s, struct session *se)
+{
+  close_pidfd (s, se);
+  sandbox_on_exit (s, se, -1);
+}
+
 void
 sandbox_stop (struct shim *s, struct session *se)
 {
   _cleanup_error_ capsule_error *err = NULL;
   close_executor (s, se);
+  close_pidfd (s, se);
   if (se->sb != SB_NONE || se->pid > 0)
     if (container_delete (s->runtime_root, se->id, true, &err) < 0 && err->status != ENOENT)
       fprintf (stderr, "capsule-shim: %s: stop sandbox: %s\n", se->id, err->msg);

@@ -300,6 +300,9 @@ next_timeout (struct shim *s, int64_t now)
       int64_t d = sandbox_next_deadline (se);
       if (se->queue && se->queue->phase != EXEC_QUEUED && se->queue->deadline_ms < d)
         d = se->queue->deadline_ms;
+      if (se->queue && se->queue->phase == EXEC_QUEUED && se->queue->not_before_ms
+          && se->queue->not_before_ms < d)
+        d = se->queue->not_before_ms;
       if (d < next)
         next = d;
     }
@@ -365,9 +368,12 @@ shim_run (struct shim *s)
             case W_EXECUTOR:
               sandbox_on_io (s, w->obj, evs[i].events);
               break;
+            case W_PIDFD:
+              sandbox_on_pidfd (s, w->obj);
+              break;
             }
           /* a handler may have freed what later events point at: start over */
-          if (w->kind == W_CLIENT || w->kind == W_EXECUTOR || w->kind == W_SIGNAL)
+          if (w->kind != W_LISTEN)
             break;
         }
       run_timers (s);

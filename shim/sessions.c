@@ -88,6 +88,8 @@ session_free (struct session *se)
   free (se->data_dir);
   free (se->run_dir);
   free (se->pending_create.id_json);
+  if (se->pidfd >= 0)
+    close (se->pidfd);
   files_release (se);
   buf_release (&se->exec_in.b);
   buf_release (&se->exec_out);
@@ -95,8 +97,8 @@ session_free (struct session *se)
 }
 
 /* Undo everything a session holds on the host: sandbox, workspace mount, directories, pool. */
-static void
-session_teardown (struct shim *s, struct session *se)
+void
+session_discard (struct shim *s, struct session *se)
 {
   _cleanup_error_ capsule_error *err = NULL;
   sandbox_stop (s, se);
@@ -137,7 +139,7 @@ session_expire (struct shim *s, struct session *se, bool deleted)
                         rpc_error_new (e->http_status, e->err_code, NULL, "%s", e->message));
     }
   execution_fail_all (s, se, e);
-  session_teardown (s, se);
+  session_discard (s, se);
   se->status = deleted ? SESSION_DELETED : SESSION_EXPIRED;
   se->ended_at = shim_now ();
 }
@@ -165,6 +167,7 @@ sessions_expire_due (struct shim *s, int64_t now)
 void
 session_ready (struct shim *s, struct session *se)
 {
+  store_save (s, se);
   if (se->pending_create.client_id || se->pending_create.id_json)
     {
       shim_reply (s, &se->pending_create, session_object_json (s, se));
@@ -190,7 +193,7 @@ session_start_failed (struct shim *s, struct session *se, capsule_error *err)
       shim_reply_error (s, &se->pending_create, rpc_error_from (500, "sandbox_failed", err));
       free (se->pending_create.id_json);
       se->pending_create = (struct call){ 0 };
-      session_teardown (s, se);
+      session_discard (s, se);
       unlink_session (s, se);
       session_free (se);
       return;
@@ -214,7 +217,11 @@ lookup (struct shim *s, const json_value *params, bool need_running, struct sess
                           "and interpreter state are gone",
                           se->id, (long long)se->expires_minutes);
   if (se->status == SESSION_RUNNING)
-    session_touch (se);
+    {
+      session_touch (se);
+      if (se->last_active_at != se->saved_active_at)
+        store_save (s, se);
+    }
   *ret = se;
   return NULL;
 }
@@ -424,7 +431,7 @@ session_new (struct shim *s, const struct tier *tier, enum session_status status
   se->id = shim_new_id ("cntr_");
   se->tier = tier;
   se->created_at = se->last_active_at = shim_now ();
-  se->exec_fd = -1;
+  se->exec_fd = se->pidfd = -1;
   se->status = status;
   se->next = s->sessions;
   s->sessions = se;
@@ -434,7 +441,7 @@ session_new (struct shim *s, const struct tier *tier, enum session_status status
 void
 session_drop_warm (struct shim *s, struct session *se)
 {
-  session_teardown (s, se);
+  session_discard (s, se);
   unlink_session (s, se);
   session_free (se);
 }
@@ -515,7 +522,7 @@ m_containers_create (struct shim *s, struct call *c, const json_value *params, c
     e = rpc_error_from (500, "sandbox_failed", steal_pointer (&err));
   if (e)
     {
-      session_teardown (s, se);
+      session_discard (s, se);
       unlink_session (s, se);
       session_free (se);
       return e;
@@ -681,6 +688,7 @@ m_files_create (struct shim *s, struct call *c, const json_value *params, char *
                              steal_pointer (&err));
     }
   f = files_register (se, rel, len, true);
+  store_save (s, se);
   files_w_object (w, se, f);
   *ret = xstrdup (json_writer_text (w, NULL));
   return NULL;
@@ -788,6 +796,7 @@ m_files_delete (struct shim *s, struct call *c, const json_value *params, char *
         se->n_files--;
         break;
       }
+  store_save (s, se);
   return NULL;
 }
 

@@ -21,7 +21,8 @@ enum watch_kind
   W_LISTEN,
   W_CLIENT,
   W_SIGNAL,
-  W_EXECUTOR
+  W_EXECUTOR,
+  W_PIDFD /* a re-adopted sandbox, not our child: its exit comes as a pidfd event */
 };
 
 struct watcher
@@ -75,7 +76,8 @@ struct exec_call
   int64_t started_ms;
   int64_t deadline_ms;
   bool timed_out;
-  bool restarted; /* the interpreter was (re)started for or during this call */
+  int64_t not_before_ms; /* the interpreter was still busy (a cell from before a restart) */
+  bool restarted;        /* the interpreter was (re)started for or during this call */
   struct exec_call *next;
 };
 
@@ -108,8 +110,11 @@ struct session
   bool charged; /* its tier is charged to the tenant pool */
 
   enum sandbox_state sb;
-  pid_t pid;          /* capsule-init of the sandbox */
-  uint64_t oom_kills; /* memory.events oom_kill seen so far */
+  pid_t pid; /* capsule-init of the sandbox */
+  int pidfd; /* re-adopted sandboxes only */
+  struct watcher pid_w;
+  int64_t saved_active_at; /* last_active_at in the record on disk */
+  uint64_t oom_kills;      /* memory.events oom_kill seen so far */
   int64_t ready_deadline_ms;
   int64_t next_connect_ms;
   int exec_fd;
@@ -200,6 +205,8 @@ void sandbox_stop (struct shim *s, struct session *se);
 void sandbox_on_timer (struct shim *s, struct session *se, int64_t now_ms);
 void sandbox_on_io (struct shim *s, struct session *se, uint32_t events);
 void sandbox_on_exit (struct shim *s, struct session *se, int status);
+/* A re-adopted sandbox (not our child) exited. */
+void sandbox_on_pidfd (struct shim *s, struct session *se);
 int64_t sandbox_next_deadline (struct session *se);
 int sandbox_send (struct shim *s, struct session *se, const char *line);
 
@@ -226,6 +233,13 @@ void session_start_failed (struct shim *s, struct session *se, capsule_error *er
 void sessions_refill_warm (struct shim *s);
 /* A warm sandbox died or failed: drop it (a later create refills). */
 void session_drop_warm (struct shim *s, struct session *se);
+
+/* store.c: records on disk, re-adoption after a restart */
+int store_save (struct shim *s, struct session *se);
+/* Re-adopt the sessions recorded under the state directory; returns how many. */
+int store_load_all (struct shim *s);
+/* Undo what a session holds on the host (sandbox, workspace, directory, pool charge). */
+void session_discard (struct shim *s, struct session *se);
 
 /* files.c */
 struct cfile *files_find (struct session *se, const char *id);
