@@ -36,3 +36,5 @@ make_image_rootfs() {
 }
 
 [ -x /bin/busybox ] || skip_all "busybox-static is not installed (scripts/setup installs it)"
+# engines drop files in their working directory (conmon writes "oom" there after an OOM kill)
+cd "$WORK" || exit 1
