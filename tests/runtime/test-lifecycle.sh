@@ -170,6 +170,26 @@ check_match "SIGKILL mid-create leaves a record" 'lc10' "$(ls "$ROOT")"
 cap delete --force lc10
 check_eq "delete cleans up after a SIGKILLed create" "" "$(ls "$ROOT")$(leftover_cgroups lc10)"
 
+# --preserve-fds: fd 3 of the caller reaches the container
+edit_config "$B" 'c["hooks"] = {}'
+set_args "$B" sh -c 'cat <&3'
+OUT=$(echo "passed through fd 3" > "$WORK/fd3"; "$CAPSULE" --root "$ROOT" run --preserve-fds 1 --bundle "$B" lc-fds 3< "$WORK/fd3" 2>&1)
+check_eq "--preserve-fds 1 passes fd 3" "passed through fd 3" "$OUT"
+OUT=$("$CAPSULE" --root "$ROOT" run --bundle "$B" lc-nofds 3< "$WORK/fd3" 2>&1)
+check_match "without it fd 3 is closed" 'Bad file descriptor|bad file|can.t open' "$OUT"
+
+# kill --all signals every process of the container; events --stats; ps
+set_args "$B" sh -c 'sleep 100 & sleep 100 & wait'
+cap run --detach --bundle "$B" lc-all >/dev/null
+check_eq "ps lists the container's processes" "3" "$(cap ps --format json lc-all | tr ',' '\n' | grep -c '[0-9]')"
+STATS=$(cap events --stats lc-all)
+check_match "events --stats gives memory, pids and cpu" '"memory":\{"usage":\{"usage":[0-9]+.*"pids":\{"current":3,.*"cpu":\{"usage":\{"total":[0-9]+' "$STATS"
+cap kill --all lc-all KILL
+for i in $(seq 50); do [ "$(status_of lc-all)" = stopped ] && break; sleep 0.1; done
+check_eq "kill --all KILL stops them all" "stopped" "$(status_of lc-all)"
+check_match "list shows a stopped container" '^lc-all +0 +stopped' "$(cap list | grep lc-all)"
+cap delete lc-all
+
 # --log FILE --log-format json: errors as JSON lines, as containerd reads them
 "$CAPSULE" --root "$ROOT" --log "$WORK/log.json" --log-format json start nosuch 2>/dev/null
 check_match "errors go to --log as JSON lines" '^\{"level":"error","msg":"container `nosuch` does not exist[^"]*","time":"[0-9T:.-]+Z"\}$' "$(cat "$WORK/log.json")"
