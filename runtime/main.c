@@ -652,6 +652,17 @@ cmd_spec (int argc, char **argv)
 }
 
 static int
+cmd_not_built (int argc, char **argv)
+{
+  (void)argc;
+  log_error (argv[0][0] == 'c' ? "checkpoint: this capsule has no CRIU support yet; the container "
+                                 "was left as it was"
+                               : "restore: this capsule has no CRIU support yet; nothing was "
+                                 "restored");
+  return 1;
+}
+
+static int
 cmd_features (void)
 {
   _cleanup_free_ char *text = features_json ();
@@ -699,11 +710,12 @@ c_features (int a, char **v)
 }
 
 static const struct command commands[] = {
-  { "create", c_create },   { "start", c_start },     { "run", c_run },
-  { "exec", cmd_exec },     { "state", cmd_state },   { "kill", cmd_kill },
-  { "delete", cmd_delete }, { "list", cmd_list },     { "ps", cmd_ps },
-  { "pause", c_pause },     { "resume", c_resume },   { "events", cmd_events },
-  { "spec", cmd_spec },     { "update", cmd_update }, { "features", c_features },
+  { "create", c_create },       { "start", c_start },       { "run", c_run },
+  { "exec", cmd_exec },         { "state", cmd_state },     { "kill", cmd_kill },
+  { "delete", cmd_delete },     { "list", cmd_list },       { "ps", cmd_ps },
+  { "pause", c_pause },         { "resume", c_resume },     { "events", cmd_events },
+  { "spec", cmd_spec },         { "update", cmd_update },   { "checkpoint", cmd_not_built },
+  { "restore", cmd_not_built }, { "features", c_features },
 };
 
 static int
