@@ -104,7 +104,7 @@ static const char *const main_help
       "  pause    ID / resume ID          freeze and thaw\n"
       "  update   [--memory N] [--memory-swap N] [--pids-limit N] [--cpu-shares N]\n"
       "           [--cpu-quota N] [--cpu-period N] [-r resources.json] ID\n"
-      "  events   --stats ID              memory, pids and cpu figures as JSON\n"
+      "  events   [--stats] [--interval S] ID  memory, pids and cpu figures as JSON lines\n"
       "  spec     [--bundle DIR] [--rootfs PATH] [--args 'CMD ...']  write a secure config.json\n"
       "  features                         what this runtime supports, as OCI features JSON\n"
       "\n"
@@ -379,29 +379,11 @@ cmd_ps (int argc, char **argv)
   return 0;
 }
 
-static int
-cmd_events (int argc, char **argv)
+/* One `events` line: {"type": "stats", "id", "data": {memory, pids, cpu}} as runc prints it. */
+static void
+print_stats (const char *id, const struct cgroup_stats *st)
 {
-  static const struct option opts[] = { { "stats", no_argument, NULL, 's' },
-                                        { "interval", required_argument, NULL, 'i' },
-                                        { NULL, 0, NULL, 0 } };
   _cleanup_json_writer_ json_writer *w = json_writer_new (false);
-  struct cgroup_stats s;
-  capsule_error *err = NULL;
-  const char *id = NULL;
-  bool stats = false;
-  int c;
-  while ((c = getopt_long (argc, argv, OPT_FLAGS "", opts, NULL)) != -1)
-    if (c == 's')
-      stats = true;
-    else if (c != 'i')
-      return usage_error ("events", "unknown option %s", argv[optind - 1]);
-  if (!stats)
-    return usage_error ("events", "only --stats is supported");
-  if (need_id ("events", argc, argv, &id))
-    return 2;
-  if (container_stats (g.root, id, &s, &err) < 0)
-    return fail (err);
   json_w_open_object (w);
   json_w_kv_string (w, "type", "stats");
   json_w_kv_string (w, "id", id);
@@ -411,28 +393,78 @@ cmd_events (int argc, char **argv)
   json_w_open_object (w);
   json_w_key (w, "usage");
   json_w_open_object (w);
-  json_w_kv_int (w, "usage", s.memory_current);
-  json_w_kv_int (w, "max", s.memory_peak);
-  json_w_kv_int (w, "limit", s.memory_limit == UINT64_MAX ? -1 : (long long)s.memory_limit);
+  json_w_kv_int (w, "usage", st->memory_current);
+  json_w_kv_int (w, "max", st->memory_peak);
+  json_w_kv_int (w, "limit", st->memory_limit == UINT64_MAX ? -1 : (long long)st->memory_limit);
   json_w_close_object (w);
-  json_w_kv_int (w, "oom_kill", s.oom_kills);
+  json_w_kv_int (w, "oom_kill", st->oom_kills);
   json_w_close_object (w);
   json_w_key (w, "pids");
   json_w_open_object (w);
-  json_w_kv_int (w, "current", s.pids_current);
-  json_w_kv_int (w, "limit", s.pids_limit == UINT64_MAX ? -1 : (long long)s.pids_limit);
+  json_w_kv_int (w, "current", st->pids_current);
+  json_w_kv_int (w, "limit", st->pids_limit == UINT64_MAX ? -1 : (long long)st->pids_limit);
   json_w_close_object (w);
   json_w_key (w, "cpu");
   json_w_open_object (w);
   json_w_key (w, "usage");
   json_w_open_object (w);
-  json_w_kv_int (w, "total", s.cpu_usage_usec * 1000);
+  json_w_kv_int (w, "total", st->cpu_usage_usec * 1000);
   json_w_close_object (w);
   json_w_close_object (w);
   json_w_close_object (w);
   json_w_close_object (w);
   printf ("%s\n", json_writer_text (w, NULL));
-  return 0;
+  fflush (stdout);
+}
+
+/* events --stats: one line.  events: a line every --interval (default 5s) and an "oom" line when
+   the kernel kills for memory, until the container stops. */
+static int
+cmd_events (int argc, char **argv)
+{
+  static const struct option opts[] = { { "stats", no_argument, NULL, 's' },
+                                        { "interval", required_argument, NULL, 'i' },
+                                        { NULL, 0, NULL, 0 } };
+  struct cgroup_stats st;
+  capsule_error *err = NULL;
+  const char *id = NULL;
+  bool once = false;
+  uint64_t interval = 5, ooms = 0;
+  int c;
+  while ((c = getopt_long (argc, argv, OPT_FLAGS "", opts, NULL)) != -1)
+    if (c == 's')
+      once = true;
+    else if (c == 'i')
+      {
+        unsigned long long v;
+        char unit = 's';
+        if (sscanf (optarg, "%llu%c", &v, &unit) < 1 || unit != 's')
+          return usage_error ("events", "--interval: \"%s\" is not seconds (5 or 5s)", optarg);
+        interval = v;
+        if (interval == 0)
+          interval = 1;
+      }
+    else
+      return usage_error ("events", "unknown option %s", argv[optind - 1]);
+  if (need_id ("events", argc, argv, &id))
+    return 2;
+  for (bool first = true;; first = false)
+    {
+      _cleanup_free_ char *state = NULL;
+      if (container_stats (g.root, id, &st, &err) < 0)
+        return first ? fail (err) : (capsule_error_free (err), 0);
+      if (st.oom_kills > ooms && !first)
+        printf ("{\"type\":\"oom\",\"id\":\"%s\"}\n", id);
+      ooms = st.oom_kills;
+      print_stats (id, &st);
+      if (once)
+        return 0;
+      if (container_state (g.root, id, &state, &err) < 0)
+        return (capsule_error_free (err), 0);
+      if (strstr (state, "\"status\": \"stopped\""))
+        return 0;
+      sleep (interval);
+    }
 }
 
 static int

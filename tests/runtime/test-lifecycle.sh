@@ -184,7 +184,9 @@ cap run --detach --bundle "$B" lc-all >/dev/null
 check_eq "ps lists the container's processes" "3" "$(cap ps --format json lc-all | tr ',' '\n' | grep -c '[0-9]')"
 STATS=$(cap events --stats lc-all)
 check_match "events --stats gives memory, pids and cpu" '"memory":\{"usage":\{"usage":[0-9]+.*"pids":\{"current":3,.*"cpu":\{"usage":\{"total":[0-9]+' "$STATS"
-cap kill --all lc-all KILL
+EV=$(timeout 20 "$CAPSULE" --root "$ROOT" events --interval 1 lc-all & sleep 2.5; cap kill --all lc-all KILL; wait)
+check_eq "events streams a line a second until the container stops" "yes" "$([ "$(echo "$EV" | grep -c '"type":"stats"')" -ge 2 ] && echo yes)"
+cap kill --all lc-all KILL 2>/dev/null
 for i in $(seq 50); do [ "$(status_of lc-all)" = stopped ] && break; sleep 0.1; done
 check_eq "kill --all KILL stops them all" "stopped" "$(status_of lc-all)"
 check_match "list shows a stopped container" '^lc-all +0 +stopped' "$(cap list | grep lc-all)"
