@@ -248,6 +248,14 @@ child_main (struct creation *c)
   if (getppid () != c->parent && getppid () != 0)
     _exit (1);
   process_reset_signals ();
+  if (c->o->null_stdio)
+    {
+      int null = open ("/dev/null", O_RDWR);
+      for (int std = 0; null >= 0 && std < 3; std++)
+        dup2 (null, std);
+      if (null > 2)
+        close (null);
+    }
   if (child_namespaces (c, &err) < 0 || child_setup (c, &exe, &err) < 0)
     sync_fail (fd, err);
   close (fd);
@@ -608,8 +616,9 @@ container_create (const struct container_opts *o, capsule_error **err)
   sigprocmask (SIG_BLOCK, &mask, &old);
   r = do_create (o, &c, false, err);
   creation_release (&c);
-  /* A signal that interrupted create stays blocked: the caller reports the error and exits. */
-  if (r == 0)
+  /* A signal that interrupted create stays blocked: the caller reports the error and exits.
+     Any other failure leaves the caller's mask as it was (a daemon keeps running). */
+  if (r == 0 || (*err)->status != EINTR)
     sigprocmask (SIG_SETMASK, &old, NULL);
   return r;
 }

@@ -17,6 +17,7 @@ struct container_opts
   const char *pid_file;
   const char *console_socket;
   int preserve_fds;
+  bool null_stdio; /* fds 0-2 of the container are /dev/null, not the caller's (a daemon's) */
 };
 
 /* create: the container's process waits for `start`, its pid is in the pid file. */

@@ -114,9 +114,17 @@ w_file_list (struct session *se, json_writer *w, const json_value *items, bool i
       const char *path = json_string (json_get (it, "path"));
       json_value *bytes = json_get (it, "bytes");
       struct cfile *f;
-      if (path == NULL || strncmp (path, "/mnt/data/", 10) != 0)
+      _cleanup_free_ char *rel = NULL;
+      struct rpc_error *bad;
+      if (path == NULL || se->n_files >= FILES_MAX)
         continue;
-      f = files_register (se, path + 10, json_is_integer (bytes) ? json_integer (bytes) : 0, false);
+      /* what the sandbox reports is checked as an upload's path would be */
+      if ((bad = files_normalise (path, &rel)) != NULL)
+        {
+          rpc_error_free (bad);
+          continue;
+        }
+      f = files_register (se, rel, json_is_integer (bytes) ? json_integer (bytes) : 0, false);
       if (f == NULL)
         continue;
       if (images && outputs)
@@ -294,8 +302,8 @@ stream_out (struct shim *s, struct session *se, struct exec_call *x, const json_
   json_w_kv_string (w, "stream", json_string (json_get (msg, "name")));
   json_w_kv_string (w, "text", json_string (json_get (msg, "text")));
   json_w_close_object (w);
-  shim_send (s, x->call.client_id,
-             rpc_notification_text ("exec.output", json_writer_text (w, NULL)));
+  shim_notify (s, x->call.client_id,
+               rpc_notification_text ("exec.output", json_writer_text (w, NULL)));
 }
 
 void
@@ -353,8 +361,7 @@ execution_on_timer (struct shim *s, struct session *se, int64_t now)
       x->timed_out = true;
       x->phase = EXEC_INTERRUPTING;
       x->deadline_ms = now + s->cfg.interrupt_grace_ms;
-      if (se->pid > 0)
-        kill (se->pid, SIGINT);
+      sandbox_signal (se, SIGINT);
       return;
     }
   /* it ignored the interrupt: kill the interpreter, start a fresh one */

@@ -343,6 +343,8 @@ scan_dir (struct session *se, int at, const char *prefix, bool *seen, size_t *bu
       else if (S_ISREG (st.st_mode))
         {
           struct cfile *f = find_path (se, rel);
+          if (f == NULL && se->n_files >= FILES_MAX)
+            continue;
           if (f == NULL)
             f = files_register (se, rel, st.st_size, false);
           else

@@ -380,7 +380,8 @@ sandbox_start (struct shim *s, struct session *se, capsule_error **err)
   _cleanup_free_ char *bundle = xasprintf ("%s/bundle", se->dir);
   _cleanup_free_ char *config = NULL, *cfg_path = NULL, *sock = NULL;
   _cleanup_state_ struct container_state *st = NULL;
-  struct container_opts o = { .root = s->runtime_root, .id = se->id, .bundle = bundle };
+  struct container_opts o
+      = { .root = s->runtime_root, .id = se->id, .bundle = bundle, .null_stdio = true };
   _cleanup_error_ capsule_error *ignored = NULL;
 
   close_executor (s, se);
@@ -551,7 +552,8 @@ sandbox_on_io (struct shim *s, struct session *se, uint32_t events)
     flush_out (s, se);
   if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
     return;
-  for (;;)
+  /* a bounded turn: an executor that floods its socket waits for the others */
+  for (int rounds = 0; rounds < 16; rounds++)
     {
       ssize_t n = read (se->exec_fd, chunk, sizeof chunk);
       char *line;
@@ -582,6 +584,16 @@ sandbox_on_io (struct shim *s, struct session *se, uint32_t events)
             return;
         }
     }
+}
+
+void
+sandbox_signal (struct session *se, int sig)
+{
+  /* a re-adopted sandbox is not our child: its pid could be reused once it is gone */
+  if (se->pidfd >= 0)
+    syscall (SYS_pidfd_send_signal, se->pidfd, sig, NULL, 0);
+  else if (se->pid > 0)
+    kill (se->pid, sig);
 }
 
 void

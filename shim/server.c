@@ -58,17 +58,42 @@ client_flush (struct shim *s, struct client *c)
     }
 }
 
-void
-shim_send (struct shim *s, uint64_t client_id, char *text)
+#define CLIENT_OUT_MAX    (256u << 20) /* unread answers a client may have waiting */
+#define CLIENT_STREAM_MAX (8u << 20)   /* past this, stream notifications are dropped */
+
+static void client_close (struct shim *s, struct client *c);
+
+static void
+send_text (struct shim *s, uint64_t client_id, char *text, bool droppable)
 {
   struct client *c = client_id ? shim_client (s, client_id) : NULL;
+  size_t len = strlen (text);
   /* a client that went away mid-call: the answer has nowhere to go */
+  if (c && droppable && c->out.len > CLIENT_STREAM_MAX)
+    c = NULL; /* it does not read: streamed output is not worth the shim's memory */
+  if (c && c->out.len + len > CLIENT_OUT_MAX)
+    {
+      client_close (s, c);
+      c = NULL;
+    }
   if (c)
     {
-      buf_append (&c->out, text, strlen (text));
+      buf_append (&c->out, text, len);
       client_flush (s, c);
     }
   free (text);
+}
+
+void
+shim_send (struct shim *s, uint64_t client_id, char *text)
+{
+  send_text (s, client_id, text, false);
+}
+
+void
+shim_notify (struct shim *s, uint64_t client_id, char *text)
+{
+  send_text (s, client_id, text, true);
 }
 
 void
@@ -155,6 +180,11 @@ dispatch (struct shim *s, struct client *cl, const char *line, size_t len)
       shim_reply_error (s, &call, protocol_error (-32601, "method not found: %s", method));
       return;
     }
+  /* A create or an exec sent as a notification would make a container or run code whose
+     result nobody can ever learn: such notifications are dropped. */
+  if (call.id_json == NULL
+      && (strcmp (method, "containers.create") == 0 || strcmp (method, "containers.exec") == 0))
+    return;
   e = rpc_check_params (params, m->params);
   if (e)
     {
@@ -309,6 +339,15 @@ next_timeout (struct shim *s, int64_t now)
   return next <= now ? 0 : (int)(next - now);
 }
 
+static bool
+session_alive (struct shim *s, const struct session *se)
+{
+  for (const struct session *x = s->sessions; x; x = x->next)
+    if (x == se)
+      return true;
+  return false;
+}
+
 static void
 run_timers (struct shim *s)
 {
@@ -320,7 +359,7 @@ run_timers (struct shim *s)
       if (se->status == SESSION_RUNNING || se->status == SESSION_WARM)
         {
           sandbox_on_timer (s, se, now);
-          if (session_find (s, se->id) == se)
+          if (session_alive (s, se)) /* a failed start frees it: compare pointers only */
             execution_on_timer (s, se, now);
         }
       se = next;
@@ -337,15 +376,18 @@ int shim_run (struct shim *s);
 int
 shim_run (struct shim *s)
 {
-  struct epoll_event evs[64];
+  /* One event a turn: level-triggered epoll puts a reported fd back at the tail of its ready
+     list, so a flooding sandbox or client takes turns with everyone else, and no handler can
+     free what another event of the same batch points at. */
   while (!s->stopping)
     {
-      int n = epoll_wait (s->epfd, evs, 64, next_timeout (s, shim_monotonic_ms ()));
+      struct epoll_event ev;
+      int n = epoll_wait (s->epfd, &ev, 1, next_timeout (s, shim_monotonic_ms ()));
       if (n < 0 && errno != EINTR)
         return -1;
-      for (int i = 0; i < n; i++)
+      if (n == 1)
         {
-          struct watcher *w = evs[i].data.ptr;
+          struct watcher *w = ev.data.ptr;
           switch (w->kind)
             {
             case W_LISTEN:
@@ -358,23 +400,20 @@ shim_run (struct shim *s)
               {
                 struct client *c = w->obj;
                 uint64_t id = c->id;
-                if (evs[i].events & EPOLLOUT)
+                if (ev.events & EPOLLOUT)
                   client_flush (s, c);
                 if (shim_client (s, id)
-                    && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+                    && (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
                   client_read (s, c);
                 break;
               }
             case W_EXECUTOR:
-              sandbox_on_io (s, w->obj, evs[i].events);
+              sandbox_on_io (s, w->obj, ev.events);
               break;
             case W_PIDFD:
               sandbox_on_pidfd (s, w->obj);
               break;
             }
-          /* a handler may have freed what later events point at: start over */
-          if (w->kind != W_LISTEN)
-            break;
         }
       run_timers (s);
     }

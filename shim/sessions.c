@@ -105,6 +105,9 @@ session_discard (struct shim *s, struct session *se)
   if (se->data_mounted && umount2 (se->data_dir, MNT_DETACH) < 0)
     fprintf (stderr, "capsule-shim: %s: unmount workspace: %m\n", se->id);
   se->data_mounted = false;
+  if (se->run_mounted && umount2 (se->run_dir, MNT_DETACH) < 0)
+    fprintf (stderr, "capsule-shim: %s: unmount the run directory: %m\n", se->id);
+  se->run_mounted = false;
   if (se->dir && rm_rf (se->dir, &err) < 0)
     fprintf (stderr, "capsule-shim: %s: %s\n", se->id, err->msg);
   if (se->charged)
@@ -411,12 +414,16 @@ make_dirs (struct shim *s, struct session *se, capsule_error **err)
   se->dir = xasprintf ("%s/sessions/%s", s->cfg.state_dir, se->id);
   se->data_dir = xasprintf ("%s/data", se->dir);
   se->run_dir = xasprintf ("%s/run", se->dir);
+  _cleanup_free_ char *run_opts
+      = xasprintf ("size=64k,mode=0700,uid=%u,gid=%u,nr_inodes=16", uid, uid);
   if (mkdir_p (se->data_dir, 0700, err) < 0 || mkdir_p (se->run_dir, 0700, err) < 0
       || chmod (se->dir, 0711) < 0)
     return capsule_error_make (err, errno, "session directory %s", se->dir);
-  /* the run directory is where the sandbox's user puts the executor's socket */
-  if (chown (se->run_dir, uid, uid) < 0)
-    return capsule_error_make (err, errno, "chown %s", se->run_dir);
+  /* the run directory is where the sandbox's user puts the executor's socket; it is writable
+     from the sandbox, so it is a tiny tmpfs, not the state directory's disk */
+  if (mount ("capsule-run", se->run_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, run_opts) < 0)
+    return capsule_error_make (err, errno, "mount the run directory at %s", se->run_dir);
+  se->run_mounted = true;
   if (mount ("capsule-workspace", se->data_dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
     return capsule_error_make (err, errno, "mount the workspace at %s", se->data_dir);
   se->data_mounted = true;
@@ -528,7 +535,10 @@ m_containers_create (struct shim *s, struct call *c, const json_value *params, c
       return e;
     }
   if (se->sb == SB_READY)
-    *ret = session_object_json (s, se);
+    {
+      store_save (s, se); /* a claimed warm sandbox is someone's now, also after a restart */
+      *ret = session_object_json (s, se);
+    }
   else
     {
       se->pending_create.client_id = c->client_id;
@@ -619,13 +629,22 @@ m_containers_exec (struct shim *s, struct call *c, const json_value *params, cha
   if (t && (json_integer (t) < 1 || json_integer (t) > s->cfg.exec_timeout_max_ms))
     return rpc_error_new (400, "invalid_value", "timeout_ms", "timeout_ms must be from 1 to %lld",
                           (long long)s->cfg.exec_timeout_max_ms);
+  {
+    int queued = 0;
+    for (struct exec_call *q = se->queue; q; q = q->next)
+      queued++;
+    if (queued >= 64)
+      return rpc_error_new (429, "too_many_cells", "container_id",
+                            "container %s has %d cells waiting; wait for their results", se->id,
+                            queued);
+  }
   x = xmalloc0 (sizeof *x);
   x->call.client_id = c->client_id;
   x->call.id_json = xstrdup (c->id_json);
   x->exec_id = shim_new_id ("exec_");
   x->code = xstrdup (code);
   x->timeout_ms = t ? json_integer (t) : s->cfg.exec_timeout_default_ms;
-  x->stream = stream && json_bool (stream);
+  x->stream = stream && json_bool (stream) && c->id_json; /* a notification hears nothing */
   execution_enqueue (s, se, x);
   *ret = NULL;
   return NULL;
@@ -642,7 +661,7 @@ m_containers_interrupt (struct shim *s, struct call *c, const json_value *params
     return e;
   running = se->queue && se->queue->phase != EXEC_QUEUED && se->pid > 0;
   if (running)
-    kill (se->pid, SIGINT);
+    sandbox_signal (se, SIGINT);
   *ret = xasprintf ("{\"id\":\"%s\",\"object\":\"container.interrupt\",\"interrupted\":%s}", se->id,
                     running ? "true" : "false");
   return NULL;

@@ -107,7 +107,8 @@ struct session
   int64_t ended_at; /* when it expired */
   char *dir, *data_dir, *run_dir;
   bool data_mounted;
-  bool charged; /* its tier is charged to the tenant pool */
+  bool run_mounted; /* the run directory is a tiny tmpfs: the sandbox may write there */
+  bool charged;     /* its tier is charged to the tenant pool */
 
   enum sandbox_state sb;
   pid_t pid; /* capsule-init of the sandbox */
@@ -180,6 +181,8 @@ struct shim
 
 /* server.c */
 void shim_send (struct shim *s, uint64_t client_id, char *text); /* takes TEXT */
+/* A notification: dropped when the client has too much unread already. */
+void shim_notify (struct shim *s, uint64_t client_id, char *text);
 void shim_reply (struct shim *s, struct call *c, char *result_json);
 void shim_reply_error (struct shim *s, struct call *c, struct rpc_error *e);
 void shim_watch (struct shim *s, int fd, struct watcher *w, bool out);
@@ -205,6 +208,8 @@ void sandbox_stop (struct shim *s, struct session *se);
 void sandbox_on_timer (struct shim *s, struct session *se, int64_t now_ms);
 void sandbox_on_io (struct shim *s, struct session *se, uint32_t events);
 void sandbox_on_exit (struct shim *s, struct session *se, int status);
+/* Send SIG to the sandbox's init (which passes INT and TERM on to the interpreter). */
+void sandbox_signal (struct session *se, int sig);
 /* A re-adopted sandbox (not our child) exited. */
 void sandbox_on_pidfd (struct shim *s, struct session *se);
 int64_t sandbox_next_deadline (struct session *se);
@@ -242,6 +247,7 @@ int store_load_all (struct shim *s);
 void session_discard (struct shim *s, struct session *se);
 
 /* files.c */
+#define FILES_MAX 10000 /* files a session's registry tracks */
 struct cfile *files_find (struct session *se, const char *id);
 struct cfile *files_register (struct session *se, const char *rel_path, uint64_t bytes,
                               bool from_user);

@@ -158,6 +158,7 @@ load_one (struct shim *s, const char *dir, const char *id)
   se->data_dir = xasprintf ("%s/data", dir);
   se->run_dir = xasprintf ("%s/run", dir);
   se->data_mounted = is_mount_point (se->data_dir);
+  se->run_mounted = is_mount_point (se->run_dir);
   load_files (se, json_get (doc, "files"));
   return se;
 }
@@ -186,9 +187,12 @@ store_load_all (struct shim *s)
           struct session tmp = { .id = de->d_name, .dir = dir, .exec_fd = -1, .pidfd = -1 };
           tmp.data_dir = xasprintf ("%s/data", dir);
           tmp.data_mounted = is_mount_point (tmp.data_dir);
+          tmp.run_dir = xasprintf ("%s/run", dir);
+          tmp.run_mounted = is_mount_point (tmp.run_dir);
           tmp.sb = SB_READY;
           session_discard (s, &tmp);
           free (tmp.data_dir);
+          free (tmp.run_dir);
           continue;
         }
       se = load_one (s, dir, de->d_name);
@@ -202,6 +206,7 @@ store_load_all (struct shim *s)
                    se->data_mounted ? err->msg : "its workspace is gone; expired");
           se->next = s->sessions;
           s->sessions = se;
+          se->sb = SB_READY; /* so that expiry stops its sandbox, if one still runs */
           session_expire (s, se, false);
           continue;
         }

@@ -213,6 +213,14 @@ class TestProtocol(ShimTestCase):
         r = self.exec(cid, "y")
         self.assertEqual(r["result"], "5", "the session survives a client that left mid-call")
 
+    def test_create_as_notification_makes_nothing(self):
+        before = len(self.client.call("containers.list", limit=100)["data"])
+        c = Client(self.socket)
+        self.addCleanup(c.close)
+        c.send_raw(b'{"jsonrpc": "2.0", "method": "containers.create", "params": {"name": "n"}}\n')
+        self.assertEqual(c.call("shim.status")["object"], "shim.status")
+        self.assertEqual(len(self.client.call("containers.list", limit=100)["data"]), before)
+
     def test_many_clients(self):
         clients = [Client(self.socket) for _ in range(40)]
         for c in clients:

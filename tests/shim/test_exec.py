@@ -166,6 +166,16 @@ except OSError as e:
         self.assertIn("0000000000000000", r["stdout"])
         self.assertEqual(r["stdout"].split("\n")[2], "ro", "the root filesystem is read-only")
 
+    def test_sandbox_cannot_reach_the_shims_disk_or_stdio(self):
+        r = self.exec(self.cid, "import os\n"
+                      "try:\n    open('/.capsule/session/fill', 'wb').write(b'x' * (4 << 20))\n"
+                      "    print('wrote')\nexcept OSError as e:\n    print(e.strerror)\n"
+                      "print([(os.major(st.st_rdev), os.minor(st.st_rdev)) for st in\n"
+                      "       (os.stat(f'/proc/1/fd/{n}') for n in (0, 1, 2))])")
+        self.assertIn("No space left on device", r["stdout"], "the run directory is a tiny tmpfs")
+        self.assertIn("[(1, 3), (1, 3), (1, 3)]", r["stdout"],
+                      "the sandbox's stdio is not the shim's")
+
     def test_busy_session_does_not_delay_others(self):
         other = self.create(name="other")["id"]
         c2 = Client(self.socket)
