@@ -266,6 +266,16 @@ json_w_string_array (json_writer *w, const char *key, const char *const *v, size
   json_w_close_array (w);
 }
 
+char *
+json_splice (const char *text, const char *marker, const char *raw)
+{
+  _cleanup_free_ char *token = xasprintf ("\"%s\"", marker);
+  const char *at = strstr (text, token);
+  if (at == NULL)
+    return xstrdup (text);
+  return xasprintf ("%.*s%s%s", (int)(at - text), text, raw, at + strlen (token));
+}
+
 const char *
 json_writer_text (json_writer *w, size_t *ret_len)
 {

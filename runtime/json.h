@@ -69,3 +69,7 @@ void json_w_kv_bool (json_writer *w, const char *key, bool v);
 void json_w_string_array (json_writer *w, const char *key, const char *const *v, size_t n);
 /* The text written so far (owned by the writer). */
 const char *json_writer_text (json_writer *w, size_t *ret_len);
+/* The writer cannot embed ready JSON: write the string MARKER where it goes, then splice RAW in
+ * place of that string token.  A marker inside a written string cannot match: its quotes are
+ * escaped there.  Returns a new text (TEXT itself when MARKER is absent, copied). */
+char *json_splice (const char *text, const char *marker, const char *raw);

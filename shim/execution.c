@@ -255,17 +255,8 @@ execution_json (struct session *se, struct exec_call *x, const struct outcome *o
   json_w_key (w, "files");
   json_w_string (w, "@FILES@");
   json_w_close_object (w);
-  text = xstrdup (json_writer_text (w, NULL));
-  {
-    char *a = strstr (text, "\"@OUTPUTS@\"");
-    char *t1 = xasprintf ("%.*s%s%s", (int)(a - text), text, json_writer_text (outputs, NULL),
-                          a + strlen ("\"@OUTPUTS@\""));
-    char *b = strstr (t1, "\"@FILES@\"");
-    char *t2 = xasprintf ("%.*s%s%s", (int)(b - t1), t1, json_writer_text (files, NULL),
-                          b + strlen ("\"@FILES@\""));
-    free (t1);
-    return t2;
-  }
+  text = json_splice (json_writer_text (w, NULL), "@OUTPUTS@", json_writer_text (outputs, NULL));
+  return json_splice (text, "@FILES@", json_writer_text (files, NULL));
 }
 
 static void

@@ -324,7 +324,6 @@ sandbox_config (struct shim *s, struct session *se, capsule_error **err)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (true);
   _cleanup_free_ char *policy = NULL, *profile = NULL;
-  const char *text, *mark;
   if (s->cfg.policy_dir)
     policy = xasprintf ("%s/seccomp/default.json", s->cfg.policy_dir);
   else
@@ -352,9 +351,7 @@ sandbox_config (struct shim *s, struct session *se, capsule_error **err)
   json_w_kv_string (w, "run.capsule.tenant", se->tenant);
   json_w_close_object (w);
   json_w_close_object (w);
-  text = json_writer_text (w, NULL);
-  mark = strstr (text, "\"@SECCOMP@\"");
-  return xasprintf ("%.*s%s%s", (int)(mark - text), text, profile, mark + strlen ("\"@SECCOMP@\""));
+  return json_splice (json_writer_text (w, NULL), "@SECCOMP@", profile);
 }
 
 /* ------------------------------------------------------------------ lifecycle */
