@@ -177,6 +177,20 @@ child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
 }
 
 static int
+child_null_stdio (capsule_error **err)
+{
+  int null = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0)
+    return capsule_error_make (err, errno, "open /dev/null in the container");
+  for (int std = 0; std < 3; std++)
+    if (dup2 (null, std) < 0)
+      return capsule_error_make (err, errno, "dup2 /dev/null");
+  if (null > 2)
+    close (null);
+  return 0;
+}
+
+static int
 child_setup (struct creation *c, char **ret_exe, capsule_error **err)
 {
   const struct spec *s = c->spec;
@@ -194,6 +208,10 @@ child_setup (struct creation *c, char **ret_exe, capsule_error **err)
       && setdomainname (s->domainname, strlen (s->domainname)) < 0)
     return capsule_error_make (err, errno, "domainname: set \"%s\"", s->domainname);
   if (child_hooks_in_parent (c, &pid, err) < 0 || child_filesystem (c, pid, err) < 0)
+    return -1;
+  /* The container's own /dev/null, not the host's: a checkpoint can then find the file in the
+     container's mounts. */
+  if (c->o->null_stdio && child_null_stdio (err) < 0)
     return -1;
   if (c->console_fd >= 0 && terminal_setup_child (c->console_fd, err) < 0)
     return -1;
@@ -248,14 +266,9 @@ child_main (struct creation *c)
   if (getppid () != c->parent && getppid () != 0)
     _exit (1);
   process_reset_signals ();
-  if (c->o->null_stdio)
-    {
-      int null = open ("/dev/null", O_RDWR);
-      for (int std = 0; null >= 0 && std < 3; std++)
-        dup2 (null, std);
-      if (null > 2)
-        close (null);
-    }
+  /* A session of its own: nothing ties the container to the caller's terminal session (and
+     criu can dump it whole). */
+  setsid ();
   if (child_namespaces (c, &err) < 0 || child_setup (c, &exe, &err) < 0)
     sync_fail (fd, err);
   close (fd);
@@ -445,12 +458,12 @@ rollback (struct creation *c)
     unlink (c->o->pid_file);
 }
 
-static int
-prepare_record (struct creation *c, capsule_error **err)
+struct container_state *
+container_record_new (const char *root, const char *id, const struct spec *s,
+                      struct cgroup **ret_cg, capsule_error **err)
 {
-  const struct spec *s = c->spec;
-  struct container_state *st = c->st = xmalloc0 (sizeof *st);
-  st->id = xstrdup (c->o->id);
+  struct container_state *st = xmalloc0 (sizeof *st);
+  st->id = xstrdup (id);
   st->bundle = xstrdup (s->bundle);
   st->rootfs = xstrdup (s->root_path);
   st->created = rfc3339_now ();
@@ -465,29 +478,52 @@ prepare_record (struct creation *c, capsule_error **err)
     }
   if (s->resources && s->resources->has_memory_limit && s->resources->memory_limit > 0)
     st->memory_limit = s->resources->memory_limit;
-  if (cgroup_new (s->cgroups_path, c->o->id, &c->cg, err) < 0)
-    return -1;
-  st->cgroup_version = c->cg->ops->version;
-  st->cgroup_root = xstrdup (c->cg->root);
-  st->cgroup_path = xstrdup (c->cg->path);
+  if (cgroup_new (s->cgroups_path, id, ret_cg, err) < 0)
+    return state_free (st);
+  st->cgroup_version = (*ret_cg)->ops->version;
+  st->cgroup_root = xstrdup ((*ret_cg)->root);
+  st->cgroup_path = xstrdup ((*ret_cg)->path);
   for (size_t i = 0; i < ARRAY_SIZE (st->v1_paths); i++)
-    st->v1_paths[i] = c->cg->v1_paths[i] ? xstrdup (c->cg->v1_paths[i]) : NULL;
+    st->v1_paths[i] = (*ret_cg)->v1_paths[i] ? xstrdup ((*ret_cg)->v1_paths[i]) : NULL;
   /* Recorded before the cgroup exists, so `delete` finds it even if we die right after. */
-  return state_save (c->o->root, st, err);
+  if (state_save (root, st, err) < 0)
+    return state_free (st);
+  return st;
+}
+
+static int
+prepare_record (struct creation *c, capsule_error **err)
+{
+  c->st = container_record_new (c->o->root, c->o->id, c->spec, &c->cg, err);
+  return c->st ? 0 : -1;
+}
+
+char *
+container_make_dir (const char *root, const char *id, capsule_error **err)
+{
+  char *dir;
+  if (mkdir_p (root, 0700, err) < 0)
+    {
+      capsule_error_wrap (err, "--root");
+      return NULL;
+    }
+  dir = state_dir (root, id);
+  if (mkdir (dir, 0700) == 0)
+    return dir;
+  if (errno == EEXIST)
+    capsule_error_make (err, EEXIST, "container `%s` already exists", id);
+  else
+    capsule_error_make (err, errno, "create `%s`", dir);
+  free (dir);
+  return NULL;
 }
 
 static int
 make_state_dir (struct creation *c, capsule_error **err)
 {
-  if (mkdir_p (c->o->root, 0700, err) < 0)
-    return capsule_error_wrap (err, "--root");
-  c->dir = state_dir (c->o->root, c->o->id);
-  if (mkdir (c->dir, 0700) < 0)
-    {
-      if (errno == EEXIST)
-        return capsule_error_make (err, EEXIST, "container `%s` already exists", c->o->id);
-      return capsule_error_make (err, errno, "create `%s`", c->dir);
-    }
+  c->dir = container_make_dir (c->o->root, c->o->id, err);
+  if (c->dir == NULL)
+    return -1;
   c->dir_made = true;
   return 0;
 }
@@ -674,9 +710,9 @@ start_fifo (const char *root, const struct container_state *st, capsule_error **
 
 /* Load container ID's record and lock it, so its status holds while the caller acts on it.
    *RET_LOCK is the lock's fd (the caller closes it). */
-static int
-load_locked (const char *root, const char *id, struct container_state **ret, int *ret_lock,
-             enum container_status *ret_status, capsule_error **err)
+int
+container_load_locked (const char *root, const char *id, struct container_state **ret,
+                       int *ret_lock, enum container_status *ret_status, capsule_error **err)
 {
   if (load_checked (root, id, ret, err) < 0)
     return -1;
@@ -693,7 +729,7 @@ container_start (const char *root, const char *id, capsule_error **err)
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_close_ int lock = -1;
   enum container_status status;
-  if (load_locked (root, id, &st, &lock, &status, err) < 0)
+  if (container_load_locked (root, id, &st, &lock, &status, err) < 0)
     return -1;
   if (status != STATUS_CREATED)
     return capsule_error_make (err, 0, "cannot start container `%s`: it is %s, not created", id,
@@ -704,8 +740,8 @@ container_start (const char *root, const char *id, capsule_error **err)
   return 0;
 }
 
-static void
-report_oom (const struct container_state *st)
+void
+container_report_oom (const struct container_state *st)
 {
   _cleanup_cgroup_ struct cgroup *cg = state_cgroup (st);
   _cleanup_error_ capsule_error *err = NULL;
@@ -719,8 +755,8 @@ report_oom (const struct container_state *st)
     dprintf (2, "capsule: container %s: killed: out of memory\n", st->id);
 }
 
-static void
-forwarding_mask (sigset_t *mask)
+void
+container_forwarding_mask (sigset_t *mask)
 {
   static const int sigs[]
       = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
@@ -737,7 +773,7 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
   sigset_t mask, old;
   _cleanup_close_ int master = -1;
   int r;
-  forwarding_mask (&mask);
+  container_forwarding_mask (&mask);
   sigprocmask (SIG_BLOCK, &mask, &old);
   prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   r = do_create (o, &c, !detach, err);
@@ -766,7 +802,7 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
             terminal_proxy (master, c.pid, &mask, ret_status);
           else
             process_wait_forwarding (c.pid, &mask, ret_status);
-          report_oom (c.st);
+          container_report_oom (c.st);
           if (!keep)
             {
               _cleanup_error_ capsule_error *tmp = NULL;
@@ -899,7 +935,7 @@ container_pause (const char *root, const char *id, bool pause, capsule_error **e
   _cleanup_cgroup_ struct cgroup *cg = NULL;
   _cleanup_close_ int lock = -1;
   enum container_status status;
-  if (load_locked (root, id, &st, &lock, &status, err) < 0)
+  if (container_load_locked (root, id, &st, &lock, &status, err) < 0)
     return -1;
   if (pause && status != STATUS_RUNNING && status != STATUS_CREATED)
     return capsule_error_make (err, 0, "cannot pause container `%s`: it is %s", id,
@@ -965,7 +1001,7 @@ container_update (const char *root, const char *id, const struct spec_resources 
   _cleanup_cgroup_ struct cgroup *cg = NULL;
   _cleanup_close_ int lock = -1;
   enum container_status status;
-  if (load_locked (root, id, &st, &lock, &status, err) < 0)
+  if (container_load_locked (root, id, &st, &lock, &status, err) < 0)
     return -1;
   if (status == STATUS_STOPPED)
     return capsule_error_make (err, 0, "cannot update container `%s`: it is stopped", id);

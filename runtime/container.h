@@ -57,3 +57,19 @@ int container_stats (const char *root, const char *id, struct cgroup_stats *ret,
                      capsule_error **err);
 int container_pids (const char *root, const char *id, pid_t **ret, size_t *ret_n,
                     capsule_error **err);
+
+/* Pieces of create that restore (checkpoint.c) shares. */
+#include <signal.h>
+/* Make ROOT/ID (fails with EEXIST when the container exists); returns the directory. */
+char *container_make_dir (const char *root, const char *id, capsule_error **err);
+/* The record of a container being made from spec S, saved with creating = true, and its (not yet
+ * created) cgroup in *RET_CG. */
+struct container_state *container_record_new (const char *root, const char *id,
+                                              const struct spec *s, struct cgroup **ret_cg,
+                                              capsule_error **err);
+int container_load_locked (const char *root, const char *id, struct container_state **ret,
+                           int *ret_lock, enum container_status *ret_status, capsule_error **err);
+/* The signals run and restore forward to the container's process while they wait for it. */
+void container_forwarding_mask (sigset_t *mask);
+/* Print why the container died when its cgroup saw an OOM kill. */
+void container_report_oom (const struct container_state *st);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cgroup.h"
+#include "checkpoint.h"
 #include "container.h"
 #include "oci-features.h"
 #include "json.h"
@@ -106,6 +107,11 @@ static const char *const main_help
       "           [--cpu-quota N] [--cpu-period N] [-r resources.json] ID\n"
       "  events   [--stats] [--interval S] ID  memory, pids and cpu figures as JSON lines\n"
       "  spec     [--bundle DIR] [--rootfs PATH] [--args 'CMD ...']  write a secure config.json\n"
+      "  checkpoint [--image-path DIR] [--work-path DIR] [--leave-running] [--tcp-established]\n"
+      "           [--ext-unix-sk] [--shell-job] [--file-locks] ID   dump to disk with CRIU\n"
+      "  restore  [--bundle DIR] [--image-path DIR] [--work-path DIR] [--detach] [--pid-file F] "
+      "ID\n"
+      "           bring a checkpointed container back\n"
       "  features                         what this runtime supports, as OCI features JSON\n"
       "\n"
       "Global options: --root DIR (default " CAPSULE_ROOT_DEFAULT "), --log FILE, --log-format\n"
@@ -683,15 +689,90 @@ cmd_spec (int argc, char **argv)
   return 0;
 }
 
+/* checkpoint and restore share runc's flags; criu options that make no sense for capsule's
+   containers (page servers, lazy pages, pre-dumps) are refused by name. */
 static int
-cmd_not_built (int argc, char **argv)
+cmd_checkpoint_or_restore (int argc, char **argv, bool restore)
 {
-  (void)argc;
-  log_error (argv[0][0] == 'c' ? "checkpoint: this capsule has no CRIU support yet; the container "
-                                 "was left as it was"
-                               : "restore: this capsule has no CRIU support yet; nothing was "
-                                 "restored");
-  return 1;
+  static const struct option opts[] = {
+    { "image-path", required_argument, NULL, 'i' },
+    { "work-path", required_argument, NULL, 'w' },
+    { "leave-running", no_argument, NULL, 'l' },
+    { "tcp-established", no_argument, NULL, 't' },
+    { "ext-unix-sk", no_argument, NULL, 'x' },
+    { "shell-job", no_argument, NULL, 's' },
+    { "file-locks", no_argument, NULL, 'F' },
+    { "bundle", required_argument, NULL, 'b' },
+    { "detach", no_argument, NULL, 'd' },
+    { "pid-file", required_argument, NULL, 'p' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *cmd = restore ? "restore" : "checkpoint";
+  struct checkpoint_opts co = { 0 };
+  struct container_opts o = { .root = g.root, .bundle = "." };
+  capsule_error *err = NULL;
+  int c, status = 0;
+  while ((c = getopt_long (argc, argv, OPT_FLAGS "b:d", opts, NULL)) != -1)
+    switch (c)
+      {
+      case 'i':
+        co.image_path = optarg;
+        break;
+      case 'w':
+        co.work_path = optarg;
+        break;
+      case 'l':
+        if (restore)
+          return usage_error (cmd, "--leave-running is a checkpoint option");
+        co.leave_running = true;
+        break;
+      case 't':
+        co.tcp_established = true;
+        break;
+      case 'x':
+        co.ext_unix_sk = true;
+        break;
+      case 's':
+        co.shell_job = true;
+        break;
+      case 'F':
+        co.file_locks = true;
+        break;
+      case 'b':
+      case 'd':
+      case 'p':
+        if (!restore)
+          return usage_error (cmd, "%s is a restore option", argv[optind - 1]);
+        if (c == 'b')
+          o.bundle = optarg;
+        else if (c == 'p')
+          o.pid_file = optarg;
+        else
+          co.detach = true;
+        break;
+      default:
+        return usage_error (cmd, "unknown option %s", argv[optind - 1]);
+      }
+  if (need_id (cmd, argc, argv, &o.id))
+    return 2;
+  if (optind < argc)
+    return usage_error (cmd, "unexpected argument \"%s\"", argv[optind]);
+  if (!restore)
+    return container_checkpoint (g.root, o.id, &co, &err) < 0 ? fail (err) : 0;
+  if (container_restore (&o, &co, &status, &err) < 0)
+    return fail (err);
+  return status;
+}
+
+static int
+c_checkpoint (int a, char **v)
+{
+  return cmd_checkpoint_or_restore (a, v, false);
+}
+static int
+c_restore (int a, char **v)
+{
+  return cmd_checkpoint_or_restore (a, v, true);
 }
 
 static int
@@ -742,12 +823,12 @@ c_features (int a, char **v)
 }
 
 static const struct command commands[] = {
-  { "create", c_create },       { "start", c_start },       { "run", c_run },
-  { "exec", cmd_exec },         { "state", cmd_state },     { "kill", cmd_kill },
-  { "delete", cmd_delete },     { "list", cmd_list },       { "ps", cmd_ps },
-  { "pause", c_pause },         { "resume", c_resume },     { "events", cmd_events },
-  { "spec", cmd_spec },         { "update", cmd_update },   { "checkpoint", cmd_not_built },
-  { "restore", cmd_not_built }, { "features", c_features },
+  { "create", c_create },   { "start", c_start },       { "run", c_run },
+  { "exec", cmd_exec },     { "state", cmd_state },     { "kill", cmd_kill },
+  { "delete", cmd_delete }, { "list", cmd_list },       { "ps", cmd_ps },
+  { "pause", c_pause },     { "resume", c_resume },     { "events", cmd_events },
+  { "spec", cmd_spec },     { "update", cmd_update },   { "checkpoint", c_checkpoint },
+  { "restore", c_restore }, { "features", c_features },
 };
 
 static int

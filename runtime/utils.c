@@ -41,6 +41,15 @@ xmalloc0 (size_t size)
   return p;
 }
 
+void *
+xrealloc (void *p, size_t size)
+{
+  p = realloc (p, size ? size : 1);
+  if (p == NULL)
+    abort ();
+  return p;
+}
+
 char *
 xstrdup (const char *s)
 {

@@ -61,6 +61,7 @@ steal_fd (int *fd)
 #define ARRAY_SIZE(a) (sizeof (a) / sizeof ((a)[0]))
 
 void *xmalloc0 (size_t size);
+void *xrealloc (void *p, size_t size);
 char *xstrdup (const char *s);
 char *xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 size_t strv_length (char **v);

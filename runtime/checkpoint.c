@@ -1,0 +1,700 @@
+/* capsule: checkpoint and restore through CRIU (libcriu), as runc does it.
+ *
+ * checkpoint: criu dumps the container's process tree with its namespaces (user, mount, pid, net
+ * with only lo, ipc, uts, cgroup), seccomp filters, capabilities, rlimits and open files into the
+ * image directory.  Mounts the container took from the host (bind mounts, device nodes bound in a
+ * user namespace, masked files hidden under /dev/null) are external to criu: we name each one by
+ * its mount point, and write the list into the image as capsule-mounts.json, so that restore can
+ * say where each comes from now.
+ *
+ * restore: a new record and cgroup from the bundle (its limits applied before any process runs),
+ * then a helper process joins that cgroup and asks criu to restore the tree as its sibling; the
+ * restored init is thus our child (we are a subreaper, the helper exits), inside the cgroup, with
+ * the same seccomp filter, capabilities and namespaces it had. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "container.h"
+#include "json.h"
+#include "process.h"
+#include "state.h"
+#include "utils.h"
+
+#ifdef HAVE_CRIU
+#include <criu/criu.h>
+#include <dirent.h>
+#endif
+
+#define EXT_MOUNTS_FILE "capsule-mounts.json"
+
+/* The first "Error (file:line): reason" of criu's output, as "reason"; NULL when none. */
+static char *
+criu_first_error (const char *text)
+{
+  const char *p = text;
+  while (p && *p)
+    {
+      const char *eol = strchr (p, '\n');
+      size_t len = eol ? (size_t)(eol - p) : strlen (p);
+      const char *e = memmem (p, len, "Error (", 7);
+      if (e)
+        {
+          const char *colon = memmem (e, len - (e - p), "): ", 3);
+          const char *msg = colon ? colon + 3 : e;
+          return strndup (msg, len - (msg - p));
+        }
+      p = eol ? eol + 1 : NULL;
+    }
+  return NULL;
+}
+
+char *
+checkpoint_unavailable (void)
+{
+#ifndef HAVE_CRIU
+  return xstrdup ("this capsule was built without CRIU (meson -Dcriu=enabled, Debian package "
+                  "criu)");
+#else
+  int pipefd[2];
+  char buf[8192];
+  size_t len = 0;
+  ssize_t n;
+  int status;
+  pid_t pid;
+  char *reason;
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return xasprintf ("pipe: %s", strerror (errno));
+  pid = fork ();
+  if (pid < 0)
+    {
+      close (pipefd[0]);
+      close (pipefd[1]);
+      return xasprintf ("fork: %s", strerror (errno));
+    }
+  if (pid == 0)
+    {
+      int null = open ("/dev/null", O_RDONLY);
+      if (null >= 0)
+        dup2 (null, 0);
+      dup2 (pipefd[1], 1);
+      dup2 (pipefd[1], 2);
+      execlp ("criu", "criu", "check", (char *)NULL);
+      dprintf (2, "Error (capsule): criu is not installed (Debian package criu)\n");
+      _exit (127);
+    }
+  close (pipefd[1]);
+  while ((n = read (pipefd[0], buf + len, sizeof buf - 1 - len)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0)
+      len += n;
+  close (pipefd[0]);
+  buf[len] = '\0';
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+    return NULL;
+  reason = criu_first_error (buf);
+  if (reason)
+    return reason;
+  return xasprintf ("`criu check` failed (%s)", len ? strtok (buf, "\n") : "no output");
+#endif
+}
+
+#ifndef HAVE_CRIU
+
+int
+container_checkpoint (const char *root, const char *id, const struct checkpoint_opts *o,
+                      capsule_error **err)
+{
+  _cleanup_free_ char *why = checkpoint_unavailable ();
+  (void)root, (void)o;
+  return capsule_error_make (err, ENOSYS, "checkpoint `%s`: %s; the container was left as it was",
+                             id, why);
+}
+
+int
+container_restore (const struct container_opts *o, const struct checkpoint_opts *co,
+                   int *ret_status, capsule_error **err)
+{
+  _cleanup_free_ char *why = checkpoint_unavailable ();
+  (void)co, (void)ret_status;
+  return capsule_error_make (err, ENOSYS, "restore `%s`: %s; nothing was restored", o->id, why);
+}
+
+#else
+
+/* ------------------------------------------------------------ external mounts */
+
+enum ext_kind
+{
+  EXT_BIND,   /* a bind mount of the spec: comes from its source */
+  EXT_DEVICE, /* a device node bound from the host's /dev in a user namespace */
+  EXT_MASKED, /* a masked file: the host's /dev/null */
+  EXT_CGROUP, /* the container's cgroup2 mount: its own cgroup directory */
+};
+static const char *const ext_kind_names[] = { "bind", "device", "masked", "cgroup" };
+
+struct ext_mount
+{
+  enum ext_kind kind;
+  char *path;
+};
+
+struct ext_mounts
+{
+  struct ext_mount *v;
+  size_t n;
+};
+
+static void
+ext_mounts_release (struct ext_mounts *e)
+{
+  for (size_t i = 0; i < e->n; i++)
+    free (e->v[i].path);
+  free (e->v);
+  e->v = NULL;
+  e->n = 0;
+}
+
+static void
+ext_add (struct ext_mounts *e, enum ext_kind kind, const char *path)
+{
+  for (size_t i = 0; i < e->n; i++)
+    if (strcmp (e->v[i].path, path) == 0)
+      return;
+  e->v = xrealloc (e->v, (e->n + 1) * sizeof *e->v);
+  e->v[e->n].kind = kind;
+  e->v[e->n].path = xstrdup (path);
+  e->n++;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void
+unescape_octal (char *s)
+{
+  char *w = s;
+  for (char *r = s; *r; r++)
+    {
+      if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0'
+          && r[3] <= '7')
+        {
+          *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+          r += 3;
+        }
+      else
+        *w++ = *r;
+    }
+  *w = '\0';
+}
+
+/* The container's mounts that criu must treat as external, from what the spec asked and what
+   the container's mountinfo shows mounted. */
+static int
+ext_mounts_find (pid_t pid, const struct spec *s, struct ext_mounts *ret, capsule_error **err)
+{
+  _cleanup_free_ char *path = xasprintf ("/proc/%d/mountinfo", pid);
+  _cleanup_free_ char *text = NULL;
+  bool userns = spec_namespace (s, CLONE_NEWUSER) != NULL;
+  if (read_file_at (AT_FDCWD, path, 16 << 20, &text, NULL, err) < 0)
+    return capsule_error_wrap (err, "the container's mounts");
+  for (char *save = NULL, *line = strtok_r (text, "\n", &save); line;
+       line = strtok_r (NULL, "\n", &save))
+    {
+      char *f[6] = { NULL }, *sep = strstr (line, " - "), *fstype, *fsave = NULL;
+      size_t nf = 0;
+      if (sep == NULL)
+        continue;
+      *sep = '\0';
+      fstype = strtok_r (sep + 3, " ", &fsave);
+      for (char *tsave = NULL, *t = strtok_r (line, " ", &tsave); t && nf < 6;
+           t = strtok_r (NULL, " ", &tsave))
+        f[nf++] = t;
+      if (nf < 5 || fstype == NULL)
+        continue;
+      unescape_octal (f[4]);
+      const char *mp = f[4];
+      for (size_t i = 0; i < s->n_mounts; i++)
+        if ((s->mounts[i].flags & MS_BIND) && strcmp (s->mounts[i].destination, mp) == 0)
+          ext_add (ret, EXT_BIND, mp);
+      /* a user namespace may not mount cgroup2 where criu restores mounts: bind it instead */
+      if (strcmp (fstype, "cgroup2") == 0)
+        ext_add (ret, EXT_CGROUP, mp);
+      if (strcmp (fstype, "tmpfs") == 0)
+        continue;
+      for (char **m = s->masked_paths; m && *m; m++)
+        if (strcmp (*m, mp) == 0)
+          ext_add (ret, EXT_MASKED, mp);
+      /* devices: bound from the host's devtmpfs (a user namespace may not mknod) */
+      if (userns && strncmp (mp, "/dev/", 5) == 0 && strchr (mp + 5, '/') == NULL
+          && strcmp (fstype, "devtmpfs") == 0)
+        ext_add (ret, EXT_DEVICE, mp);
+    }
+  return 0;
+}
+
+static int
+ext_mounts_save (int dirfd, const struct ext_mounts *e, capsule_error **err)
+{
+  _cleanup_json_writer_ json_writer *w = json_writer_new (true);
+  const char *text;
+  size_t len;
+  json_w_open_array (w);
+  for (size_t i = 0; i < e->n; i++)
+    {
+      json_w_open_object (w);
+      json_w_kv_string (w, "kind", ext_kind_names[e->v[i].kind]);
+      json_w_kv_string (w, "path", e->v[i].path);
+      json_w_close_object (w);
+    }
+  json_w_close_array (w);
+  text = json_writer_text (w, &len);
+  return write_file_at (dirfd, EXT_MOUNTS_FILE, text, len, 0600, err);
+}
+
+static int
+ext_mounts_load (int dirfd, struct ext_mounts *ret, capsule_error **err)
+{
+  _cleanup_free_ char *text = NULL;
+  _cleanup_json_ json_value *v = NULL;
+  if (read_file_at (dirfd, EXT_MOUNTS_FILE, 1 << 20, &text, NULL, err) < 0)
+    return capsule_error_wrap (err, "the image's " EXT_MOUNTS_FILE " (not a capsule checkpoint?)");
+  v = json_parse (text, EXT_MOUNTS_FILE, err);
+  if (v == NULL)
+    return -1;
+  if (!json_is_array (v))
+    return capsule_error_make (err, EINVAL, EXT_MOUNTS_FILE ": not an array");
+  for (size_t i = 0; i < json_array_len (v); i++)
+    {
+      json_value *m = json_array_get (v, i), *k = json_get (m, "kind"), *p = json_get (m, "path");
+      size_t kind;
+      if (!json_is_string (k) || !json_is_string (p) || json_string (p)[0] != '/')
+        return capsule_error_make (err, EINVAL, EXT_MOUNTS_FILE ": entry %zu is malformed", i);
+      for (kind = 0; kind < ARRAY_SIZE (ext_kind_names); kind++)
+        if (strcmp (json_string (k), ext_kind_names[kind]) == 0)
+          break;
+      if (kind == ARRAY_SIZE (ext_kind_names))
+        return capsule_error_make (err, EINVAL, EXT_MOUNTS_FILE ": unknown kind \"%s\"",
+                                   json_string (k));
+      ext_add (ret, (enum ext_kind)kind, json_string (p));
+    }
+  return 0;
+}
+
+/* Where external mount E comes from on this host, per the restoring bundle's spec. */
+static char *
+ext_source (const struct spec *s, const struct cgroup *cg, const struct ext_mount *e,
+            capsule_error **err)
+{
+  switch (e->kind)
+    {
+    case EXT_CGROUP:
+      if (cg->ops->version == 2)
+        return xasprintf ("%s%s", cg->root, cg->path);
+      capsule_error_make (
+          err, 0, "the checkpoint has a cgroup2 mount at `%s`, this host no cgroup v2", e->path);
+      return NULL;
+    case EXT_DEVICE:
+      return xstrdup (e->path);
+    case EXT_MASKED:
+      return xstrdup ("/dev/null");
+    case EXT_BIND:
+      for (size_t i = 0; i < s->n_mounts; i++)
+        {
+          const struct spec_mount *m = &s->mounts[i];
+          if ((m->flags & MS_BIND) && strcmp (m->destination, e->path) == 0)
+            return m->source[0] == '/' ? xstrdup (m->source)
+                                       : xasprintf ("%s/%s", s->bundle, m->source);
+        }
+      break;
+    }
+  capsule_error_make (err, ENOENT,
+                      "the checkpoint has a bind mount at `%s` that the bundle's config.json lacks",
+                      e->path);
+  return NULL;
+}
+
+/* ------------------------------------------------------------ criu */
+
+struct criu_call
+{
+  criu_opts *opts;
+  int images_fd, work_fd;
+};
+
+static void
+criu_call_release (struct criu_call *c)
+{
+  if (c->opts)
+    criu_local_free_opts (c->opts);
+  if (c->images_fd >= 0)
+    close (c->images_fd);
+  if (c->work_fd >= 0)
+    close (c->work_fd);
+}
+
+static int
+open_dir (const char *path, bool create, const char *what, capsule_error **err)
+{
+  int fd;
+  if (create && mkdir_p (path, 0700, err) < 0)
+    return capsule_error_wrap (err, "%s", what);
+  fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return capsule_error_make (err, errno, "%s `%s`", what, path);
+  return fd;
+}
+
+static int
+criu_call_init (struct criu_call *c, const struct checkpoint_opts *o, bool dump,
+                capsule_error **err)
+{
+  const char *images = o->image_path ? o->image_path : "checkpoint";
+  const char *debug = getenv ("CAPSULE_CRIU_DEBUG");
+  *c = (struct criu_call){ .images_fd = -1, .work_fd = -1 };
+  c->images_fd = open_dir (images, dump, "--image-path", err);
+  if (c->images_fd < 0)
+    return -1;
+  if (o->work_path)
+    c->work_fd = open_dir (o->work_path, true, "--work-path", err);
+  else if ((c->work_fd = fcntl (c->images_fd, F_DUPFD_CLOEXEC, 3)) < 0)
+    return capsule_error_make (err, errno, "dup");
+  if (c->work_fd < 0)
+    return -1;
+  if (criu_local_init_opts (&c->opts) < 0)
+    return capsule_error_make (err, ENOMEM, "criu: cannot set up its options");
+  criu_local_set_images_dir_fd (c->opts, c->images_fd);
+  criu_local_set_work_dir_fd (c->opts, c->work_fd);
+  criu_local_set_log_file (c->opts, dump ? "dump.log" : "restore.log");
+  criu_local_set_log_level (c->opts, debug && *debug == '1' ? CRIU_LOG_DEBUG : CRIU_LOG_WARN);
+  criu_local_set_tcp_established (c->opts, o->tcp_established);
+  criu_local_set_ext_unix_sk (c->opts, o->ext_unix_sk);
+  criu_local_set_shell_job (c->opts, o->shell_job);
+  criu_local_set_file_locks (c->opts, o->file_locks);
+  criu_local_set_orphan_pts_master (c->opts, true);
+  return 0;
+}
+
+static char *
+dir_of (int fd)
+{
+  char link[64], buf[4096];
+  ssize_t n;
+  snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+  n = readlink (link, buf, sizeof buf - 1);
+  if (n < 0)
+    return NULL;
+  buf[n] = '\0';
+  return xstrdup (buf);
+}
+
+/* criu failed with R: its first error from LOG in the work directory, else `criu check`'s. */
+static int
+criu_failed (struct criu_call *c, const char *what, const char *log, int r, capsule_error **err)
+{
+  _cleanup_free_ char *text = NULL, *reason = NULL, *dir = dir_of (c->work_fd);
+  _cleanup_error_ capsule_error *ignored = NULL;
+  if (read_file_at (c->work_fd, log, 64 << 20, &text, NULL, &ignored) == 0)
+    reason = criu_first_error (text);
+  if (reason == NULL)
+    reason = checkpoint_unavailable ();
+  if (reason == NULL)
+    reason = xasprintf ("criu failed (%s)", strerror (r < 0 ? -r : EIO));
+  return capsule_error_make (err, 0, "%s: criu: %s (log: %s/%s)", what, reason, dir ? dir : "?",
+                             log);
+}
+
+int
+container_checkpoint (const char *root, const char *id, const struct checkpoint_opts *o,
+                      capsule_error **err)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_spec_ struct spec *s = NULL;
+  _cleanup_close_ int lock = -1;
+  _cleanup_free_ char *what = xasprintf ("checkpoint `%s`", id);
+  struct ext_mounts ext = { 0 };
+  struct criu_call c = { .images_fd = -1, .work_fd = -1 };
+  enum container_status status;
+  int r = -1;
+
+  if (container_load_locked (root, id, &st, &lock, &status, err) < 0)
+    return -1;
+  if (status != STATUS_RUNNING && status != STATUS_PAUSED)
+    return capsule_error_make (err, 0, "%s: it is %s, not running", what,
+                               container_status_name (status));
+  s = spec_load (st->bundle, err);
+  if (s == NULL)
+    return capsule_error_wrap (err, "%s: its bundle", what);
+  if (criu_call_init (&c, o, true, err) < 0 || ext_mounts_find (st->pid, s, &ext, err) < 0
+      || ext_mounts_save (c.images_fd, &ext, err) < 0)
+    goto out;
+  criu_local_set_pid (c.opts, st->pid);
+  criu_local_set_root (c.opts, st->rootfs);
+  criu_local_set_leave_running (c.opts, o->leave_running);
+  criu_local_set_manage_cgroups (c.opts, true);
+  criu_local_set_manage_cgroups_mode (c.opts, CRIU_CG_MODE_SOFT);
+  for (size_t i = 0; i < ext.n; i++)
+    criu_local_add_ext_mount (c.opts, ext.v[i].path, ext.v[i].path);
+  if (st->cgroup_version == 2)
+    {
+      /* criu freezes the whole tree at once through cgroup.freeze, not task by task */
+      _cleanup_free_ char *cg = xasprintf ("%s%s", st->cgroup_root, st->cgroup_path);
+      criu_local_set_freeze_cgroup (c.opts, cg);
+    }
+  r = criu_local_dump (c.opts);
+  if (r < 0)
+    {
+      criu_failed (&c, what, "dump.log", r, err);
+      goto out;
+    }
+  r = 0;
+out:
+  ext_mounts_release (&ext);
+  criu_call_release (&c);
+  if (r == 0 && !o->leave_running)
+    {
+      /* criu has killed the processes; what is left goes as runc's checkpoint does it */
+      close (steal_fd (&lock));
+      if (container_delete (root, id, true, err) < 0)
+        return capsule_error_wrap (err, "%s: checkpointed, but removing the container", what);
+    }
+  return r;
+}
+
+/* In a user namespace criu reads some images as the container's root: give them to it (they
+   hold that container's own memory, and stay unreadable to anyone else). */
+static int
+images_give_to (int dirfd, const struct spec *s, capsule_error **err)
+{
+  uid_t uid = (uid_t)-1;
+  gid_t gid = (gid_t)-1;
+  _cleanup_close_ int fd = -1;
+  DIR *d;
+  struct dirent *de;
+  if (spec_namespace (s, CLONE_NEWUSER) == NULL)
+    return 0;
+  for (size_t i = 0; i < s->n_uid_mappings; i++)
+    if (s->uid_mappings[i].container_id == 0)
+      uid = s->uid_mappings[i].host_id;
+  for (size_t i = 0; i < s->n_gid_mappings; i++)
+    if (s->gid_mappings[i].container_id == 0)
+      gid = s->gid_mappings[i].host_id;
+  if (uid == (uid_t)-1 && gid == (gid_t)-1)
+    return 0;
+  fd = openat (dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || (d = fdopendir (fd)) == NULL)
+    return capsule_error_make (err, errno, "read the image directory");
+  steal_fd (&fd);
+  while ((de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, "..") != 0
+        && fchownat (dirfd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+      {
+        int e = errno;
+        closedir (d);
+        return capsule_error_make (err, e, "chown `%s` in the image directory", de->d_name);
+      }
+  closedir (d);
+  return 0;
+}
+
+/* The helper: joins the container's cgroup, has criu restore the tree as its sibling (so our
+   child), reports the restored pid through FD and exits. */
+static _Noreturn void
+restore_helper (struct criu_call *c, struct cgroup *cg, int fd)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  int pid;
+  prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (cg->ops->enter (cg, getpid (), &err) < 0)
+    {
+      dprintf (fd, "E%s", err->msg);
+      _exit (1);
+    }
+  pid = criu_local_restore_child (c->opts);
+  if (pid < 0)
+    {
+      dprintf (fd, "F%d", pid);
+      _exit (1);
+    }
+  dprintf (fd, "P%d", pid);
+  _exit (0);
+}
+
+static int
+restore_run (struct criu_call *c, struct cgroup *cg, const char *what, pid_t *ret_pid,
+             capsule_error **err)
+{
+  int p[2];
+  char buf[4096];
+  ssize_t n;
+  size_t len = 0;
+  pid_t helper;
+  int status;
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return capsule_error_make (err, errno, "pipe");
+  helper = fork ();
+  if (helper < 0)
+    {
+      close (p[0]);
+      close (p[1]);
+      return capsule_error_make (err, errno, "fork");
+    }
+  if (helper == 0)
+    {
+      close (p[0]);
+      restore_helper (c, cg, p[1]);
+    }
+  close (p[1]);
+  while ((n = read (p[0], buf + len, sizeof buf - 1 - len)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0)
+      len += n;
+  close (p[0]);
+  buf[len] = '\0';
+  while (waitpid (helper, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (buf[0] == 'P')
+    {
+      *ret_pid = atoi (buf + 1);
+      if (*ret_pid > 0)
+        return 0;
+    }
+  if (buf[0] == 'E')
+    return capsule_error_make (err, 0, "%s: join the container's cgroup: %s", what, buf + 1);
+  return criu_failed (c, what, "restore.log", buf[0] == 'F' ? atoi (buf + 1) : -EIO, err);
+}
+
+int
+container_restore (const struct container_opts *o, const struct checkpoint_opts *co,
+                   int *ret_status, capsule_error **err)
+{
+  _cleanup_spec_ struct spec *s = NULL;
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_cgroup_ struct cgroup *cg = NULL;
+  _cleanup_free_ char *dir = NULL, *croot = NULL, *what = xasprintf ("restore `%s`", o->id);
+  struct ext_mounts ext = { 0 };
+  struct criu_call c = { .images_fd = -1, .work_fd = -1 };
+  bool mounted = false;
+  sigset_t mask, old;
+  pid_t pid = -1;
+  int r = -1;
+
+  if (!container_id_valid (o->id))
+    return capsule_error_make (err, EINVAL, "invalid container id \"%s\"", o->id);
+  s = spec_load (o->bundle ? o->bundle : ".", err);
+  if (s == NULL)
+    return -1;
+  if (access (s->root_path, F_OK) < 0)
+    return capsule_error_make (err, errno, "config.json: root.path: `%s`", s->root_path);
+  if (criu_call_init (&c, co, false, err) < 0)
+    goto fail_early;
+  if (faccessat (c.images_fd, "inventory.img", F_OK, 0) < 0)
+    {
+      capsule_error_make (err, ENOENT, "%s: `%s` holds no checkpoint (no inventory.img)", what,
+                          co->image_path ? co->image_path : "checkpoint");
+      goto fail_early;
+    }
+  if (ext_mounts_load (c.images_fd, &ext, err) < 0 || images_give_to (c.images_fd, s, err) < 0)
+    goto fail_early;
+  container_forwarding_mask (&mask);
+  sigprocmask (SIG_BLOCK, &mask, &old);
+  prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  dir = container_make_dir (o->root, o->id, err);
+  if (dir == NULL)
+    goto out;
+  st = container_record_new (o->root, o->id, s, &cg, err);
+  if (st == NULL || cg->ops->create (cg, err) < 0 || cg->ops->apply (cg, s->resources, err) < 0)
+    goto rollback;
+  for (size_t i = 0; i < ext.n; i++)
+    {
+      _cleanup_free_ char *src = ext_source (s, cg, &ext.v[i], err);
+      if (src == NULL)
+        goto rollback;
+      if (access (src, F_OK) < 0)
+        {
+          capsule_error_make (err, errno, "%s: source `%s` of mount `%s`", what, src,
+                              ext.v[i].path);
+          goto rollback;
+        }
+      criu_local_add_ext_mount (c.opts, ext.v[i].path, src);
+    }
+  /* criu wants the root as a mount point of its own */
+  croot = xasprintf ("%s/criu-root", dir);
+  if (mkdir (croot, 0700) < 0 || mount (s->root_path, croot, NULL, MS_BIND | MS_REC, NULL) < 0)
+    {
+      capsule_error_make (err, errno, "%s: bind the root at `%s`", what, croot);
+      goto rollback;
+    }
+  mounted = true;
+  mount (NULL, croot, NULL, MS_PRIVATE | MS_REC, NULL);
+  criu_local_set_root (c.opts, croot);
+  /* the tree lands in the cgroup the helper joined */
+  criu_local_set_manage_cgroups (c.opts, true);
+  criu_local_set_manage_cgroups_mode (c.opts, CRIU_CG_MODE_IGNORE);
+  if (restore_run (&c, cg, what, &pid, err) < 0)
+    goto rollback;
+  umount2 (croot, MNT_DETACH);
+  rmdir (croot);
+  mounted = false;
+  if (proc_start_time (pid, &st->start_time) < 0)
+    {
+      capsule_error_make (err, ESRCH, "%s: the restored process vanished", what);
+      goto rollback;
+    }
+  st->pid = pid;
+  st->creating = false;
+  if (state_save (o->root, st, err) < 0)
+    goto rollback;
+  if (o->pid_file)
+    {
+      _cleanup_free_ char *text = xasprintf ("%d", pid);
+      if (write_file_atomic (o->pid_file, text, strlen (text), 0644, err) < 0)
+        {
+          capsule_error_wrap (err, "--pid-file");
+          goto rollback;
+        }
+    }
+  r = 0;
+  *ret_status = 0;
+  if (!co->detach)
+    {
+      _cleanup_error_ capsule_error *tmp = NULL;
+      process_wait_forwarding (pid, &mask, ret_status);
+      container_report_oom (st);
+      if (container_delete (o->root, o->id, true, &tmp) < 0)
+        dprintf (2, "capsule: warning: %s\n", tmp->msg);
+    }
+  goto out;
+
+rollback:
+  {
+    _cleanup_error_ capsule_error *tmp = NULL;
+    if (pid > 0)
+      kill (pid, SIGKILL);
+    if (mounted)
+      umount2 (croot, MNT_DETACH);
+    if (cg && cgroup_teardown (cg, &tmp) < 0)
+      capsule_error_release (&tmp);
+    if (pid > 0)
+      waitpid (pid, NULL, 0);
+    if (dir && rm_rf (dir, &tmp) < 0)
+      capsule_error_release (&tmp);
+  }
+out:
+  sigprocmask (SIG_SETMASK, &old, NULL);
+fail_early:
+  ext_mounts_release (&ext);
+  criu_call_release (&c);
+  return r;
+}
+
+#endif

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Checkpoint and restore through the CLI (CRIU), in the guest where Debian's criu works: a
+# counting process is dumped, is gone, comes back and counts on from where it stopped, with the
+# same isolation (only lo, its seccomp filter, no capabilities, the same cgroup limits).
+. "$(dirname "$0")/lib.sh"
+
+command -v criu > /dev/null || { fail "criu is installed (scripts/setup)"; finish; exit; }
+CHECK=$(criu check 2>&1)
+check_match "criu check passes in the guest" 'Looks good' "$CHECK"
+
+B=$WORK/b
+make_bundle "$B" || { fail "make bundle"; finish; exit; }
+mkdir -p "$WORK/data"
+chown 100000:100000 "$WORK/data"
+id=counter
+in_parent "$B" $id
+edit_config "$B" "c['mounts'].append({'destination': '/mnt/data', 'type': 'bind', 'source': '$WORK/data', 'options': ['rbind', 'rw']})
+c['linux']['resources'] = {'memory': {'limit': 67108864}, 'pids': {'limit': 32}}"
+# stdio: the container's own /dev/null, so nothing ties it to this shell
+set_args "$B" /bin/sh -c 'exec < /dev/null > /dev/null 2>&1; i=0; while :; do i=$((i + 1)); echo $i > /mnt/data/count; sleep 0.2; done'
+count() { cat "$WORK/data/count" 2>/dev/null || echo 0; }
+past() { [ "$(count)" -ge "$1" ]; }
+
+cap run -d --bundle "$B" $id
+wait_for 60 past 3
+check_match "the counter runs" '^[0-9]+$' "$(count)"
+
+pid=$(json_get "$(cap state $id)" "j['pid']")
+caps=$(grep CapEff: /proc/$pid/status)
+OUT=$(cap checkpoint --image-path "$WORK/img" $id 2>&1)
+check_eq "checkpoint succeeds" "" "$OUT"
+check_eq "the image is written" "yes" "$([ -f "$WORK/img/inventory.img" ] && echo yes)"
+check_match "and names its external mounts" '"/mnt/data"' "$(cat "$WORK/img/capsule-mounts.json" 2>/dev/null)"
+check_match "the container is gone after the checkpoint, as with runc" 'does not exist' "$(cap state $id 2>&1)"
+check_eq "its cgroup too" "" "$(ls -d "$(cgdir $id)" 2>/dev/null)"
+at=$(count)
+sleep 2
+check_eq "the count stopped at the checkpoint" "$at" "$(count)"
+
+OUT=$(cap restore -d --bundle "$B" --image-path "$WORK/img" $id 2>&1)
+check_eq "restore succeeds" "" "$OUT"
+check_match "state says running" '"status": "running"' "$(cap state $id 2>&1)"
+wait_for 60 past $((at + 3))
+now=$(count)
+check_eq "the count goes on from where it stopped" "yes" "$([ "$now" -gt "$at" ] && [ "$now" -lt $((at + 200)) ] && echo yes)"
+pid=$(json_get "$(cap state $id)" "j['pid']")
+check_eq "the restored process is in the container's cgroup" "0::$PARENT/capsule-$id" "$(cat /proc/$pid/cgroup 2>&1)"
+check_eq "with memory.max from the bundle" "67108864" "$(knob $id memory.max)"
+check_eq "and pids.max" "32" "$(knob $id pids.max)"
+check_eq "its network namespace still has only lo" "lo" "$(cap exec $id /bin/sh -c 'ls /sys/class/net' 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+check_match "its seccomp filter is back (Seccomp: 2)" 'Seccomp:[[:space:]]+2' "$(grep Seccomp: /proc/$pid/status)"
+check_eq "the same capabilities as before" "$caps" "$(grep CapEff: /proc/$pid/status)"
+# criu 3.17 does not carry no_new_privs over (README: checkpoint); what the container runs next has it
+check_match "a process exec'd into the restored container has no_new_privs" 'NoNewPrivs:[[:space:]]+1' "$(cap exec $id /bin/sh -c 'grep NoNewPrivs: /proc/self/status' 2>&1)"
+check_eq "the same user namespace mapping" "$(cat /proc/$pid/uid_map | tr -s ' ')" " 0 100000 65536"
+
+# --leave-running: the image is taken, the container goes on
+OUT=$(cap checkpoint --leave-running --image-path "$WORK/img2" $id 2>&1)
+check_eq "checkpoint --leave-running succeeds" "" "$OUT"
+at=$(count)
+wait_for 30 past $((at + 2))
+check_match "and the container keeps running" '"status": "running"' "$(cap state $id 2>&1)"
+cap delete --force $id
+
+# mistakes are named
+check_match "restore of an id that exists is refused" 'already exists|does not exist' "$(cap run -d --bundle "$B" $id > /dev/null 2>&1; cap restore -d --bundle "$B" --image-path "$WORK/img2" $id 2>&1)"
+cap delete --force $id 2>/dev/null
+mkdir -p "$WORK/empty"
+check_match "restore from a directory without an image says so" 'holds no checkpoint' "$(cap restore -d --bundle "$B" --image-path "$WORK/empty" x 2>&1)"
+check_match "checkpoint of a missing container says so" 'does not exist' "$(cap checkpoint --image-path "$WORK/img3" nosuch 2>&1)"
+finish
