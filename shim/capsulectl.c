@@ -249,6 +249,14 @@ h_status (json_value *r)
   print_json (r);
 }
 
+/* id, status and capsule's sandbox state (live, checkpointed, ...) */
+static void
+h_sandbox (json_value *r)
+{
+  printf ("%s\t%s\t%s\n", json_string (json_get (r, "id")), json_string (json_get (r, "status")),
+          json_string (json_get (r, "sandbox")));
+}
+
 static void
 h_deleted (json_value *r)
 {
@@ -503,7 +511,8 @@ main (int argc, char **argv)
         break;
       case 'h':
         puts ("usage: capsulectl [--socket PATH] [--json] status | create [--name N] [--memory "
-              "1g] [--tenant T] [--expires MIN] | ls | rm ID | exec ID [CODE|-] [--timeout MS] "
+              "1g] [--tenant T] [--expires MIN] | ls | get ID | rm ID | checkpoint ID | exec ID "
+              "[CODE|-] [--timeout MS] "
               "[--images DIR] | upload ID LOCAL [PATH] | files ID | download ID FILE_ID|PATH "
               "[LOCAL]");
         return 0;
@@ -528,6 +537,10 @@ main (int argc, char **argv)
     return cmd_one_id (argc, argv, "containers.delete", h_deleted);
   if (strcmp (cmd, "exec") == 0)
     return cmd_exec (argc, argv);
+  if (strcmp (cmd, "get") == 0)
+    return cmd_one_id (argc, argv, "containers.retrieve", h_sandbox);
+  if (strcmp (cmd, "checkpoint") == 0)
+    return cmd_one_id (argc, argv, "containers.checkpoint", h_sandbox);
   if (strcmp (cmd, "upload") == 0)
     return cmd_upload (argc, argv);
   if (strcmp (cmd, "files") == 0)

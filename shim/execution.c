@@ -45,6 +45,12 @@ send_execute (struct shim *s, struct session *se, struct exec_call *x)
   json_w_close_object (w);
   line = xasprintf ("%s\n", json_writer_text (w, NULL));
   x->phase = EXEC_RUNNING;
+  if (se->restored_unreported)
+    {
+      x->restored = true;
+      x->restore_ms = se->restore_ms;
+      se->restored_unreported = false;
+    }
   x->started_ms = shim_monotonic_ms ();
   x->deadline_ms = x->started_ms + x->timeout_ms;
   sandbox_send (s, se, line);
@@ -56,6 +62,15 @@ execution_kick (struct shim *s, struct session *se)
   struct exec_call *x = se->queue;
   if (x == NULL || x->phase != EXEC_QUEUED)
     return;
+  if (se->sb == SB_ASLEEP)
+    {
+      struct rpc_error *e = session_wake (s, se);
+      if (e)
+        execution_fail_all (s, se, e); /* the pool is full: it stays asleep */
+      return;                          /* ready later */
+    }
+  if (se->sb == SB_CHECKPOINTING || se->sb == SB_RESTORING)
+    return; /* kicked again when the worker is done */
   if (se->sb == SB_NONE)
     {
       _cleanup_error_ capsule_error *err = NULL;
@@ -249,6 +264,9 @@ execution_json (struct session *se, struct exec_call *x, const struct outcome *o
   json_w_kv_string (w, "result", json_string (json_get (r, "result")));
   w_error (w, r, o);
   json_w_kv_bool (w, "interpreter_restarted", x->restarted);
+  json_w_kv_bool (w, "restored", x->restored);
+  if (x->restored)
+    json_w_kv_int (w, "restore_ms", x->restore_ms);
   json_w_kv_int (w, "duration_ms", x->started_ms ? shim_monotonic_ms () - x->started_ms : 0);
   json_w_key (w, "outputs");
   json_w_string (w, "@OUTPUTS@");

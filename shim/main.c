@@ -345,6 +345,7 @@ main (int argc, char **argv)
   fprintf (stderr, "capsule-shim: listening on %s (image %s, state %s)\n",
            s.cfg.socket_path ? s.cfg.socket_path : "the socket from systemd",
            s.image_is_host ? "host" : s.image_root, s.cfg.state_dir);
+  sleep_init (&s);
   r = store_load_all (&s);
   if (r > 0)
     fprintf (stderr, "capsule-shim: re-adopted %d session%s\n", r, r == 1 ? "" : "s");

@@ -430,9 +430,16 @@ sandbox_on_pidfd (struct shim *s, struct session *se)
 }
 
 void
+sandbox_detach (struct shim *s, struct session *se)
+{
+  close_executor (s, se);
+}
+
+void
 sandbox_stop (struct shim *s, struct session *se)
 {
   _cleanup_error_ capsule_error *err = NULL;
+  sleep_cancel (s, se);
   close_executor (s, se);
   close_pidfd (s, se);
   if (se->sb != SB_NONE || se->pid > 0)
@@ -599,6 +606,12 @@ sandbox_on_exit (struct shim *s, struct session *se, int status)
   _cleanup_error_ capsule_error *err = NULL;
   struct cgroup_stats stats = { 0 };
   bool oom = false;
+  if (se->sb == SB_CHECKPOINTING || se->sb == SB_ASLEEP || se->sb == SB_RESTORING)
+    {
+      /* criu ended it: the sandbox lives on in the image */
+      se->pid = 0;
+      return;
+    }
   if (container_stats (s->runtime_root, se->id, &stats, &err) == 0)
     oom = stats.oom_kills > se->oom_kills;
   close_executor (s, se);

@@ -297,6 +297,8 @@ reap_children (struct shim *s)
       pid_t pid = waitpid (-1, &status, WNOHANG);
       if (pid <= 0)
         return;
+      if (sleep_on_child (s, pid, status))
+        continue;
       for (struct session *se = s->sessions; se; se = se->next)
         if (se->pid == pid)
           {
@@ -365,6 +367,7 @@ run_timers (struct shim *s)
       se = next;
     }
   sessions_expire_due (s, shim_now ());
+  sessions_sleep_due (s, shim_now ());
   if (s->warm_refill_ms && now >= s->warm_refill_ms)
     {
       s->warm_refill_ms = 0;

@@ -41,6 +41,29 @@ status_name (enum session_status st)
   return st == SESSION_RUNNING ? "running" : st == SESSION_EXPIRED ? "expired" : "deleted";
 }
 
+static const char *
+sandbox_state_name (const struct session *se)
+{
+  if (se->status != SESSION_RUNNING)
+    return "none";
+  switch (se->sb)
+    {
+    case SB_READY:
+      return "live";
+    case SB_STARTING:
+      return "starting";
+    case SB_CHECKPOINTING:
+      return "checkpointing";
+    case SB_ASLEEP:
+      return "checkpointed";
+    case SB_RESTORING:
+      return "restoring";
+    case SB_NONE:
+      break;
+    }
+  return "stopped";
+}
+
 static void
 w_session (json_writer *w, struct session *se)
 {
@@ -59,11 +82,7 @@ w_session (json_writer *w, struct session *se)
   json_w_kv_string (w, "memory_limit", se->tier->name);
   /* capsule's own additions */
   json_w_kv_string (w, "tenant", se->tenant);
-  json_w_kv_string (w, "sandbox",
-                    se->status != SESSION_RUNNING ? "none"
-                    : se->sb == SB_READY          ? "live"
-                    : se->sb == SB_STARTING       ? "starting"
-                                                  : "stopped");
+  json_w_kv_string (w, "sandbox", sandbox_state_name (se));
   json_w_close_object (w);
 }
 
@@ -88,6 +107,7 @@ session_free (struct session *se)
   free (se->data_dir);
   free (se->run_dir);
   free (se->pending_create.id_json);
+  free (se->pending_sleep.id_json);
   if (se->pidfd >= 0)
     close (se->pidfd);
   files_release (se);
@@ -825,7 +845,7 @@ static struct rpc_error *
 m_shim_status (struct shim *s, struct call *c, const json_value *params, char **ret)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (false);
-  int running = 0, expired = 0, live = 0, starting = 0, busy = 0, warm = 0;
+  int running = 0, expired = 0, live = 0, starting = 0, busy = 0, warm = 0, asleep = 0;
   (void)c;
   (void)params;
   for (struct session *se = s->sessions; se; se = se->next)
@@ -836,6 +856,7 @@ m_shim_status (struct shim *s, struct call *c, const json_value *params, char **
       live += se->status == SESSION_RUNNING && se->sb == SB_READY;
       starting += se->status == SESSION_RUNNING && se->sb == SB_STARTING;
       busy += se->queue != NULL;
+      asleep += se->status == SESSION_RUNNING && se->sb == SB_ASLEEP;
     }
   json_w_open_object (w);
   json_w_kv_string (w, "object", "shim.status");
@@ -851,8 +872,13 @@ m_shim_status (struct shim *s, struct call *c, const json_value *params, char **
   json_w_kv_int (w, "starting", starting);
   json_w_kv_int (w, "busy", busy);
   json_w_kv_int (w, "warm", warm);
+  json_w_kv_int (w, "checkpointed", asleep);
   json_w_close_object (w);
-  json_w_kv_string (w, "checkpoint", "unavailable: checkpoint and restore are not built yet");
+  json_w_kv_string (w, "checkpoint", s->checkpoint_unavailable ? "unavailable" : "available");
+  if (s->checkpoint_unavailable)
+    json_w_kv_string (w, "checkpoint_reason", s->checkpoint_unavailable);
+  json_w_kv_int (w, "checkpoint_after_seconds",
+                 s->checkpoint_unavailable ? 0 : (long long)s->tiers.checkpoint_after_s);
   json_w_key (w, "pools");
   json_w_open_array (w);
   for (size_t i = 0; i < s->pools.n; i++)
@@ -875,6 +901,32 @@ m_shim_status (struct shim *s, struct call *c, const json_value *params, char **
   json_w_close_array (w);
   json_w_close_object (w);
   *ret = xstrdup (json_writer_text (w, NULL));
+  return NULL;
+}
+
+/* containers.checkpoint: put the session to sleep now (a node being drained); answered with the
+   container object once it is on disk.  The next call wakes it. */
+static struct rpc_error *
+m_containers_checkpoint (struct shim *s, struct call *c, const json_value *params, char **ret)
+{
+  struct session *se;
+  struct rpc_error *e = lookup (s, params, true, &se);
+  if (e)
+    return e;
+  if (se->sb == SB_ASLEEP)
+    {
+      *ret = session_object_json (s, se);
+      return NULL;
+    }
+  if (se->pending_sleep.id_json)
+    return rpc_error_new (409, "container_busy", "container_id",
+                          "container %s is already being checkpointed", se->id);
+  e = session_sleep (s, se);
+  if (e)
+    return e;
+  se->pending_sleep.client_id = c->client_id;
+  se->pending_sleep.id_json = xstrdup (c->id_json);
+  *ret = NULL; /* answered when the worker is done */
   return NULL;
 }
 
@@ -916,6 +968,7 @@ static const struct method methods[] = {
   { "containers.delete", m_containers_delete, p_container },
   { "containers.exec", m_containers_exec, p_exec },
   { "containers.interrupt", m_containers_interrupt, p_container },
+  { "containers.checkpoint", m_containers_checkpoint, p_container },
   { "files.create", m_files_create, p_files_create },
   { "files.list", m_files_list, p_files_list },
   { "files.retrieve", m_files_retrieve, p_file },

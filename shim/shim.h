@@ -78,6 +78,8 @@ struct exec_call
   bool timed_out;
   int64_t not_before_ms; /* the interpreter was still busy (a cell from before a restart) */
   bool restarted;        /* the interpreter was (re)started for or during this call */
+  bool restored;         /* the session was asleep and was restored for this call */
+  int64_t restore_ms;
   struct exec_call *next;
 };
 
@@ -86,6 +88,9 @@ enum sandbox_state
   SB_NONE,     /* no container */
   SB_STARTING, /* container up, waiting for the executor's socket */
   SB_READY,
+  SB_CHECKPOINTING, /* a worker is dumping it to disk (CRIU) */
+  SB_ASLEEP,        /* on disk only: its memory is free, its tier credited to the pool */
+  SB_RESTORING,     /* a worker is bringing it back */
 };
 
 enum session_status
@@ -127,7 +132,13 @@ struct session
   int starts;
 
   struct call pending_create; /* containers.create waits for the interpreter */
-  struct exec_call *queue;    /* head runs; the rest wait */
+  struct call pending_sleep;  /* containers.checkpoint waits for the dump */
+  pid_t cr_pid;               /* the checkpoint or restore worker */
+  int64_t cr_started_ms;
+  int64_t restore_ms; /* the last wake took this long; reported by the next result */
+  bool restored_unreported;
+  bool sleep_failed;       /* a checkpoint failed: do not try again on idleness */
+  struct exec_call *queue; /* head runs; the rest wait */
 
   struct cfile *files;
   size_t n_files;
@@ -177,6 +188,7 @@ struct shim
   int64_t warm_refill_ms; /* when to start replacements for claimed warm sandboxes (0: none) */
   bool stopping;
   int64_t started_ms;
+  char *checkpoint_unavailable; /* why sessions cannot sleep here; NULL when they can */
 };
 
 /* server.c */
@@ -204,6 +216,8 @@ const struct method *methods_find (const char *name);
 int sandbox_prepare_image (struct shim *s, capsule_error **err);
 int sandbox_start (struct shim *s, struct session *se, capsule_error **err);
 void sandbox_stop (struct shim *s, struct session *se);
+/* Close our connection to the executor (it waits for the next). */
+void sandbox_detach (struct shim *s, struct session *se);
 /* Called from the loop: connect attempts, executor I/O, deadlines. */
 void sandbox_on_timer (struct shim *s, struct session *se, int64_t now_ms);
 void sandbox_on_io (struct shim *s, struct session *se, uint32_t events);
@@ -238,6 +252,22 @@ void session_start_failed (struct shim *s, struct session *se, capsule_error *er
 void sessions_refill_warm (struct shim *s);
 /* A warm sandbox died or failed: drop it (a later create refills). */
 void session_drop_warm (struct shim *s, struct session *se);
+
+/* sleep.c: idle sessions checkpointed to disk and restored on the next call */
+void sleep_init (struct shim *s);
+/* Checkpoint the sessions idle for the tiers file's checkpoint_after_seconds. */
+void sessions_sleep_due (struct shim *s, int64_t now);
+/* Start putting SE to sleep (a ready sandbox with nothing queued). */
+struct rpc_error *session_sleep (struct shim *s, struct session *se);
+/* Start waking SE: charges its tier to the pool again (the pool's error when that fails). */
+struct rpc_error *session_wake (struct shim *s, struct session *se);
+/* A child exited: true when it was a checkpoint or restore worker (handled). */
+bool sleep_on_child (struct shim *s, pid_t pid, int status);
+/* Stop a worker of SE, if one runs. */
+void sleep_cancel (struct shim *s, struct session *se);
+/* SE's checkpoint image directory, and whether a complete image is there. */
+char *sleep_image_dir (struct session *se);
+bool sleep_image_complete (struct session *se);
 
 /* store.c: records on disk, re-adoption after a restart */
 int store_save (struct shim *s, struct session *se);

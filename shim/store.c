@@ -36,6 +36,8 @@ store_save (struct shim *s, struct session *se)
   json_w_kv_int (w, "created_at", se->created_at);
   json_w_kv_int (w, "last_active_at", se->last_active_at);
   json_w_kv_int (w, "expires_minutes", se->expires_minutes);
+  /* a sleeping session comes back asleep after a restart: restorable, not charged */
+  json_w_kv_string (w, "sandbox", se->sb == SB_ASLEEP ? "checkpointed" : "live");
   json_w_key (w, "files");
   json_w_open_array (w);
   for (size_t i = 0; i < se->n_files; i++)
@@ -94,6 +96,14 @@ load_files (struct session *se, const json_value *files)
       c->id = xstrdup (id);
       c->created_at = get_int (f, "created_at");
     }
+}
+
+static bool
+sandbox_alive (struct shim *s, struct session *se)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_error_ capsule_error *err = NULL;
+  return state_load (s->runtime_root, se->id, &st, &err) == 0 && state_process_alive (st);
 }
 
 /* The sandbox of a re-adopted session: alive (connect again) or gone (start on the next call). */
@@ -198,6 +208,15 @@ store_load_all (struct shim *s)
       se = load_one (s, dir, de->d_name);
       if (se == NULL)
         continue;
+      if (se->data_mounted && sleep_image_complete (se) && !sandbox_alive (s, se))
+        {
+          /* asleep (or its checkpoint finished while no shim ran): restorable on the next call */
+          se->sb = SB_ASLEEP;
+          se->next = s->sessions;
+          s->sessions = se;
+          n++;
+          continue;
+        }
       if (!se->data_mounted || pools_charge (&s->pools, se->tenant, se->tier->memory, &err) < 0)
         {
           /* its files are gone (the host rebooted) or its tenant's pool shrank: it cannot come

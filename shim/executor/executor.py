@@ -20,8 +20,8 @@ Start-up
   default to directories under /tmp (HOME is the data dir; caches must not show up as the user's
   files). matplotlib's font list is copied from /usr/share/capsule/matplotlib when the image has
   one (rootfs/build makes it). Nothing heavy is imported eagerly.
-* The socket is bound under a temporary name in the socket's directory, then renamed into place:
-  once ``connect()`` on the final path succeeds, the executor is ready. Nothing is printed.
+* The socket is bound under its own name in the socket's directory and then listens: once
+  ``connect()`` on it succeeds, the executor is ready. Nothing is printed.
 * Executor diagnostics (never user output) go to the original stderr, prefixed
   ``capsule-executor:``.
 
@@ -511,20 +511,22 @@ class Executor:
         sys.stdin = NoStdin()
 
     def listen(self) -> socket.socket:
-        """Bind under a temporary name, then rename: the final path exists only when ready."""
+        """Bind the socket under its own name and listen.
+
+        Until listen() a connect() is refused, so the shim's retries see the executor as ready
+        only once it is. The name is bound as it stays (no rename): a checkpoint (CRIU) must
+        find the socket's file under the name the kernel recorded at bind()."""
         directory = os.path.dirname(self.socket_path) or "."
         final_name = os.path.basename(self.socket_path)
-        tmp_name = f".{final_name}.{os.getpid()}.tmp"
         # Relative names dodge the 108-byte sun_path limit for deep session directories.
         os.chdir(directory)
         try:
-            os.unlink(tmp_name)
+            os.unlink(final_name)
         except FileNotFoundError:
             pass
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(tmp_name)
+        listener.bind(final_name)
         listener.listen(8)
-        os.rename(tmp_name, final_name)
         os.chdir(self.data_dir)
         return listener
 

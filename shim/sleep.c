@@ -1,0 +1,317 @@
+/* capsule-shim: sessions that sleep on disk.
+ *
+ * A session idle for checkpoint_after_seconds (tiers file), or asked to by containers.checkpoint,
+ * is checkpointed with CRIU into STATE/sessions/ID/checkpoint: its processes are gone, its memory
+ * free, its tier credited back to the tenant's pool.  /mnt/data stays where it is (the session's
+ * workspace on the host), so files calls answer without waking it.  The next call that needs the
+ * interpreter charges the pool again and restores it: variables, imported modules and the
+ * execution counter come back, and that call's result says `restored` with the time it took.
+ *
+ * Dump and restore take seconds for a big interpreter, so each runs in a forked worker while the
+ * loop goes on; the worker's exit comes as SIGCHLD.  A restored sandbox is reparented to us (we
+ * are a subreaper) when the worker exits. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "container.h"
+#include "shim-util.h"
+#include "shim.h"
+#include "utils.h"
+
+#define COMPLETE_MARK "capsule-complete"
+
+void
+sleep_init (struct shim *s)
+{
+  free (s->checkpoint_unavailable);
+  s->checkpoint_unavailable = checkpoint_unavailable ();
+  if (s->checkpoint_unavailable)
+    fprintf (stderr, "capsule-shim: idle sessions stay live: checkpoint unavailable: %s\n",
+             s->checkpoint_unavailable);
+}
+
+char *
+sleep_image_dir (struct session *se)
+{
+  return xasprintf ("%s/checkpoint", se->dir);
+}
+
+bool
+sleep_image_complete (struct session *se)
+{
+  _cleanup_free_ char *mark = xasprintf ("%s/checkpoint/" COMPLETE_MARK, se->dir);
+  return access (mark, F_OK) == 0;
+}
+
+static char *
+error_file (struct session *se)
+{
+  return xasprintf ("%s/checkpoint.error", se->dir);
+}
+
+/* In the worker: do it, leave the reason in checkpoint.error when it fails. */
+static _Noreturn void
+worker (struct shim *s, struct session *se, bool restore)
+{
+  _cleanup_free_ char *images = sleep_image_dir (se), *bundle = NULL, *errpath = error_file (se);
+  _cleanup_error_ capsule_error *err = NULL;
+  struct checkpoint_opts co = { .image_path = images, .detach = true, .ext_unix_sk = true };
+  sigset_t none;
+  int r, status = 0;
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+  signal (SIGPIPE, SIG_DFL);
+  if (restore)
+    {
+      struct container_opts o = { .root = s->runtime_root, .id = se->id };
+      bundle = xasprintf ("%s/bundle", se->dir);
+      o.bundle = bundle;
+      r = container_restore (&o, &co, &status, &err);
+    }
+  else
+    {
+      _cleanup_error_ capsule_error *ignored = NULL;
+      rm_rf (images, &ignored);
+      r = container_checkpoint (s->runtime_root, se->id, &co, &err);
+    }
+  if (r < 0)
+    {
+      _cleanup_error_ capsule_error *ignored = NULL;
+      write_file_atomic (errpath, err->msg, strlen (err->msg), 0600, &ignored);
+      _exit (1);
+    }
+  if (restore)
+    {
+      _cleanup_error_ capsule_error *ignored = NULL;
+      rm_rf (images, &ignored);
+    }
+  else
+    {
+      _cleanup_free_ char *mark = xasprintf ("%s/" COMPLETE_MARK, images);
+      _cleanup_error_ capsule_error *ignored = NULL;
+      if (write_file_atomic (mark, "", 0, 0600, &ignored) < 0)
+        _exit (1);
+    }
+  _exit (0);
+}
+
+static int
+start_worker (struct shim *s, struct session *se, bool restore, capsule_error **err)
+{
+  _cleanup_free_ char *errpath = error_file (se);
+  pid_t pid;
+  unlink (errpath);
+  pid = fork ();
+  if (pid < 0)
+    return capsule_error_make (err, errno, "fork a %s worker", restore ? "restore" : "checkpoint");
+  if (pid == 0)
+    worker (s, se, restore);
+  se->cr_pid = pid;
+  se->cr_started_ms = shim_monotonic_ms ();
+  return 0;
+}
+
+struct rpc_error *
+session_sleep (struct shim *s, struct session *se)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  if (s->checkpoint_unavailable)
+    return rpc_error_new (501, "checkpoint_unavailable", NULL, "sessions cannot sleep here: %s",
+                          s->checkpoint_unavailable);
+  if (se->sb != SB_READY || se->queue || se->pending_create.id_json)
+    return rpc_error_new (409, "container_busy", "container_id",
+                          "container %s is busy; checkpoint it when its calls have finished",
+                          se->id);
+  /* the executor goes back to waiting for a connection: nothing of ours is in the image */
+  sandbox_detach (s, se);
+  se->sb = SB_CHECKPOINTING;
+  if (start_worker (s, se, false, &err) < 0)
+    {
+      se->sb = SB_STARTING; /* reconnect to the untouched sandbox */
+      se->next_connect_ms = shim_monotonic_ms ();
+      se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+      return rpc_error_from (500, "checkpoint_failed", steal_pointer (&err));
+    }
+  return NULL;
+}
+
+struct rpc_error *
+session_wake (struct shim *s, struct session *se)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  if (se->sb != SB_ASLEEP)
+    return NULL;
+  if (pools_charge (&s->pools, se->tenant, se->tier->memory, &err) < 0)
+    return rpc_error_from (429, "memory_pool_exhausted", steal_pointer (&err));
+  se->charged = true;
+  se->sb = SB_RESTORING;
+  if (start_worker (s, se, true, &err) < 0)
+    {
+      pools_credit (&s->pools, se->tenant, se->tier->memory);
+      se->charged = false;
+      se->sb = SB_ASLEEP;
+      return rpc_error_from (500, "restore_failed", steal_pointer (&err));
+    }
+  return NULL;
+}
+
+void
+sessions_sleep_due (struct shim *s, int64_t now)
+{
+  if (s->checkpoint_unavailable || s->tiers.checkpoint_after_s == 0)
+    return;
+  for (struct session *se = s->sessions; se; se = se->next)
+    if (se->status == SESSION_RUNNING && se->sb == SB_READY && se->queue == NULL
+        && se->pending_create.id_json == NULL && !se->sleep_failed
+        && now >= se->last_active_at + (int64_t)s->tiers.checkpoint_after_s)
+      {
+        struct rpc_error *e = session_sleep (s, se);
+        if (e)
+          {
+            fprintf (stderr, "capsule-shim: %s: %s\n", se->id, e->message);
+            se->sleep_failed = true;
+            rpc_error_free (e);
+          }
+      }
+}
+
+static char *
+worker_error (struct session *se, int status)
+{
+  _cleanup_free_ char *path = error_file (se);
+  _cleanup_error_ capsule_error *ignored = NULL;
+  char *text = NULL;
+  if (read_file_at (AT_FDCWD, path, 1 << 16, &text, NULL, &ignored) == 0 && text[0])
+    return text;
+  free (text);
+  if (WIFSIGNALED (status))
+    return xasprintf ("the worker was killed by signal %d", WTERMSIG (status));
+  return xasprintf ("the worker failed (status %d)", WEXITSTATUS (status));
+}
+
+static void
+reply_sleep (struct shim *s, struct session *se, struct rpc_error *e)
+{
+  if (se->pending_sleep.id_json == NULL)
+    {
+      rpc_error_free (e);
+      return;
+    }
+  if (e)
+    shim_reply_error (s, &se->pending_sleep, e);
+  else
+    shim_reply (s, &se->pending_sleep, session_object_json (s, se));
+  free (se->pending_sleep.id_json);
+  se->pending_sleep = (struct call){ 0 };
+}
+
+static void
+checkpoint_done (struct shim *s, struct session *se, int status)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  _cleanup_state_ struct container_state *st = NULL;
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+    {
+      se->sb = SB_ASLEEP;
+      se->pid = 0;
+      if (se->charged)
+        pools_credit (&s->pools, se->tenant, se->tier->memory);
+      se->charged = false;
+      store_save (s, se);
+      fprintf (stderr, "capsule-shim: %s: asleep (checkpointed in %lld ms)\n", se->id,
+               (long long)(shim_monotonic_ms () - se->cr_started_ms));
+      reply_sleep (s, se, NULL);
+      execution_kick (s, se); /* a call came in meanwhile: wake it again */
+      return;
+    }
+  {
+    _cleanup_free_ char *why = worker_error (se, status);
+    fprintf (stderr, "capsule-shim: %s: checkpoint failed: %s\n", se->id, why);
+    se->sleep_failed = true;
+    reply_sleep (s, se, rpc_error_new (500, "checkpoint_failed", NULL, "%s", why));
+  }
+  /* criu failed before touching the sandbox (it leaves it running): reconnect; else it is gone,
+     and the next call starts a fresh interpreter and says so */
+  if (state_load (s->runtime_root, se->id, &st, &err) == 0 && state_process_alive (st))
+    {
+      se->sb = SB_STARTING;
+      se->next_connect_ms = shim_monotonic_ms ();
+      se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+      return;
+    }
+  sandbox_stop (s, se);
+  execution_kick (s, se);
+}
+
+static void
+restore_done (struct shim *s, struct session *se, int status)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  _cleanup_state_ struct container_state *st = NULL;
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 0
+      && state_load (s->runtime_root, se->id, &st, &err) == 0 && state_process_alive (st))
+    {
+      se->pid = st->pid;
+      se->sb = SB_STARTING;
+      se->oom_kills = 0;
+      se->restore_ms = shim_monotonic_ms () - se->cr_started_ms;
+      se->restored_unreported = true;
+      se->next_connect_ms = shim_monotonic_ms ();
+      se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+      store_save (s, se);
+      fprintf (stderr, "capsule-shim: %s: awake (restored in %lld ms)\n", se->id,
+               (long long)se->restore_ms);
+      return;
+    }
+  {
+    _cleanup_free_ char *why = worker_error (se, status);
+    fprintf (stderr, "capsule-shim: %s: restore failed: %s\n", se->id, why);
+    pools_credit (&s->pools, se->tenant, se->tier->memory);
+    se->charged = false;
+    /* the image is still there: the session stays asleep and the next call tries again */
+    se->sb = SB_ASLEEP;
+    execution_fail_all (s, se,
+                        rpc_error_new (500, "restore_failed", NULL,
+                                       "the sleeping sandbox could not be restored: %s (it stays "
+                                       "asleep; its files are intact)",
+                                       why));
+  }
+}
+
+bool
+sleep_on_child (struct shim *s, pid_t pid, int status)
+{
+  for (struct session *se = s->sessions; se; se = se->next)
+    if (se->cr_pid > 0 && se->cr_pid == pid)
+      {
+        se->cr_pid = 0;
+        if (se->sb == SB_CHECKPOINTING)
+          checkpoint_done (s, se, status);
+        else if (se->sb == SB_RESTORING)
+          restore_done (s, se, status);
+        return true;
+      }
+  return false;
+}
+
+void
+sleep_cancel (struct shim *s, struct session *se)
+{
+  (void)s;
+  if (se->cr_pid <= 0)
+    return;
+  kill (se->cr_pid, SIGKILL);
+  while (waitpid (se->cr_pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  se->cr_pid = 0;
+  reply_sleep (s, se, rpc_error_new (409, "container_busy", NULL, "the container was stopped"));
+}

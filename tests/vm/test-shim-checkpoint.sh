@@ -1,0 +1,101 @@
+#!/bin/bash
+# Sessions that sleep on disk, end to end through the shim's socket on cgroup v2 with CRIU: an
+# idle session is checkpointed (its cgroup and memory gone, its tier credited to the pool), the
+# next call wakes it with its variables, imported modules, execution counter and /mnt/data as
+# they were, and says so; containers.checkpoint does the same on demand; a wake the pool cannot
+# afford fails with the pool's error and the session stays asleep; a sleeping session survives
+# kill -9 of the shim; deleting it removes the image.
+. "$(dirname "$0")/lib.sh"
+
+SHIM=$(dirname "$CAPSULE")/../shim/capsule-shim
+CTL=$(dirname "$CAPSULE")/../shim/capsulectl
+[ -x "$SHIM" ] && [ -x "$CTL" ] || skip_all "no capsule-shim or capsulectl in the build"
+SVC=$PARENT/shim-ckpt
+mkdir -p "$CG$SVC"
+cat > "$WORK/tiers.json" <<'JSON'
+{"default": "1g", "tenant_pool": "320m", "checkpoint_after_seconds": 5,
+ "tiers": {"1g": {"memory": "320m", "workspace": "16m", "tmp": "16m", "pids": 64}}}
+JSON
+SHIM_PID=
+start_shim() {
+  # a restarted service starts in the leaf the first shim made (the service cgroup gave its
+  # controllers to its children: it may hold no process)
+  local cg=$CG$SVC
+  [ -d "$cg/shim" ] && cg=$cg/shim
+  (echo $BASHPID > "$cg/cgroup.procs" && exec "$SHIM" --socket "$WORK/shim.sock" \
+    --state-dir "$WORK/state" --tiers "$WORK/tiers.json" --warm 0) 2>> "$WORK/shim.log" &
+  SHIM_PID=$!
+  wait_for 60 test -S "$WORK/shim.sock"
+}
+stop_shim() {
+  [ -n "$SHIM_PID" ] && kill "$1" $SHIM_PID 2>/dev/null && wait $SHIM_PID 2>/dev/null
+  rm -f "$WORK/shim.sock"
+}
+trap 'stop_shim -TERM; for c in $(ls "$WORK/state/sessions" 2>/dev/null); do "$CAPSULE" --root "$WORK/state/runtime" delete --force "$c" >/dev/null 2>&1; umount -l "$WORK/state/sessions/$c/data" "$WORK/state/sessions/$c/run" 2>/dev/null; done; rmdir "$CG$SVC"/* "$CG$SVC" 2>/dev/null; cleanup' EXIT
+ctl() { "$CTL" --socket "$WORK/shim.sock" "$@"; }
+sandbox() { ctl get "$1" | cut -f3; }
+asleep() { [ "$(sandbox "$1")" = checkpointed ]; }
+# shim.status does not count as activity (a retrieve of the container would)
+n_asleep() { json_get "$(ctl --json status)" "j['sessions']['checkpointed']"; }
+one_asleep() { [ "$(n_asleep)" = 1 ]; }
+used() { json_get "$(ctl --json status)" "j['pools'][0]['used_bytes']"; }
+
+start_shim
+STATUS=$(ctl --json status)
+check_eq "shim.status says checkpoint is available" "available" "$(json_get "$STATUS" "j['checkpoint'] + j.get('checkpoint_reason', '')")"
+
+cid=$(ctl create --name sleeper | cut -f1)
+check_match "a session starts" '^cntr_[0-9a-f]{32}$' "$cid"
+ctl exec "$cid" 'import numpy as np; a = np.arange(1_000_000, dtype=np.float64); n = 41' > /dev/null
+check_eq "it holds a numpy array" "499999500000.0" "$(ctl exec "$cid" 'open("/mnt/data/note.txt", "w").write("kept"); float(a.sum())')"
+check_eq "its tier is charged to the pool" "335544320" "$(used)"
+
+# --- idle: checkpointed after checkpoint_after_seconds
+wait_for 90 one_asleep
+check_eq "an idle session is checkpointed" "checkpointed" "$(sandbox "$cid")"
+check_eq "its container object still says running" "running" "$(ctl get "$cid" | cut -f2)"
+check_eq "its sandbox's cgroup is gone: its memory is free" "" "$(ls -d "$CG$SVC/capsule-$cid" 2>/dev/null)"
+check_eq "its tier is credited back to the pool" "0" "$(used)"
+check_match "the image is on disk under the state dir" 'pages-[0-9]+\.img' "$(ls "$WORK/state/sessions/$cid/checkpoint" 2>&1)"
+check_match "files calls answer without waking it" '/mnt/data/note.txt' "$(ctl files "$cid")"
+check_eq "a file downloads while asleep" "kept" "$(ctl download "$cid" note.txt)"
+check_eq "and it is still asleep" "checkpointed" "$(sandbox "$cid")"
+
+# --- the next exec wakes it
+OUT=$(ctl --json exec "$cid" 'n + 1, float(a.sum()), a.dtype.name, np.__name__, open("/mnt/data/note.txt").read()')
+check_match "the next exec is answered" '"status": "completed"' "$OUT"
+check_eq "with the variables, the module and the file as they were" "(42, 499999500000.0, 'float64', 'numpy', 'kept')" "$(json_get "$OUT" "j['result']")"
+check_eq "the result says restored" "True" "$(json_get "$OUT" "j['restored']")"
+check_match "with the restore time" '^[0-9]+$' "$(json_get "$OUT" "j['restore_ms']")"
+check_eq "the interpreter was not restarted" "False" "$(json_get "$OUT" "j['interpreter_restarted']")"
+check_eq "the execution counter goes on (3rd cell)" "3" "$(json_get "$OUT" "j['execution_count']")"
+check_eq "the sandbox is live again" "live" "$(sandbox "$cid")"
+check_eq "charged to the pool again" "335544320" "$(used)"
+check_eq "in its cgroup, with the tier's memory.max" "335544320" "$(cat "$CG$SVC/capsule-$cid/memory.max" 2>&1)"
+check_eq "pids.max" "64" "$(cat "$CG$SVC/capsule-$cid/pids.max" 2>&1)"
+check_eq "still only lo" "['lo']" "$(ctl exec "$cid" 'import os; sorted(os.listdir("/sys/class/net"))')"
+check_match "still no capabilities" "CapEff:.t0{16}.n'" "$(ctl exec "$cid" '[l for l in open("/proc/self/status") if l.startswith("CapEff")][0]')"
+check_eq "the result of a later call does not say restored" "False" "$(json_get "$(ctl --json exec "$cid" 'n')" "j['restored']")"
+
+# --- on demand, and the pool
+OUT=$(ctl checkpoint "$cid")
+check_eq "containers.checkpoint puts it to sleep on demand" "$cid	running	checkpointed" "$OUT"
+cid2=$(ctl create --name other | cut -f1)
+check_match "its credited tier lets another session start" '^cntr_' "$cid2"
+OUT=$(ctl --json exec "$cid" 'n' 2>&1)
+check_match "a wake the pool cannot afford fails with the pool's error" 'memory pool exhausted: 320m in use \+ 320m requested > 320m pool' "$OUT"
+check_eq "and the session stays asleep, not lost" "checkpointed" "$(sandbox "$cid")"
+ctl rm "$cid2" > /dev/null
+check_eq "once the pool has room it wakes with its state" "41" "$(ctl exec "$cid" 'n')"
+
+# --- kill -9 of the shim while a session sleeps
+ctl checkpoint "$cid" > /dev/null
+stop_shim -KILL
+start_shim
+check_eq "after kill -9 and a new shim the session is still asleep" "checkpointed" "$(sandbox "$cid")"
+check_eq "and wakes with its variables" "82" "$(ctl exec "$cid" 'n * 2')"
+
+ctl rm "$cid" > /dev/null
+check_eq "delete removes the session and its image" "" "$(ls -d "$WORK/state/sessions/$cid" 2>/dev/null)"
+[ "$FAILED" = 0 ] || { echo "# the shim's log:"; tail -40 "$WORK/shim.log" | sed 's/^/#   /'; }
+finish
