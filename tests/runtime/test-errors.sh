@@ -102,7 +102,6 @@ OUT=$("$CAPSULE" --root "$ROOT" --log-format yaml list 2>&1)
 check_match "a bad --log-format" 'log-format must be text or json' "$OUT"
 OUT=$("$CAPSULE" --systemd-cgroup list 2>&1)
 check_match "--systemd-cgroup says clearly it is not supported" 'systemd-cgroup: capsule manages cgroups through cgroupfs only' "$OUT"
-check_match "checkpoint says it is not built" 'checkpoint: this capsule has no CRIU support yet' "$(cap checkpoint x 2>&1)"
 check_match "--version" '^capsule version [0-9.]+' "$("$CAPSULE" --version)"
 check_match "features is OCI features JSON" '"ociVersionMax": "1.2.0"' "$("$CAPSULE" features)"
 check_match "spec refuses to overwrite" 'it exists; remove it first' "$("$CAPSULE" spec --bundle "$B" 2>&1)"
