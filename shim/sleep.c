@@ -28,6 +28,7 @@
 #include "utils.h"
 
 #define COMPLETE_MARK "capsule-complete"
+#define SLEEP_WORKERS_MAX 2 /* idle checkpoints at a time */
 
 void
 sleep_init (struct shim *s)
@@ -167,14 +168,20 @@ session_wake (struct shim *s, struct session *se)
 void
 sessions_sleep_due (struct shim *s, int64_t now)
 {
+  int workers = 0;
   if (s->checkpoint_unavailable || s->tiers.checkpoint_after_s == 0)
     return;
   for (struct session *se = s->sessions; se; se = se->next)
+    workers += se->cr_pid > 0;
+  /* idle sessions go to sleep a few at a time: a hundred dumps at once would take the CPU from
+     the sessions that work */
+  for (struct session *se = s->sessions; se && workers < SLEEP_WORKERS_MAX; se = se->next)
     if (se->status == SESSION_RUNNING && se->sb == SB_READY && se->queue == NULL
         && se->pending_create.id_json == NULL && !se->sleep_failed
         && now >= se->last_active_at + (int64_t)s->tiers.checkpoint_after_s)
       {
         struct rpc_error *e = session_sleep (s, se);
+        workers += e == NULL;
         if (e)
           {
             fprintf (stderr, "capsule-shim: %s: %s\n", se->id, e->message);

@@ -1,5 +1,7 @@
 """containers.*: objects, validation, tenant pools, expiry, shim.status."""
 
+import re
+import subprocess
 import time
 
 from shimtest import Client, RpcError, ShimTestCase
@@ -148,7 +150,33 @@ class TestContainers(ShimTestCase):
         self.assertEqual(s["object"], "shim.status")
         self.assertIn("running", s["sessions"])
         self.assertEqual(s["tiers"], ["1g", "4g", "16g", "64g"])
-        self.assertIn("checkpoint", s)
+        self.assertIn(s["checkpoint"], ("available", "unavailable"))
+
+    def test_checkpoint_where_criu_cannot_work(self):
+        """On a host where `criu check` fails, sessions stay live: the status says why, in
+        criu's words, and containers.checkpoint fails with that reason, the session unharmed.
+        (Where criu works, tests/vm/test-shim-checkpoint.sh covers sleeping sessions.)"""
+        check = subprocess.run(["criu", "check"], capture_output=True, text=True)
+        s = self.client.call("shim.status")
+        if check.returncode == 0:
+            self.assertEqual(s["checkpoint"], "available")
+            self.assertEqual(s["checkpoint_after_seconds"], 300)
+            return
+        reason = re.search(r"Error \([^)]*\): (.*)", check.stdout + check.stderr).group(1)
+        self.assertEqual(s["checkpoint"], "unavailable")
+        self.assertIn(reason, s["checkpoint_reason"])
+        self.assertEqual(s["checkpoint_after_seconds"], 0, "no idle checkpoints")
+        c = self.create()
+        self.exec(c["id"], "kept = 7")
+        self.assertRpcError(lambda: self.client.call("containers.checkpoint", container_id=c["id"]),
+                            code="checkpoint_unavailable", http=501, message=reason)
+        r = self.client.call("containers.retrieve", container_id=c["id"])
+        self.assertEqual(r["sandbox"], "live")
+        r = self.exec(c["id"], "kept * 6")
+        self.assertEqual((r["result"], r["restored"]), ("42", False))
+        self.assertRpcError(lambda: self.client.call("containers.checkpoint",
+                                                     container_id="cntr_" + "0" * 32),
+                            code="not_found", http=404)
 
 
 class TestProtocol(ShimTestCase):

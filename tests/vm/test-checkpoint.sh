@@ -62,6 +62,31 @@ wait_for 30 past $((at + 2))
 check_match "and the container keeps running" '"status": "running"' "$(cap state $id 2>&1)"
 cap delete --force $id
 
+# an overlay workspace (a read-only lower layer, a writable upper one): restored on the same
+# upper layer, so what the process writes after the restore lands where it wrote before
+O=$WORK/ovl
+mkdir -p "$O/lower" "$O/upper" "$O/work"
+echo base > "$O/lower/base.txt"
+chown -R 100000:100000 "$O"
+id=overlay
+make_bundle "$WORK/b2" || fail "make bundle"
+in_parent "$WORK/b2" $id
+edit_config "$WORK/b2" "c['mounts'].append({'destination': '/work', 'type': 'overlay', 'source': 'overlay', 'options': ['lowerdir=$O/lower', 'upperdir=$O/upper', 'workdir=$O/work']})"
+set_args "$WORK/b2" /bin/sh -c 'exec < /dev/null > /dev/null 2>&1; i=0; while :; do i=$((i + 1)); echo $i > /work/count; cat /work/base.txt > /work/seen; sleep 0.2; done'
+ocount() { cat "$O/upper/count" 2>/dev/null || echo 0; }
+opast() { [ "$(ocount)" -ge "$1" ]; }
+cap run -d --bundle "$WORK/b2" $id
+wait_for 60 opast 2
+OUT=$(cap checkpoint --image-path "$WORK/img-ovl" $id 2>&1)
+check_eq "a container with an overlay workspace checkpoints" "" "$OUT"
+at=$(ocount)
+OUT=$(cap restore -d --bundle "$WORK/b2" --image-path "$WORK/img-ovl" $id 2>&1)
+check_eq "and restores" "" "$OUT"
+wait_for 60 opast $((at + 2))
+check_eq "it writes on into the same upper layer" "yes" "$([ "$(ocount)" -gt "$at" ] && echo yes)"
+check_eq "and still sees the lower layer" "base" "$(cat "$O/upper/seen" 2>&1)"
+cap delete --force $id 2>/dev/null
+
 # mistakes are named
 check_match "restore of an id that exists is refused" 'already exists|does not exist' "$(cap run -d --bundle "$B" $id > /dev/null 2>&1; cap restore -d --bundle "$B" --image-path "$WORK/img2" $id 2>&1)"
 cap delete --force $id 2>/dev/null

@@ -23,7 +23,7 @@ start_shim() {
   local cg=$CG$SVC
   [ -d "$cg/shim" ] && cg=$cg/shim
   (echo $BASHPID > "$cg/cgroup.procs" && exec "$SHIM" --socket "$WORK/shim.sock" \
-    --state-dir "$WORK/state" --tiers "$WORK/tiers.json" --warm 0) 2>> "$WORK/shim.log" &
+    --state-dir "$WORK/state" --tiers "$WORK/tiers.json" --warm 0 --minute 8) 2>> "$WORK/shim.log" &
   SHIM_PID=$!
   wait_for 60 test -S "$WORK/shim.sock"
 }
@@ -44,7 +44,8 @@ start_shim
 STATUS=$(ctl --json status)
 check_eq "shim.status says checkpoint is available" "available" "$(json_get "$STATUS" "j['checkpoint'] + j.get('checkpoint_reason', '')")"
 
-cid=$(ctl create --name sleeper | cut -f1)
+# expiry "minutes" are 8 s here: the long-lived sessions ask for an hour of them
+cid=$(ctl create --name sleeper --expires 60 | cut -f1)
 check_match "a session starts" '^cntr_[0-9a-f]{32}$' "$cid"
 ctl exec "$cid" 'import numpy as np; a = np.arange(1_000_000, dtype=np.float64); n = 41' > /dev/null
 check_eq "it holds a numpy array" "499999500000.0" "$(ctl exec "$cid" 'open("/mnt/data/note.txt", "w").write("kept"); float(a.sum())')"
@@ -97,5 +98,14 @@ check_eq "and wakes with its variables" "82" "$(ctl exec "$cid" 'n * 2')"
 
 ctl rm "$cid" > /dev/null
 check_eq "delete removes the session and its image" "" "$(ls -d "$WORK/state/sessions/$cid" 2>/dev/null)"
+# --- expiry still frees everything at expires_after, checkpoint included
+cid3=$(ctl create --name brief --expires 1 | cut -f1)
+ctl exec "$cid3" 'x = 1' > /dev/null
+gone() { [ ! -d "$WORK/state/sessions/$1" ]; }
+wait_for 90 gone "$cid3"
+check_match "a short-lived session fell asleep first" "$cid3: asleep" "$(cat "$WORK/shim.log")"
+check_eq "and expires at expires_after: its image and files are gone" "yes" "$(gone "$cid3" && echo yes)"
+check_eq "its container object says expired" "expired" "$(ctl get "$cid3" | cut -f2)"
+
 [ "$FAILED" = 0 ] || { echo "# the shim's log:"; tail -40 "$WORK/shim.log" | sed 's/^/#   /'; }
 finish
