@@ -27,7 +27,7 @@
 #include "shim.h"
 #include "utils.h"
 
-#define COMPLETE_MARK "capsule-complete"
+#define COMPLETE_MARK     "capsule-complete"
 #define SLEEP_WORKERS_MAX 2 /* idle checkpoints at a time */
 
 void

@@ -681,6 +681,7 @@ class Executor:
 
     def _run_request(self, kind: str, conn: Connection, req_id: Any, code: Optional[str],
                      stream: bool) -> None:
+        keep_no_new_privs()
         if kind == "reset":
             self._reset()
             with self.state_lock:
@@ -978,6 +979,25 @@ def parse_args(argv: list[str]) -> tuple[str, str, int, int]:
         sys.exit("executor.py: --output-limit must be positive")
     return (os.path.abspath(opts["--socket"]), os.path.abspath(opts["--data-dir"]), max_frame,
             output_limit)
+
+
+_PR_SET_NO_NEW_PRIVS = 38
+_libc = None
+
+
+def keep_no_new_privs() -> None:
+    """Set no_new_privs on the thread that runs cells (what it starts inherits it).
+
+    The sandbox starts with it; a restore from a checkpoint (CRIU 3.17) does not bring it
+    back, so it is set again before every cell. Setting it is always allowed and idempotent."""
+    global _libc
+    try:
+        if _libc is None:
+            import ctypes
+            _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str]) -> int:

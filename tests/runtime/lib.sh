@@ -38,7 +38,7 @@ fail() { FAILED=$((FAILED + 1)); echo "not ok - $1${2:+: $2}"; }
 
 # check NAME EXPECTED ACTUAL
 check_eq() {
-  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$2], got [$3]"; fi
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$2], got [$3]"; return 1; fi
 }
 # check_match NAME REGEX TEXT
 check_match() {

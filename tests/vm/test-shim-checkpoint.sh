@@ -76,6 +76,7 @@ check_eq "in its cgroup, with the tier's memory.max" "335544320" "$(cat "$CG$SVC
 check_eq "pids.max" "64" "$(cat "$CG$SVC/capsule-$cid/pids.max" 2>&1)"
 check_eq "still only lo" "['lo']" "$(ctl exec "$cid" 'import os; sorted(os.listdir("/sys/class/net"))')"
 check_match "still no capabilities" "CapEff:.t0{16}.n'" "$(ctl exec "$cid" '[l for l in open("/proc/self/status") if l.startswith("CapEff")][0]')"
+check_eq "the cells run with no_new_privs again" "1" "$(ctl exec "$cid" 'int([l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0])')"
 check_eq "the result of a later call does not say restored" "False" "$(json_get "$(ctl --json exec "$cid" 'n')" "j['restored']")"
 
 # --- on demand, and the pool
