@@ -74,7 +74,7 @@ id=overlay
 make_bundle "$WORK/b2" || fail "make bundle"
 in_parent "$WORK/b2" $id
 edit_config "$WORK/b2" "c['mounts'].append({'destination': '/work', 'type': 'overlay', 'source': 'overlay', 'options': ['lowerdir=$O/lower', 'upperdir=$O/upper', 'workdir=$O/work']})"
-set_args "$WORK/b2" /bin/sh -c 'exec < /dev/null > /dev/null 2>&1; i=0; while :; do i=$((i + 1)); echo $i > /work/count; cat /work/base.txt > /work/seen; sleep 0.2; done'
+set_args "$WORK/b2" /bin/sh -c 'exec < /dev/null > /dev/null 2>&1; i=0; while :; do i=$((i + 1)); echo $i > /work/count; cat /work/base.txt > /work/seen.new && mv /work/seen.new /work/seen; sleep 0.2; done'
 ocount() { cat "$O/upper/count" 2>/dev/null || echo 0; }
 opast() { [ "$(ocount)" -ge "$1" ]; }
 cap run -d --bundle "$WORK/b2" $id
