@@ -71,7 +71,7 @@ checkpoint_unavailable (void)
   char buf[8192];
   size_t len = 0;
   ssize_t n;
-  int status;
+  int status = -1;
   pid_t pid;
   char *reason;
   if (pipe2 (pipefd, O_CLOEXEC) < 0)
@@ -102,7 +102,7 @@ checkpoint_unavailable (void)
   buf[len] = '\0';
   while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
     ;
-  if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+  if (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
     return NULL;
   reason = criu_first_error (buf);
   if (reason)
@@ -301,11 +301,25 @@ ext_source (const struct spec *s, const struct cgroup *cg, const struct ext_moun
     case EXT_CGROUP:
       if (cg->ops->version == 2)
         return xasprintf ("%s%s", cg->root, cg->path);
-      capsule_error_make (
-          err, 0, "the checkpoint has a cgroup2 mount at `%s`, this host no cgroup v2", e->path);
+      capsule_error_make (err, 0,
+                          "the checkpoint has a cgroup2 mount at `%s`, but this host has no "
+                          "cgroup v2 for the container",
+                          e->path);
       return NULL;
     case EXT_DEVICE:
-      return xstrdup (e->path);
+      {
+        /* only a node of the host's /dev, whatever the image says */
+        struct stat st;
+        if (strncmp (e->path, "/dev/", 5) != 0 || strchr (e->path + 5, '/') != NULL
+            || strstr (e->path, "..") != NULL || lstat (e->path, &st) < 0
+            || !(S_ISCHR (st.st_mode) || S_ISBLK (st.st_mode)))
+          {
+            capsule_error_make (err, EINVAL, "the checkpoint names `%s` as a device of the host",
+                                e->path);
+            return NULL;
+          }
+        return xstrdup (e->path);
+      }
     case EXT_MASKED:
       return xstrdup ("/dev/null");
     case EXT_BIND:
@@ -471,8 +485,9 @@ out:
   return r;
 }
 
-/* In a user namespace criu reads some images as the container's root: give them to it (they
-   hold that container's own memory, and stay unreadable to anyone else). */
+/* In a user namespace criu reads some images as the container's root: give it the files (they
+   hold that container's own memory) and let it search the directory, which stays root's: keep
+   the image path's parents closed to others (the shim keeps them under a 0700 directory). */
 static int
 images_give_to (int dirfd, const struct spec *s, capsule_error **err)
 {
@@ -495,8 +510,14 @@ images_give_to (int dirfd, const struct spec *s, capsule_error **err)
   if (fd < 0 || (d = fdopendir (fd)) == NULL)
     return capsule_error_make (err, errno, "read the image directory");
   steal_fd (&fd);
+  if (fchmod (dirfd, 0711) < 0)
+    {
+      int e = errno;
+      closedir (d);
+      return capsule_error_make (err, e, "chmod the image directory");
+    }
   while ((de = readdir (d)) != NULL)
-    if (strcmp (de->d_name, "..") != 0
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0
         && fchownat (dirfd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
       {
         int e = errno;
@@ -510,14 +531,22 @@ images_give_to (int dirfd, const struct spec *s, capsule_error **err)
 /* The helper: joins the container's cgroup, has criu restore the tree as its sibling (so our
    child), reports the restored pid through FD and exits. */
 static _Noreturn void
-restore_helper (struct criu_call *c, struct cgroup *cg, int fd)
+restore_helper (struct criu_call *c, struct cgroup *cg, const char *root, const char *croot, int fd)
 {
   _cleanup_error_ capsule_error *err = NULL;
   int pid;
   prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (cg->ops->enter (cg, getpid (), &err) < 0)
     {
-      dprintf (fd, "E%s", err->msg);
+      dprintf (fd, "Ejoin the container's cgroup: %s", err->msg);
+      _exit (1);
+    }
+  /* criu wants the root as a mount point of its own: bind it in a mount namespace of ours, so
+     that it goes with this process whatever happens (the host never sees it) */
+  if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0
+      || mount (root, croot, NULL, MS_BIND | MS_REC, NULL) < 0)
+    {
+      dprintf (fd, "Ebind the root `%s` at `%s`: %s", root, croot, strerror (errno));
       _exit (1);
     }
   pid = criu_local_restore_child (c->opts);
@@ -531,8 +560,8 @@ restore_helper (struct criu_call *c, struct cgroup *cg, int fd)
 }
 
 static int
-restore_run (struct criu_call *c, struct cgroup *cg, const char *what, pid_t *ret_pid,
-             capsule_error **err)
+restore_run (struct criu_call *c, struct cgroup *cg, const char *root, const char *croot,
+             const char *what, pid_t *ret_pid, capsule_error **err)
 {
   int p[2];
   char buf[4096];
@@ -552,7 +581,7 @@ restore_run (struct criu_call *c, struct cgroup *cg, const char *what, pid_t *re
   if (helper == 0)
     {
       close (p[0]);
-      restore_helper (c, cg, p[1]);
+      restore_helper (c, cg, root, croot, p[1]);
     }
   close (p[1]);
   while ((n = read (p[0], buf + len, sizeof buf - 1 - len)) > 0 || (n < 0 && errno == EINTR))
@@ -569,7 +598,7 @@ restore_run (struct criu_call *c, struct cgroup *cg, const char *what, pid_t *re
         return 0;
     }
   if (buf[0] == 'E')
-    return capsule_error_make (err, 0, "%s: join the container's cgroup: %s", what, buf + 1);
+    return capsule_error_make (err, 0, "%s: %s", what, buf + 1);
   return criu_failed (c, what, "restore.log", buf[0] == 'F' ? atoi (buf + 1) : -EIO, err);
 }
 
@@ -583,7 +612,6 @@ container_restore (const struct container_opts *o, const struct checkpoint_opts 
   _cleanup_free_ char *dir = NULL, *croot = NULL, *what = xasprintf ("restore `%s`", o->id);
   struct ext_mounts ext = { 0 };
   struct criu_call c = { .images_fd = -1, .work_fd = -1 };
-  bool mounted = false;
   sigset_t mask, old;
   pid_t pid = -1;
   int r = -1;
@@ -627,24 +655,20 @@ container_restore (const struct container_opts *o, const struct checkpoint_opts 
         }
       criu_local_add_ext_mount (c.opts, ext.v[i].path, src);
     }
-  /* criu wants the root as a mount point of its own */
+  /* where the helper binds the root for criu, in a mount namespace of its own */
   croot = xasprintf ("%s/criu-root", dir);
-  if (mkdir (croot, 0700) < 0 || mount (s->root_path, croot, NULL, MS_BIND | MS_REC, NULL) < 0)
+  if (mkdir (croot, 0700) < 0)
     {
-      capsule_error_make (err, errno, "%s: bind the root at `%s`", what, croot);
+      capsule_error_make (err, errno, "%s: create `%s`", what, croot);
       goto rollback;
     }
-  mounted = true;
-  mount (NULL, croot, NULL, MS_PRIVATE | MS_REC, NULL);
   criu_local_set_root (c.opts, croot);
   /* the tree lands in the cgroup the helper joined */
   criu_local_set_manage_cgroups (c.opts, true);
   criu_local_set_manage_cgroups_mode (c.opts, CRIU_CG_MODE_IGNORE);
-  if (restore_run (&c, cg, what, &pid, err) < 0)
+  if (restore_run (&c, cg, s->root_path, croot, what, &pid, err) < 0)
     goto rollback;
-  umount2 (croot, MNT_DETACH);
   rmdir (croot);
-  mounted = false;
   if (proc_start_time (pid, &st->start_time) < 0)
     {
       capsule_error_make (err, ESRCH, "%s: the restored process vanished", what);
@@ -680,8 +704,6 @@ rollback:
     _cleanup_error_ capsule_error *tmp = NULL;
     if (pid > 0)
       kill (pid, SIGKILL);
-    if (mounted)
-      umount2 (croot, MNT_DETACH);
     if (cg && cgroup_teardown (cg, &tmp) < 0)
       capsule_error_release (&tmp);
     if (pid > 0)

@@ -211,8 +211,20 @@ mkdir_p (const char *path, mode_t mode, capsule_error **err)
   return 0;
 }
 
+/* The mount a directory fd lies on (its mount id, or its device where statx cannot say). */
+static uint64_t
+mount_of (int fd)
+{
+  struct statx sx;
+  if (statx (fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) == 0)
+    return (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id
+                                        : ((uint64_t)sx.stx_dev_major << 32 | sx.stx_dev_minor);
+  return 0;
+}
+
+/* Never crosses into another mount (a bind mount left behind must not cost what it shows). */
 static int
-rm_rf_at (int parent, const char *name, capsule_error **err)
+rm_rf_at (int parent, const char *name, uint64_t mnt, capsule_error **err)
 {
   _cleanup_close_ int fd = -1;
   DIR *d;
@@ -225,6 +237,10 @@ rm_rf_at (int parent, const char *name, capsule_error **err)
   fd = openat (parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return capsule_error_make (err, errno, "open `%s`", name);
+  if (mnt == 0)
+    mnt = mount_of (fd);
+  else if (mount_of (fd) != mnt)
+    return capsule_error_make (err, EBUSY, "remove `%s`: a mount point; left alone", name);
   d = fdopendir (fd);
   if (d == NULL)
     return capsule_error_make (err, errno, "opendir `%s`", name);
@@ -233,7 +249,7 @@ rm_rf_at (int parent, const char *name, capsule_error **err)
     {
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
         continue;
-      if (rm_rf_at (dirfd (d), de->d_name, err) < 0)
+      if (rm_rf_at (dirfd (d), de->d_name, mnt, err) < 0)
         {
           closedir (d);
           return -1;
@@ -248,7 +264,7 @@ rm_rf_at (int parent, const char *name, capsule_error **err)
 int
 rm_rf (const char *path, capsule_error **err)
 {
-  return rm_rf_at (AT_FDCWD, path, err);
+  return rm_rf_at (AT_FDCWD, path, 0, err);
 }
 
 /* The decimal number at the start of S; *END points past it. */

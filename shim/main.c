@@ -275,6 +275,9 @@ setup (struct shim *s, capsule_error **err)
 static void
 shutdown_sessions (struct shim *s)
 {
+  /* a dump or restore under way finishes first: killed midway it could leave a sandbox frozen
+     or running unrecorded */
+  sleep_wait_workers (s);
   while (s->sessions)
     {
       struct session *se = s->sessions;

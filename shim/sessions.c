@@ -130,6 +130,8 @@ session_discard (struct shim *s, struct session *se)
   se->run_mounted = false;
   if (se->dir && rm_rf (se->dir, &err) < 0)
     fprintf (stderr, "capsule-shim: %s: %s\n", se->id, err->msg);
+  if (se->id && s->cfg.state_dir)
+    sleep_image_remove (s, se);
   if (se->charged)
     pools_credit (&s->pools, se->tenant, se->tier->memory);
   se->charged = false;
@@ -920,8 +922,9 @@ m_containers_checkpoint (struct shim *s, struct call *c, const json_value *param
     }
   if (se->pending_sleep.id_json)
     return rpc_error_new (409, "container_busy", "container_id",
-                          "container %s is already being checkpointed", se->id);
-  e = session_sleep (s, se);
+                          "container %s is already being checkpointed for another call", se->id);
+  /* an idle checkpoint under way: this call is answered when it is done */
+  e = se->sb == SB_CHECKPOINTING ? NULL : session_sleep (s, se);
   if (e)
     return e;
   se->pending_sleep.client_id = c->client_id;

@@ -266,8 +266,11 @@ bool sleep_on_child (struct shim *s, pid_t pid, int status);
 /* Stop a worker of SE, if one runs. */
 void sleep_cancel (struct shim *s, struct session *se);
 /* SE's checkpoint image directory, and whether a complete image is there. */
-char *sleep_image_dir (struct session *se);
-bool sleep_image_complete (struct session *se);
+char *sleep_image_dir (struct shim *s, struct session *se);
+bool sleep_image_complete (struct shim *s, struct session *se);
+void sleep_image_remove (struct shim *s, struct session *se);
+/* Wait for the workers still running (the shim is stopping) and take their results. */
+void sleep_wait_workers (struct shim *s);
 
 /* store.c: records on disk, re-adoption after a restart */
 int store_save (struct shim *s, struct session *se);

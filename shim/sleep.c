@@ -1,7 +1,7 @@
 /* capsule-shim: sessions that sleep on disk.
  *
  * A session idle for checkpoint_after_seconds (tiers file), or asked to by containers.checkpoint,
- * is checkpointed with CRIU into STATE/sessions/ID/checkpoint: its processes are gone, its memory
+ * is checkpointed with CRIU into STATE/checkpoints/ID: its processes are gone, its memory
  * free, its tier credited back to the tenant's pool.  /mnt/data stays where it is (the session's
  * workspace on the host), so files calls answer without waking it.  The next call that needs the
  * interpreter charges the pool again and restores it: variables, imported modules and the
@@ -9,7 +9,9 @@
  *
  * Dump and restore take seconds for a big interpreter, so each runs in a forked worker while the
  * loop goes on; the worker's exit comes as SIGCHLD.  A restored sandbox is reparented to us (we
- * are a subreaper) when the worker exits. */
+ * are a subreaper) when the worker exits.  STATE/checkpoints is root's alone (0700): the image
+ * files belong to the sandbox's mapped root, which criu restores as, and nobody else may reach
+ * them. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -27,30 +29,46 @@
 #include "shim.h"
 #include "utils.h"
 
-#define COMPLETE_MARK     "capsule-complete"
-#define SLEEP_WORKERS_MAX 2 /* idle checkpoints at a time */
+#define COMPLETE_MARK      "capsule-complete"
+#define SLEEP_WORKERS_MAX  2                /* idle checkpoints at a time */
+#define WORKER_DEADLINE_MS (10 * 60 * 1000) /* a dump or restore that takes longer is killed */
 
 void
 sleep_init (struct shim *s)
 {
+  _cleanup_free_ char *dir = xasprintf ("%s/checkpoints", s->cfg.state_dir);
+  _cleanup_error_ capsule_error *err = NULL;
   free (s->checkpoint_unavailable);
   s->checkpoint_unavailable = checkpoint_unavailable ();
+  if (s->checkpoint_unavailable == NULL && (mkdir_p (dir, 0700, &err) < 0 || chmod (dir, 0700) < 0))
+    s->checkpoint_unavailable
+        = xasprintf ("cannot make `%s`: %s", dir, err ? err->msg : strerror (errno));
   if (s->checkpoint_unavailable)
     fprintf (stderr, "capsule-shim: idle sessions stay live: checkpoint unavailable: %s\n",
              s->checkpoint_unavailable);
 }
 
 char *
-sleep_image_dir (struct session *se)
+sleep_image_dir (struct shim *s, struct session *se)
 {
-  return xasprintf ("%s/checkpoint", se->dir);
+  return xasprintf ("%s/checkpoints/%s", s->cfg.state_dir, se->id);
 }
 
 bool
-sleep_image_complete (struct session *se)
+sleep_image_complete (struct shim *s, struct session *se)
 {
-  _cleanup_free_ char *mark = xasprintf ("%s/checkpoint/" COMPLETE_MARK, se->dir);
+  _cleanup_free_ char *mark
+      = xasprintf ("%s/checkpoints/%s/" COMPLETE_MARK, s->cfg.state_dir, se->id);
   return access (mark, F_OK) == 0;
+}
+
+void
+sleep_image_remove (struct shim *s, struct session *se)
+{
+  _cleanup_free_ char *dir = sleep_image_dir (s, se);
+  _cleanup_error_ capsule_error *err = NULL;
+  if (rm_rf (dir, &err) < 0)
+    fprintf (stderr, "capsule-shim: %s: remove the checkpoint: %s\n", se->id, err->msg);
 }
 
 static char *
@@ -63,11 +81,15 @@ error_file (struct session *se)
 static _Noreturn void
 worker (struct shim *s, struct session *se, bool restore)
 {
-  _cleanup_free_ char *images = sleep_image_dir (se), *bundle = NULL, *errpath = error_file (se);
+  _cleanup_free_ char *images = sleep_image_dir (s, se), *bundle = NULL, *errpath = error_file (se);
   _cleanup_error_ capsule_error *err = NULL;
   struct checkpoint_opts co = { .image_path = images, .detach = true, .ext_unix_sk = true };
   sigset_t none;
   int r, status = 0;
+  /* nothing of the shim's (other sessions' executor sockets, clients) may be held open here:
+     criu would find the far end of a connection it dumps alive */
+  close_range (3, ~0U, 0);
+  setpgid (0, 0); /* so that a deadline kills criu with us */
   sigemptyset (&none);
   sigprocmask (SIG_SETMASK, &none, NULL);
   signal (SIGPIPE, SIG_DFL);
@@ -90,17 +112,17 @@ worker (struct shim *s, struct session *se, bool restore)
       write_file_atomic (errpath, err->msg, strlen (err->msg), 0600, &ignored);
       _exit (1);
     }
-  if (restore)
-    {
-      _cleanup_error_ capsule_error *ignored = NULL;
-      rm_rf (images, &ignored);
-    }
-  else
+  /* a restore's image is removed by the shim once it has the sandbox back */
+  if (!restore)
     {
       _cleanup_free_ char *mark = xasprintf ("%s/" COMPLETE_MARK, images);
-      _cleanup_error_ capsule_error *ignored = NULL;
-      if (write_file_atomic (mark, "", 0, 0600, &ignored) < 0)
-        _exit (1);
+      if (write_file_atomic (mark, "", 0, 0600, &err) < 0)
+        {
+          _cleanup_error_ capsule_error *ignored = NULL;
+          capsule_error_wrap (&err, "mark the checkpoint complete");
+          write_file_atomic (errpath, err->msg, strlen (err->msg), 0600, &ignored);
+          _exit (1);
+        }
     }
   _exit (0);
 }
@@ -128,6 +150,11 @@ session_sleep (struct shim *s, struct session *se)
   if (s->checkpoint_unavailable)
     return rpc_error_new (501, "checkpoint_unavailable", NULL, "sessions cannot sleep here: %s",
                           s->checkpoint_unavailable);
+  if (se->sb == SB_NONE)
+    return rpc_error_new (409, "container_busy", "container_id",
+                          "container %s has no interpreter running (it starts on the next exec): "
+                          "nothing to checkpoint",
+                          se->id);
   if (se->sb != SB_READY || se->queue || se->pending_create.id_json)
     return rpc_error_new (409, "container_busy", "container_id",
                           "container %s is busy; checkpoint it when its calls have finished",
@@ -169,6 +196,13 @@ void
 sessions_sleep_due (struct shim *s, int64_t now)
 {
   int workers = 0;
+  for (struct session *se = s->sessions; se; se = se->next)
+    if (se->cr_pid > 0 && shim_monotonic_ms () - se->cr_started_ms > WORKER_DEADLINE_MS)
+      {
+        fprintf (stderr, "capsule-shim: %s: the %s worker ran past %d s: killed\n", se->id,
+                 se->sb == SB_RESTORING ? "restore" : "checkpoint", WORKER_DEADLINE_MS / 1000);
+        kill (-se->cr_pid, SIGKILL); /* its SIGCHLD takes the failure path */
+      }
   if (s->checkpoint_unavailable || s->tiers.checkpoint_after_s == 0)
     return;
   for (struct session *se = s->sessions; se; se = se->next)
@@ -237,7 +271,8 @@ checkpoint_done (struct shim *s, struct session *se, int status)
       fprintf (stderr, "capsule-shim: %s: asleep (checkpointed in %lld ms)\n", se->id,
                (long long)(shim_monotonic_ms () - se->cr_started_ms));
       reply_sleep (s, se, NULL);
-      execution_kick (s, se); /* a call came in meanwhile: wake it again */
+      if (!s->stopping)
+        execution_kick (s, se); /* a call came in meanwhile: wake it again */
       return;
     }
   {
@@ -256,7 +291,8 @@ checkpoint_done (struct shim *s, struct session *se, int status)
       return;
     }
   sandbox_stop (s, se);
-  execution_kick (s, se);
+  if (!s->stopping)
+    execution_kick (s, se);
 }
 
 static void
@@ -274,23 +310,37 @@ restore_done (struct shim *s, struct session *se, int status)
       se->restored_unreported = true;
       se->next_connect_ms = shim_monotonic_ms ();
       se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+      sleep_image_remove (s, se);
       store_save (s, se);
       fprintf (stderr, "capsule-shim: %s: awake (restored in %lld ms)\n", se->id,
                (long long)se->restore_ms);
       return;
     }
   {
-    _cleanup_free_ char *why = worker_error (se, status);
+    _cleanup_free_ char *why = WIFEXITED (status) && WEXITSTATUS (status) == 0
+                                   ? xstrdup ("the restored interpreter died at once")
+                                   : worker_error (se, status);
     fprintf (stderr, "capsule-shim: %s: restore failed: %s\n", se->id, why);
-    pools_credit (&s->pools, se->tenant, se->tier->memory);
-    se->charged = false;
-    /* the image is still there: the session stays asleep and the next call tries again */
-    se->sb = SB_ASLEEP;
-    execution_fail_all (s, se,
-                        rpc_error_new (500, "restore_failed", NULL,
-                                       "the sleeping sandbox could not be restored: %s (it stays "
-                                       "asleep; its files are intact)",
-                                       why));
+    /* whatever the restore left (a record, a dying process) goes */
+    sandbox_stop (s, se);
+    if (sleep_image_complete (s, se))
+      {
+        /* the image is still there: the session stays asleep and the next call tries again */
+        pools_credit (&s->pools, se->tenant, se->tier->memory);
+        se->charged = false;
+        se->sb = SB_ASLEEP;
+        execution_fail_all (s, se,
+                            rpc_error_new (500, "restore_failed", NULL,
+                                           "the sleeping sandbox could not be restored: %s (it "
+                                           "stays asleep; its files are intact)",
+                                           why));
+        return;
+      }
+    /* no image to go back to: a fresh interpreter (the call says interpreter_restarted) */
+    se->starts = se->starts > 0 ? se->starts : 1;
+    store_save (s, se);
+    if (!s->stopping)
+      execution_kick (s, se);
   }
 }
 
@@ -316,9 +366,25 @@ sleep_cancel (struct shim *s, struct session *se)
   (void)s;
   if (se->cr_pid <= 0)
     return;
-  kill (se->cr_pid, SIGKILL);
+  kill (-se->cr_pid, SIGKILL);
   while (waitpid (se->cr_pid, NULL, 0) < 0 && errno == EINTR)
     ;
   se->cr_pid = 0;
   reply_sleep (s, se, rpc_error_new (409, "container_busy", NULL, "the container was stopped"));
+}
+
+void
+sleep_wait_workers (struct shim *s)
+{
+  for (struct session *se = s->sessions; se; se = se->next)
+    if (se->cr_pid > 0)
+      {
+        pid_t pid = se->cr_pid;
+        int status = 0;
+        fprintf (stderr, "capsule-shim: %s: waiting for its %s to finish\n", se->id,
+                 se->sb == SB_RESTORING ? "restore" : "checkpoint");
+        while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+          ;
+        sleep_on_child (s, pid, status);
+      }
 }

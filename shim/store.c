@@ -208,7 +208,7 @@ store_load_all (struct shim *s)
       se = load_one (s, dir, de->d_name);
       if (se == NULL)
         continue;
-      if (se->data_mounted && sleep_image_complete (se) && !sandbox_alive (s, se))
+      if (se->data_mounted && sleep_image_complete (s, se) && !sandbox_alive (s, se))
         {
           /* asleep (or its checkpoint finished while no shim ran): restorable on the next call */
           se->sb = SB_ASLEEP;
@@ -232,6 +232,7 @@ store_load_all (struct shim *s)
       se->charged = true;
       se->next = s->sessions;
       s->sessions = se;
+      sleep_image_remove (s, se); /* a restore that finished while no shim ran: live, no image */
       adopt_sandbox (s, se);
       n++;
     }

@@ -57,7 +57,8 @@ check_eq "an idle session is checkpointed" "checkpointed" "$(sandbox "$cid")"
 check_eq "its container object still says running" "running" "$(ctl get "$cid" | cut -f2)"
 check_eq "its sandbox's cgroup is gone: its memory is free" "" "$(ls -d "$CG$SVC/capsule-$cid" 2>/dev/null)"
 check_eq "its tier is credited back to the pool" "0" "$(used)"
-check_match "the image is on disk under the state dir" 'pages-[0-9]+\.img' "$(ls "$WORK/state/sessions/$cid/checkpoint" 2>&1)"
+check_match "the image is on disk under the state dir" 'pages-[0-9]+\.img' "$(ls "$WORK/state/checkpoints/$cid" 2>&1)"
+check_eq "where only root may reach it" "700 root" "$(stat -c '%a %U' "$WORK/state/checkpoints")"
 check_match "files calls answer without waking it" '/mnt/data/note.txt' "$(ctl files "$cid")"
 check_eq "a file downloads while asleep" "kept" "$(ctl download "$cid" note.txt)"
 check_eq "and it is still asleep" "checkpointed" "$(sandbox "$cid")"
@@ -98,11 +99,11 @@ check_eq "after kill -9 and a new shim the session is still asleep" "checkpointe
 check_eq "and wakes with its variables" "82" "$(ctl exec "$cid" 'n * 2')"
 
 ctl rm "$cid" > /dev/null
-check_eq "delete removes the session and its image" "" "$(ls -d "$WORK/state/sessions/$cid" 2>/dev/null)"
+check_eq "delete removes the session and its image" "" "$(ls -d "$WORK/state/sessions/$cid" "$WORK/state/checkpoints/$cid" 2>/dev/null)"
 # --- expiry still frees everything at expires_after, checkpoint included
 cid3=$(ctl create --name brief --expires 1 | cut -f1)
 ctl exec "$cid3" 'x = 1' > /dev/null
-gone() { [ ! -d "$WORK/state/sessions/$1" ]; }
+gone() { [ ! -d "$WORK/state/sessions/$1" ] && [ ! -d "$WORK/state/checkpoints/$1" ]; }
 wait_for 90 gone "$cid3"
 check_match "a short-lived session fell asleep first" "$cid3: asleep" "$(cat "$WORK/shim.log")"
 check_eq "and expires at expires_after: its image and files are gone" "yes" "$(gone "$cid3" && echo yes)"
