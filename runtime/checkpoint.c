@@ -39,6 +39,7 @@
 
 #define EXT_MOUNTS_FILE "capsule-mounts.json"
 
+#ifdef HAVE_CRIU
 /* The first "Error (file:line): reason" of criu's output, as "reason"; NULL when none. */
 static char *
 criu_first_error (const char *text)
@@ -59,6 +60,8 @@ criu_first_error (const char *text)
     }
   return NULL;
 }
+
+#endif
 
 char *
 checkpoint_unavailable (void)
@@ -119,8 +122,8 @@ container_checkpoint (const char *root, const char *id, const struct checkpoint_
 {
   _cleanup_free_ char *why = checkpoint_unavailable ();
   (void)root, (void)o;
-  return capsule_error_make (err, ENOSYS, "checkpoint `%s`: %s; the container was left as it was",
-                             id, why);
+  return capsule_error_make (err, 0, "checkpoint `%s`: %s; the container was left as it was", id,
+                             why);
 }
 
 int
@@ -129,7 +132,7 @@ container_restore (const struct container_opts *o, const struct checkpoint_opts 
 {
   _cleanup_free_ char *why = checkpoint_unavailable ();
   (void)co, (void)ret_status;
-  return capsule_error_make (err, ENOSYS, "restore `%s`: %s; nothing was restored", o->id, why);
+  return capsule_error_make (err, 0, "restore `%s`: %s; nothing was restored", o->id, why);
 }
 
 #else
