@@ -49,6 +49,8 @@ cid=$(ctl create --name sleeper --expires 60 | cut -f1)
 check_match "a session starts" '^cntr_[0-9a-f]{32}$' "$cid"
 ctl exec "$cid" 'import numpy as np; a = np.arange(1_000_000, dtype=np.float64); n = 41' > /dev/null
 check_eq "it holds a numpy array" "499999500000.0" "$(ctl exec "$cid" 'open("/mnt/data/note.txt", "w").write("kept"); float(a.sum())')"
+# an open file and a unix socket pair the interpreter holds across the sleep
+ctl exec "$cid" 'import socket; log = open("/mnt/data/log.txt", "a"); log.write("before\n"); log.flush(); sa, sb = socket.socketpair(); sa.send(b"queued")' > /dev/null
 check_eq "its tier is charged to the pool" "335544320" "$(used)"
 
 # --- idle: checkpointed after checkpoint_after_seconds
@@ -69,8 +71,9 @@ check_match "the next exec is answered" '"status": "completed"' "$OUT"
 check_eq "with the variables, the module and the file as they were" "(42, 499999500000.0, 'float64', 'numpy', 'kept')" "$(json_get "$OUT" "j['result']")"
 check_eq "the result says restored" "True" "$(json_get "$OUT" "j['restored']")"
 check_match "with the restore time" '^[0-9]+$' "$(json_get "$OUT" "j['restore_ms']")"
+check_eq "an open file and a socket pair come back: writes go on, queued bytes arrive" "(b'queued', 'before\\nafter\\n')" "$(ctl exec "$cid" 'log.write("after\n"); log.flush(); sb.recv(16), open("/mnt/data/log.txt").read()')"
 check_eq "the interpreter was not restarted" "False" "$(json_get "$OUT" "j['interpreter_restarted']")"
-check_eq "the execution counter goes on (3rd cell)" "3" "$(json_get "$OUT" "j['execution_count']")"
+check_eq "the execution counter goes on (4th cell)" "4" "$(json_get "$OUT" "j['execution_count']")"
 check_eq "the sandbox is live again" "live" "$(sandbox "$cid")"
 check_eq "charged to the pool again" "335544320" "$(used)"
 check_eq "in its cgroup, with the tier's memory.max" "335544320" "$(cat "$CG$SVC/capsule-$cid/memory.max" 2>&1)"
