@@ -138,6 +138,7 @@ start_worker (struct shim *s, struct session *se, bool restore, capsule_error **
     return capsule_error_make (err, errno, "fork a %s worker", restore ? "restore" : "checkpoint");
   if (pid == 0)
     worker (s, se, restore);
+  setpgid (pid, pid); /* as the worker does: whichever runs first, the group exists */
   se->cr_pid = pid;
   se->cr_started_ms = shim_monotonic_ms ();
   return 0;
@@ -366,7 +367,8 @@ sleep_cancel (struct shim *s, struct session *se)
   (void)s;
   if (se->cr_pid <= 0)
     return;
-  kill (-se->cr_pid, SIGKILL);
+  if (kill (-se->cr_pid, SIGKILL) < 0)
+    kill (se->cr_pid, SIGKILL);
   while (waitpid (se->cr_pid, NULL, 0) < 0 && errno == EINTR)
     ;
   se->cr_pid = 0;
