@@ -40,6 +40,24 @@
 #define EXT_MOUNTS_FILE "capsule-mounts.json"
 
 #ifdef HAVE_CRIU
+/* Read what child PID writes into FD (closed after) into BUF (NUL-terminated), then reap the
+   child; its wait status, -1 when it could not be had. */
+static int
+drain_and_reap (int fd, char *buf, size_t size, pid_t pid)
+{
+  size_t len = 0;
+  ssize_t n;
+  int status = -1;
+  while ((n = read (fd, buf + len, size - 1 - len)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0)
+      len += n;
+  close (fd);
+  buf[len] = '\0';
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  return status;
+}
+
 /* The first "Error (file:line): reason" of criu's output, as "reason"; NULL when none. */
 static char *
 criu_first_error (const char *text)
@@ -72,9 +90,7 @@ checkpoint_unavailable (void)
 #else
   int pipefd[2];
   char buf[8192];
-  size_t len = 0;
-  ssize_t n;
-  int status = -1;
+  int status;
   pid_t pid;
   char *reason;
   if (pipe2 (pipefd, O_CLOEXEC) < 0)
@@ -98,19 +114,13 @@ checkpoint_unavailable (void)
       _exit (127);
     }
   close (pipefd[1]);
-  while ((n = read (pipefd[0], buf + len, sizeof buf - 1 - len)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0)
-      len += n;
-  close (pipefd[0]);
-  buf[len] = '\0';
-  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
-    ;
+  status = drain_and_reap (pipefd[0], buf, sizeof buf, pid);
   if (status != -1 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
     return NULL;
   reason = criu_first_error (buf);
   if (reason)
     return reason;
-  return xasprintf ("`criu check` failed (%s)", len ? strtok (buf, "\n") : "no output");
+  return xasprintf ("`criu check` failed (%s)", buf[0] ? strtok (buf, "\n") : "no output");
 #endif
 }
 
@@ -568,10 +578,7 @@ restore_run (struct criu_call *c, struct cgroup *cg, const char *root, const cha
 {
   int p[2];
   char buf[4096];
-  ssize_t n;
-  size_t len = 0;
   pid_t helper;
-  int status;
   if (pipe2 (p, O_CLOEXEC) < 0)
     return capsule_error_make (err, errno, "pipe");
   helper = fork ();
@@ -587,13 +594,7 @@ restore_run (struct criu_call *c, struct cgroup *cg, const char *root, const cha
       restore_helper (c, cg, root, croot, p[1]);
     }
   close (p[1]);
-  while ((n = read (p[0], buf + len, sizeof buf - 1 - len)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0)
-      len += n;
-  close (p[0]);
-  buf[len] = '\0';
-  while (waitpid (helper, &status, 0) < 0 && errno == EINTR)
-    ;
+  drain_and_reap (p[0], buf, sizeof buf, helper);
   if (buf[0] == 'P')
     {
       *ret_pid = atoi (buf + 1);
