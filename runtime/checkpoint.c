@@ -682,24 +682,14 @@ container_restore (const struct container_opts *o, const struct checkpoint_opts 
   st->creating = false;
   if (state_save (o->root, st, err) < 0)
     goto rollback;
-  if (o->pid_file)
-    {
-      _cleanup_free_ char *text = xasprintf ("%d", pid);
-      if (write_file_atomic (o->pid_file, text, strlen (text), 0644, err) < 0)
-        {
-          capsule_error_wrap (err, "--pid-file");
-          goto rollback;
-        }
-    }
+  if (container_write_pid_file (o->pid_file, pid, err) < 0)
+    goto rollback;
   r = 0;
   *ret_status = 0;
   if (!co->detach)
     {
-      _cleanup_error_ capsule_error *tmp = NULL;
       process_wait_forwarding (pid, &mask, ret_status);
-      container_report_oom (st);
-      if (container_delete (o->root, o->id, true, &tmp) < 0)
-        dprintf (2, "capsule: warning: %s\n", tmp->msg);
+      container_exited (o->root, st, false);
     }
   goto out;
 

@@ -412,8 +412,8 @@ parent_talk (struct creation *c, capsule_error **err)
     }
 }
 
-static int
-write_pid_file (const char *path, pid_t pid, capsule_error **err)
+int
+container_write_pid_file (const char *path, pid_t pid, capsule_error **err)
 {
   _cleanup_free_ char *text = xasprintf ("%d", pid);
   if (path == NULL)
@@ -431,7 +431,8 @@ parent_record (struct creation *c, capsule_error **err)
     return capsule_error_make (err, ESRCH, "the container process vanished");
   c->st->pid = c->pid;
   c->st->creating = false;
-  if (state_save (c->o->root, c->st, err) < 0 || write_pid_file (c->o->pid_file, c->pid, err) < 0)
+  if (state_save (c->o->root, c->st, err) < 0
+      || container_write_pid_file (c->o->pid_file, c->pid, err) < 0)
     return -1;
   if (sync_send (c->sync[0], SYNC_DONE, 0, err) < 0
       || sync_recv (c->sync[0], SYNC_ACK, &m, err) < 0)
@@ -740,8 +741,8 @@ container_start (const char *root, const char *id, capsule_error **err)
   return 0;
 }
 
-void
-container_report_oom (const struct container_state *st)
+static void
+report_oom (const struct container_state *st)
 {
   _cleanup_cgroup_ struct cgroup *cg = state_cgroup (st);
   _cleanup_error_ capsule_error *err = NULL;
@@ -753,6 +754,15 @@ container_report_oom (const struct container_state *st)
              st->memory_limit / 1048576.0);
   else
     dprintf (2, "capsule: container %s: killed: out of memory\n", st->id);
+}
+
+void
+container_exited (const char *root, const struct container_state *st, bool keep)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  report_oom (st);
+  if (!keep && container_delete (root, st->id, true, &err) < 0)
+    dprintf (2, "capsule: warning: %s\n", err->msg);
 }
 
 void
@@ -802,13 +812,7 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
             terminal_proxy (master, c.pid, &mask, ret_status);
           else
             process_wait_forwarding (c.pid, &mask, ret_status);
-          container_report_oom (c.st);
-          if (!keep)
-            {
-              _cleanup_error_ capsule_error *tmp = NULL;
-              if (container_delete (o->root, o->id, true, &tmp) < 0)
-                dprintf (2, "capsule: warning: %s\n", tmp->msg);
-            }
+          container_exited (o->root, c.st, keep);
         }
     }
   creation_release (&c);

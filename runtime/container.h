@@ -71,5 +71,8 @@ int container_load_locked (const char *root, const char *id, struct container_st
                            int *ret_lock, enum container_status *ret_status, capsule_error **err);
 /* The signals run and restore forward to the container's process while they wait for it. */
 void container_forwarding_mask (sigset_t *mask);
-/* Print why the container died when its cgroup saw an OOM kill. */
-void container_report_oom (const struct container_state *st);
+/* The container's process has exited: say so when its cgroup saw an OOM kill, and delete the
+ * container unless KEEP. */
+void container_exited (const char *root, const struct container_state *st, bool keep);
+/* Write PID into PATH (nothing when PATH is NULL); the error names --pid-file. */
+int container_write_pid_file (const char *path, pid_t pid, capsule_error **err);

@@ -429,6 +429,24 @@ sandbox_on_pidfd (struct shim *s, struct session *se)
   sandbox_on_exit (s, se, -1);
 }
 
+pid_t
+sandbox_running (struct shim *s, struct session *se)
+{
+  _cleanup_state_ struct container_state *st = NULL;
+  _cleanup_error_ capsule_error *err = NULL;
+  if (state_load (s->runtime_root, se->id, &st, &err) < 0 || !state_process_alive (st))
+    return 0;
+  return st->pid;
+}
+
+void
+sandbox_await_executor (struct shim *s, struct session *se)
+{
+  se->sb = SB_STARTING;
+  se->next_connect_ms = shim_monotonic_ms ();
+  se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+}
+
 void
 sandbox_detach (struct shim *s, struct session *se)
 {

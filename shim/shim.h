@@ -216,6 +216,11 @@ const struct method *methods_find (const char *name);
 int sandbox_prepare_image (struct shim *s, capsule_error **err);
 int sandbox_start (struct shim *s, struct session *se, capsule_error **err);
 void sandbox_stop (struct shim *s, struct session *se);
+/* The pid of SE's container process when the runtime's record says it runs, else 0. */
+pid_t sandbox_running (struct shim *s, struct session *se);
+/* SE's sandbox runs: connect to its executor from the loop (SB_STARTING, now, with the startup
+ * deadline). */
+void sandbox_await_executor (struct shim *s, struct session *se);
 /* Close our connection to the executor (it waits for the next). */
 void sandbox_detach (struct shim *s, struct session *se);
 /* Called from the loop: connect attempts, executor I/O, deadlines. */

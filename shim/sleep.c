@@ -165,9 +165,7 @@ session_sleep (struct shim *s, struct session *se)
   se->sb = SB_CHECKPOINTING;
   if (start_worker (s, se, false, &err) < 0)
     {
-      se->sb = SB_STARTING; /* reconnect to the untouched sandbox */
-      se->next_connect_ms = shim_monotonic_ms ();
-      se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+      sandbox_await_executor (s, se); /* reconnect to the untouched sandbox */
       return rpc_error_from (500, "checkpoint_failed", steal_pointer (&err));
     }
   return NULL;
@@ -259,8 +257,6 @@ reply_sleep (struct shim *s, struct session *se, struct rpc_error *e)
 static void
 checkpoint_done (struct shim *s, struct session *se, int status)
 {
-  _cleanup_error_ capsule_error *err = NULL;
-  _cleanup_state_ struct container_state *st = NULL;
   if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
     {
       se->sb = SB_ASLEEP;
@@ -268,7 +264,6 @@ checkpoint_done (struct shim *s, struct session *se, int status)
       if (se->charged)
         pools_credit (&s->pools, se->tenant, se->tier->memory);
       se->charged = false;
-      store_save (s, se);
       fprintf (stderr, "capsule-shim: %s: asleep (checkpointed in %lld ms)\n", se->id,
                (long long)(shim_monotonic_ms () - se->cr_started_ms));
       reply_sleep (s, se, NULL);
@@ -284,11 +279,9 @@ checkpoint_done (struct shim *s, struct session *se, int status)
   }
   /* criu failed before touching the sandbox (it leaves it running): reconnect; else it is gone,
      and the next call starts a fresh interpreter and says so */
-  if (state_load (s->runtime_root, se->id, &st, &err) == 0 && state_process_alive (st))
+  if (sandbox_running (s, se) > 0)
     {
-      se->sb = SB_STARTING;
-      se->next_connect_ms = shim_monotonic_ms ();
-      se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+      sandbox_await_executor (s, se);
       return;
     }
   sandbox_stop (s, se);
@@ -299,28 +292,23 @@ checkpoint_done (struct shim *s, struct session *se, int status)
 static void
 restore_done (struct shim *s, struct session *se, int status)
 {
-  _cleanup_error_ capsule_error *err = NULL;
-  _cleanup_state_ struct container_state *st = NULL;
-  if (WIFEXITED (status) && WEXITSTATUS (status) == 0
-      && state_load (s->runtime_root, se->id, &st, &err) == 0 && state_process_alive (st))
+  bool worker_ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
+  pid_t pid = worker_ok ? sandbox_running (s, se) : 0;
+  if (pid > 0)
     {
-      se->pid = st->pid;
-      se->sb = SB_STARTING;
+      se->pid = pid;
       se->oom_kills = 0;
       se->restore_ms = shim_monotonic_ms () - se->cr_started_ms;
       se->restored_unreported = true;
-      se->next_connect_ms = shim_monotonic_ms ();
-      se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+      sandbox_await_executor (s, se);
       sleep_image_remove (s, se);
-      store_save (s, se);
       fprintf (stderr, "capsule-shim: %s: awake (restored in %lld ms)\n", se->id,
                (long long)se->restore_ms);
       return;
     }
   {
-    _cleanup_free_ char *why = WIFEXITED (status) && WEXITSTATUS (status) == 0
-                                   ? xstrdup ("the restored interpreter died at once")
-                                   : worker_error (se, status);
+    _cleanup_free_ char *why
+        = worker_ok ? xstrdup ("the restored interpreter died at once") : worker_error (se, status);
     fprintf (stderr, "capsule-shim: %s: restore failed: %s\n", se->id, why);
     /* whatever the restore left (a record, a dying process) goes */
     sandbox_stop (s, se);
@@ -339,7 +327,6 @@ restore_done (struct shim *s, struct session *se, int status)
       }
     /* no image to go back to: a fresh interpreter (the call says interpreter_restarted) */
     se->starts = se->starts > 0 ? se->starts : 1;
-    store_save (s, se);
     if (!s->stopping)
       execution_kick (s, se);
   }

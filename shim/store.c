@@ -36,8 +36,6 @@ store_save (struct shim *s, struct session *se)
   json_w_kv_int (w, "created_at", se->created_at);
   json_w_kv_int (w, "last_active_at", se->last_active_at);
   json_w_kv_int (w, "expires_minutes", se->expires_minutes);
-  /* a sleeping session comes back asleep after a restart: restorable, not charged */
-  json_w_kv_string (w, "sandbox", se->sb == SB_ASLEEP ? "checkpointed" : "live");
   json_w_key (w, "files");
   json_w_open_array (w);
   for (size_t i = 0; i < se->n_files; i++)
@@ -98,28 +96,18 @@ load_files (struct session *se, const json_value *files)
     }
 }
 
-static bool
-sandbox_alive (struct shim *s, struct session *se)
-{
-  _cleanup_state_ struct container_state *st = NULL;
-  _cleanup_error_ capsule_error *err = NULL;
-  return state_load (s->runtime_root, se->id, &st, &err) == 0 && state_process_alive (st);
-}
-
 /* The sandbox of a re-adopted session: alive (connect again) or gone (start on the next call). */
 static void
 adopt_sandbox (struct shim *s, struct session *se)
 {
-  _cleanup_state_ struct container_state *st = NULL;
   _cleanup_error_ capsule_error *err = NULL;
-  if (state_load (s->runtime_root, se->id, &st, &err) == 0 && state_process_alive (st))
+  pid_t pid = sandbox_running (s, se);
+  if (pid > 0)
     {
-      se->pid = st->pid;
-      se->pidfd = syscall (SYS_pidfd_open, st->pid, 0);
-      se->sb = SB_STARTING;
+      se->pid = pid;
+      se->pidfd = syscall (SYS_pidfd_open, pid, 0);
       se->starts = 1;
-      se->ready_deadline_ms = shim_monotonic_ms () + s->cfg.startup_timeout_ms;
-      se->next_connect_ms = shim_monotonic_ms ();
+      sandbox_await_executor (s, se);
       if (se->pidfd >= 0)
         {
           se->pid_w = (struct watcher){ W_PIDFD, se };
@@ -127,7 +115,6 @@ adopt_sandbox (struct shim *s, struct session *se)
         }
       return;
     }
-  capsule_error_release (&err);
   container_delete (s->runtime_root, se->id, true, &err);
   se->sb = SB_NONE;
   se->starts = 1; /* the next call starts a fresh interpreter and says so */
@@ -208,7 +195,7 @@ store_load_all (struct shim *s)
       se = load_one (s, dir, de->d_name);
       if (se == NULL)
         continue;
-      if (se->data_mounted && sleep_image_complete (s, se) && !sandbox_alive (s, se))
+      if (se->data_mounted && sleep_image_complete (s, se) && sandbox_running (s, se) == 0)
         {
           /* asleep (or its checkpoint finished while no shim ran): restorable on the next call */
           se->sb = SB_ASLEEP;
