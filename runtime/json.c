@@ -10,18 +10,72 @@
 
 #include "utils.h"
 
+/* yajl builds its tree and frees it by recursion, with no bound on depth or size: a line of a
+   few hundred thousand '[' takes the stack, and a long array of small values costs ~40 times its
+   text in tree nodes.  So every document is measured first, in one pass, and refused past the
+   limits before yajl sees it. */
+static int
+check_shape (const char *text, const char *what, capsule_error **err)
+{
+  size_t depth = 0, values = 0;
+  bool in_string = false;
+  for (const char *p = text; *p; p++)
+    {
+      char c = *p;
+      if (in_string)
+        {
+          if (c == '\\' && p[1])
+            p++;
+          else if (c == '"')
+            in_string = false;
+          continue;
+        }
+      switch (c)
+        {
+        case '"':
+          in_string = true;
+          values++;
+          break;
+        case '[':
+        case '{':
+          if (++depth > JSON_MAX_DEPTH)
+            return capsule_error_make (err, ELOOP, "%s: nested deeper than %d levels", what,
+                                       JSON_MAX_DEPTH);
+          values++;
+          break;
+        case ']':
+        case '}':
+          if (depth > 0)
+            depth--;
+          break;
+        case ',':
+          values++;
+          break;
+        default:
+          break;
+        }
+      if (values > JSON_MAX_VALUES)
+        return capsule_error_make (err, E2BIG, "%s: more than %d values", what, JSON_MAX_VALUES);
+    }
+  return 0;
+}
+
 json_value *
 json_parse (const char *text, const char *what, capsule_error **err)
 {
   char errbuf[1024] = "";
-  json_value *v = yajl_tree_parse (text, errbuf, sizeof errbuf);
+  json_value *v;
+  if (check_shape (text, what, err) < 0)
+    return NULL;
+  v = yajl_tree_parse (text, errbuf, sizeof errbuf);
   if (v == NULL)
     {
       /* yajl's message spans lines and ends with a caret diagram; keep the first line. */
       char *nl = strchr (errbuf, '\n');
       if (nl)
         *nl = '\0';
-      capsule_error_make (err, 0, "%s: invalid JSON: %s", what, errbuf[0] ? errbuf : "parse error");
+      capsule_error_make (err, EINVAL, "%s: invalid JSON: %s", what,
+                          errbuf[0] ? errbuf : "parse error");
       return NULL;
     }
   return v;
@@ -213,15 +267,92 @@ json_w_close_array (json_writer *w)
 void
 json_w_key (json_writer *w, const char *key)
 {
+  if (!json_utf8_valid (key))
+    {
+      _cleanup_free_ char *clean = json_utf8_sanitise (key);
+      yajl_gen_string (w->g, (const unsigned char *)clean, strlen (clean));
+      return;
+    }
   yajl_gen_string (w->g, (const unsigned char *)key, strlen (key));
 }
+/* Length of the valid UTF-8 sequence at P (1-4), or 0 when the bytes there are not one. */
+static size_t
+utf8_sequence (const unsigned char *p)
+{
+  size_t n;
+  uint32_t cp;
+  if (p[0] < 0x80)
+    return 1;
+  if (p[0] >= 0xc2 && p[0] <= 0xdf)
+    n = 2, cp = p[0] & 0x1f;
+  else if (p[0] >= 0xe0 && p[0] <= 0xef)
+    n = 3, cp = p[0] & 0x0f;
+  else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+    n = 4, cp = p[0] & 0x07;
+  else
+    return 0;
+  for (size_t i = 1; i < n; i++)
+    {
+      if ((p[i] & 0xc0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (p[i] & 0x3f);
+    }
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+      || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    return 0;
+  return n;
+}
+
+bool
+json_utf8_valid (const char *s)
+{
+  for (const unsigned char *p = (const unsigned char *)s; *p;)
+    {
+      size_t n = utf8_sequence (p);
+      if (n == 0)
+        return false;
+      p += n;
+    }
+  return true;
+}
+
+char *
+json_utf8_sanitise (const char *s)
+{
+  size_t len = strlen (s);
+  char *out = xmalloc0 (len * 3 + 1), *o = out;
+  for (const unsigned char *p = (const unsigned char *)s; *p;)
+    {
+      size_t n = utf8_sequence (p);
+      if (n == 0)
+        {
+          memcpy (o, "\xef\xbf\xbd", 3); /* U+FFFD REPLACEMENT CHARACTER */
+          o += 3;
+          p++;
+          continue;
+        }
+      memcpy (o, p, n);
+      o += n;
+      p += n;
+    }
+  *o = '\0';
+  return out;
+}
+
 void
 json_w_string (json_writer *w, const char *s)
 {
   if (s == NULL)
     yajl_gen_null (w->g);
-  else
+  else if (json_utf8_valid (s))
     yajl_gen_string (w->g, (const unsigned char *)s, strlen (s));
+  else
+    {
+      /* what we write is always UTF-8: bytes that are not (a file name the sandbox made) are
+         each shown as U+FFFD */
+      _cleanup_free_ char *clean = json_utf8_sanitise (s);
+      yajl_gen_string (w->g, (const unsigned char *)clean, strlen (clean));
+    }
 }
 void
 json_w_int (json_writer *w, long long v)
@@ -266,14 +397,12 @@ json_w_string_array (json_writer *w, const char *key, const char *const *v, size
   json_w_close_array (w);
 }
 
-char *
-json_splice (const char *text, const char *marker, const char *raw)
+void
+json_w_raw (json_writer *w, const char *json)
 {
-  _cleanup_free_ char *token = xasprintf ("\"%s\"", marker);
-  const char *at = strstr (text, token);
-  if (at == NULL)
-    return xstrdup (text);
-  return xasprintf ("%.*s%s%s", (int)(at - text), text, raw, at + strlen (token));
+  /* yajl prints a number's text as given, in the generator's place: the way to put a value
+     that is already JSON (and was made by our own writer) where a value goes */
+  yajl_gen_number (w->g, json, strlen (json));
 }
 
 const char *

@@ -10,7 +10,11 @@
 
 typedef struct yajl_val_s json_value;
 
-/* Parse TEXT (NUL-terminated).  WHAT names the document in errors ("config.json"). */
+/* Parse TEXT (NUL-terminated).  WHAT names the document in errors ("config.json").  Documents
+ * nested deeper than JSON_MAX_DEPTH fail with status ELOOP, those holding more than
+ * JSON_MAX_VALUES values with E2BIG, invalid ones (also invalid UTF-8) with EINVAL. */
+#define JSON_MAX_DEPTH  64
+#define JSON_MAX_VALUES (1 << 20)
 json_value *json_parse (const char *text, const char *what, capsule_error **err);
 void json_free (json_value *v);
 static inline void
@@ -69,7 +73,10 @@ void json_w_kv_bool (json_writer *w, const char *key, bool v);
 void json_w_string_array (json_writer *w, const char *key, const char *const *v, size_t n);
 /* The text written so far (owned by the writer). */
 const char *json_writer_text (json_writer *w, size_t *ret_len);
-/* The writer cannot embed ready JSON: write the string MARKER where it goes, then splice RAW in
- * place of that string token.  A marker inside a written string cannot match: its quotes are
- * escaped there.  Returns a new text (TEXT itself when MARKER is absent, copied). */
-char *json_splice (const char *text, const char *marker, const char *raw);
+/* Put JSON (a complete value our own writer made) where a value goes. */
+void json_w_raw (json_writer *w, const char *json);
+
+/* Is S valid UTF-8?  And a copy with each byte that is not part of a valid sequence replaced by
+ * U+FFFD.  Strings written are always valid UTF-8: json_w_string replaces such bytes. */
+bool json_utf8_valid (const char *s);
+char *json_utf8_sanitise (const char *s);

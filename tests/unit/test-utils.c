@@ -1,14 +1,92 @@
-/* Unit tests: small parsers (sizes, signals, ids), capability names, id map text. */
+/* Unit tests: small parsers (sizes, signals, ids), capability names, id map text, and the JSON
+ * layer's limits and UTF-8 output. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "caps.h"
+#include "json.h"
 #include "namespaces.h"
 #include "utils.h"
 #include "unit-main.h"
+
+/* 300,000 nested brackets took the stack of yajl_tree_free; such documents are refused before
+   yajl sees them, as are documents of more values than the limit; strings inside may hold
+   brackets freely. */
+START_TEST (test_json_limits)
+{
+  size_t n = 300000;
+  char *deep = malloc (2 * n + 1);
+  capsule_error *err = NULL;
+  json_value *v;
+  memset (deep, '[', n);
+  memset (deep + n, ']', n);
+  deep[2 * n] = '\0';
+  ck_assert_ptr_null (json_parse (deep, "request", &err));
+  ck_assert_int_eq (err->status, ELOOP);
+  capsule_error_release (&err);
+  /* exactly at the limit it parses */
+  memset (deep, '[', JSON_MAX_DEPTH);
+  memset (deep + JSON_MAX_DEPTH, ']', JSON_MAX_DEPTH);
+  deep[2 * JSON_MAX_DEPTH] = '\0';
+  v = json_parse (deep, "request", &err);
+  ck_assert_ptr_nonnull (v);
+  json_free (v);
+  deep[0] = '"';
+  memset (deep + 1, '[', 100);
+  strcpy (deep + 101, "\\\"]\"");
+  v = json_parse (deep, "string", &err);
+  ck_assert_ptr_nonnull (v);
+  json_free (v);
+  free (deep);
+  {
+    size_t count = JSON_MAX_VALUES + 2;
+    char *wide = malloc (2 * count + 3), *p = wide;
+    *p++ = '[';
+    for (size_t i = 0; i < count; i++)
+      {
+        *p++ = '0';
+        *p++ = ',';
+      }
+    p[-1] = ']';
+    *p = '\0';
+    ck_assert_ptr_null (json_parse (wide, "request", &err));
+    ck_assert_int_eq (err->status, E2BIG);
+    capsule_error_release (&err);
+    free (wide);
+  }
+  ck_assert_ptr_null (json_parse ("{\"a\": \"\xff\"}", "bad utf-8", &err));
+  ck_assert_int_eq (err->status, EINVAL);
+  capsule_error_release (&err);
+}
+END_TEST
+
+START_TEST (test_json_utf8_out)
+{
+  json_writer *w = json_writer_new (false);
+  char *clean;
+  json_w_open_object (w);
+  json_w_kv_string (w, "path", "\xff\xfe.bin");
+  json_w_kv_string (w, "ok", "caf\xc3\xa9");
+  json_w_key (w, "raw");
+  json_w_raw (w, "[1,{\"a\":2}]");
+  json_w_close_object (w);
+  ck_assert_str_eq (
+      json_writer_text (w, NULL),
+      "{\"path\":\"\xef\xbf\xbd\xef\xbf\xbd.bin\",\"ok\":\"caf\xc3\xa9\",\"raw\":[1,{\"a\":2}]}");
+  json_writer_free (w);
+  ck_assert (json_utf8_valid ("caf\xc3\xa9 \xf0\x9f\x98\x80"));
+  ck_assert (!json_utf8_valid ("\xed\xa0\x80")); /* a surrogate */
+  ck_assert (!json_utf8_valid ("\xc0\xaf"));     /* overlong */
+  clean = json_utf8_sanitise ("a\xe2\x82");
+  ck_assert_str_eq (clean, "a\xef\xbf\xbd\xef\xbf\xbd");
+  free (clean);
+}
+END_TEST
 
 START_TEST (test_sizes)
 {
@@ -80,6 +158,8 @@ main (void)
 {
   Suite *s = suite_create ("utils");
   TCase *tc = tcase_create ("parsers");
+  tcase_add_test (tc, test_json_limits);
+  tcase_add_test (tc, test_json_utf8_out);
   tcase_add_test (tc, test_sizes);
   tcase_add_test (tc, test_signals);
   tcase_add_test (tc, test_ids);
