@@ -72,7 +72,6 @@ read_message (void)
         {
           capsule_error *err = NULL;
           json_value *v = json_parse (line, "answer", &err);
-          free (line);
           capsule_error_free (err);
           if (v)
             return v;

@@ -14,9 +14,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "files.h"
 #include "shim-util.h"
-#include "shim.h"
 #include "utils.h"
 
 #define PATH_MAX_LEN     1024
@@ -24,83 +23,92 @@
 #define SCAN_MAX_ENTRIES 10000
 
 struct cfile *
-files_find (struct session *se, const char *id)
+files_find (struct files *fs, const char *id)
 {
-  for (size_t i = 0; i < se->n_files; i++)
-    if (strcmp (se->files[i].id, id) == 0)
-      return &se->files[i];
-  return NULL;
-}
-
-static struct cfile *
-find_path (struct session *se, const char *rel)
-{
-  for (size_t i = 0; i < se->n_files; i++)
-    if (strcmp (se->files[i].path, rel) == 0)
-      return &se->files[i];
-  return NULL;
+  return id ? strmap_get (&fs->by_id, id) : NULL;
 }
 
 struct cfile *
-files_register (struct session *se, const char *rel, uint64_t bytes, bool from_user)
+files_find_path (struct files *fs, const char *rel)
 {
-  struct cfile *f = find_path (se, rel);
+  return strmap_get (&fs->by_path, rel);
+}
+
+struct cfile *
+files_register (struct files *fs, const char *rel, uint64_t bytes, bool from_user)
+{
+  struct cfile *f = files_find_path (fs, rel);
   if (f)
     {
       f->bytes = bytes;
       f->from_user = from_user;
       return f;
     }
-  se->files = realloc (se->files, (se->n_files + 1) * sizeof *se->files);
-  if (se->files == NULL)
-    abort ();
-  f = &se->files[se->n_files++];
+  if (fs->n >= FILES_MAX)
+    return NULL;
+  if (fs->n == fs->cap)
+    {
+      fs->cap = fs->cap ? 2 * fs->cap : 16;
+      fs->v = xrealloc (fs->v, fs->cap * sizeof *fs->v);
+    }
+  f = xmalloc0 (sizeof *f);
   *f = (struct cfile){ shim_new_id ("cfile_"), xstrdup (rel), bytes, shim_now (), from_user };
+  fs->v[fs->n++] = f;
+  strmap_put (&fs->by_id, f->id, f);
+  strmap_put (&fs->by_path, f->path, f);
   return f;
 }
 
-static void
-forget (struct session *se, struct cfile *f)
+int
+files_set_id (struct files *fs, struct cfile *f, const char *id)
 {
-  size_t i = f - se->files;
+  if (strmap_get (&fs->by_id, id))
+    return -1;
+  strmap_del (&fs->by_id, f->id);
+  free (f->id);
+  f->id = xstrdup (id);
+  strmap_put (&fs->by_id, f->id, f);
+  return 0;
+}
+
+static void
+cfile_free (struct cfile *f)
+{
   free (f->id);
   free (f->path);
-  memmove (&se->files[i], &se->files[i + 1], (se->n_files - i - 1) * sizeof *se->files);
-  se->n_files--;
+  free (f);
 }
 
 void
-files_w_object (json_writer *w, struct session *se, const struct cfile *f)
+files_forget (struct files *fs, struct cfile *f)
 {
-  _cleanup_free_ char *full = xasprintf ("/mnt/data/%s", f->path);
-  json_w_open_object (w);
-  json_w_kv_string (w, "id", f->id);
-  json_w_kv_string (w, "object", "container.file");
-  json_w_kv_string (w, "container_id", se->id);
-  json_w_kv_int (w, "created_at", f->created_at);
-  json_w_kv_int (w, "bytes", f->bytes);
-  json_w_kv_string (w, "path", full);
-  json_w_kv_string (w, "source", f->from_user ? "user" : "assistant");
-  json_w_close_object (w);
+  for (size_t i = 0; i < fs->n; i++)
+    if (fs->v[i] == f)
+      {
+        memmove (&fs->v[i], &fs->v[i + 1], (fs->n - i - 1) * sizeof *fs->v);
+        fs->n--;
+        break;
+      }
+  strmap_del (&fs->by_id, f->id);
+  strmap_del (&fs->by_path, f->path);
+  cfile_free (f);
 }
 
 void
-files_release (struct session *se)
+files_release (struct files *fs)
 {
-  for (size_t i = 0; i < se->n_files; i++)
-    {
-      free (se->files[i].id);
-      free (se->files[i].path);
-    }
-  free (se->files);
-  se->files = NULL;
-  se->n_files = 0;
+  for (size_t i = 0; i < fs->n; i++)
+    cfile_free (fs->v[i]);
+  free (fs->v);
+  strmap_release (&fs->by_id);
+  strmap_release (&fs->by_path);
+  *fs = (struct files){ 0 };
 }
 
 int
-files_data_fd (struct session *se, capsule_error **err)
+files_data_fd (const char *data_dir, capsule_error **err)
 {
-  int fd = open (se->data_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  int fd = open (data_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
     return capsule_error_make (err, errno, "open the data directory");
   return fd;
@@ -200,10 +208,10 @@ open_parent (int datafd, const char *rel, bool create, uid_t uid, const char **r
 }
 
 int
-files_write (struct session *se, const char *rel, const void *data, size_t len, uid_t uid,
+files_write (const char *data_dir, const char *rel, const void *data, size_t len, uid_t uid,
              capsule_error **err)
 {
-  _cleanup_close_ int datafd = files_data_fd (se, err);
+  _cleanup_close_ int datafd = files_data_fd (data_dir, err);
   _cleanup_close_ int parent = -1, fd = -1;
   _cleanup_free_ char *tmp = NULL;
   const char *name;
@@ -250,10 +258,10 @@ files_write (struct session *se, const char *rel, const void *data, size_t len, 
 }
 
 int
-files_read (struct session *se, const char *rel, size_t max, char **ret, size_t *ret_len,
+files_read (const char *data_dir, const char *rel, size_t max, char **ret, size_t *ret_len,
             capsule_error **err)
 {
-  _cleanup_close_ int datafd = files_data_fd (se, err);
+  _cleanup_close_ int datafd = files_data_fd (data_dir, err);
   _cleanup_close_ int fd = -1;
   _cleanup_free_ char *data = NULL;
   struct stat st;
@@ -288,9 +296,9 @@ files_read (struct session *se, const char *rel, size_t max, char **ret, size_t 
 }
 
 int
-files_unlink (struct session *se, const char *rel, capsule_error **err)
+files_unlink (const char *data_dir, const char *rel, capsule_error **err)
 {
-  _cleanup_close_ int datafd = files_data_fd (se, err);
+  _cleanup_close_ int datafd = files_data_fd (data_dir, err);
   _cleanup_close_ int parent = -1, dir = -1;
   const char *name;
   if (datafd < 0)
@@ -306,10 +314,18 @@ files_unlink (struct session *se, const char *rel, capsule_error **err)
   return 0;
 }
 
-/* Walk the data directory (no symlinks followed, bounded) and bring the registry up to date:
-   files made by the code that no cell reported are added, files gone are dropped. */
+/* Walk the data directory (no symlinks followed, bounded in entries and in path length) and
+   bring the registry up to date: files made by the code that no cell reported are added, files
+   gone are dropped.  What the bounds leave out is said (truncated), never silently lost. */
+struct scan
+{
+  struct files *fs;
+  size_t budget;
+  bool truncated;
+};
+
 static void
-scan_dir (struct session *se, int at, const char *prefix, bool *seen, size_t *budget)
+scan_dir (struct scan *sc, int at, const char *prefix)
 {
   DIR *d;
   struct dirent *de;
@@ -320,54 +336,79 @@ scan_dir (struct session *se, int at, const char *prefix, bool *seen, size_t *bu
         close (fd);
       return;
     }
-  while ((de = readdir (d)) && *budget > 0)
+  while ((de = readdir (d)))
     {
       _cleanup_free_ char *rel = NULL;
       struct stat st;
+      size_t plen = strlen (prefix);
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0
           || strncmp (de->d_name, ".capsule-upload-", 16) == 0)
         continue;
-      (*budget)--;
+      if (sc->budget == 0)
+        {
+          sc->truncated = true;
+          break;
+        }
+      sc->budget--;
+      if (plen + 1 + strlen (de->d_name) > PATH_MAX_LEN)
+        {
+          sc->truncated = true; /* deeper than a path the API can name */
+          continue;
+        }
       if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         continue;
-      rel = prefix[0] ? xasprintf ("%s/%s", prefix, de->d_name) : xstrdup (de->d_name);
+      rel = plen ? xasprintf ("%s/%s", prefix, de->d_name) : xstrdup (de->d_name);
       if (S_ISDIR (st.st_mode))
         {
           int sub = open_beneath (dirfd (d), de->d_name, O_PATH | O_DIRECTORY, 0);
           if (sub >= 0)
             {
-              scan_dir (se, sub, rel, seen, budget);
+              scan_dir (sc, sub, rel);
               close (sub);
             }
         }
       else if (S_ISREG (st.st_mode))
         {
-          struct cfile *f = find_path (se, rel);
-          if (f == NULL && se->n_files >= FILES_MAX)
-            continue;
+          struct cfile *f = files_find_path (sc->fs, rel);
           if (f == NULL)
-            f = files_register (se, rel, st.st_size, false);
-          else
-            f->bytes = st.st_size;
-          seen[f - se->files] = true;
+            f = files_register (sc->fs, rel, st.st_size, false);
+          if (f == NULL)
+            {
+              sc->truncated = true;
+              continue;
+            }
+          f->bytes = st.st_size;
+          f->seen = true;
         }
     }
   closedir (d);
 }
 
 void
-files_rescan (struct session *se)
+files_rescan (struct files *fs, const char *data_dir)
 {
   _cleanup_error_ capsule_error *err = NULL;
-  _cleanup_close_ int datafd = files_data_fd (se, &err);
-  size_t budget = SCAN_MAX_ENTRIES;
-  bool *seen;
+  _cleanup_close_ int datafd = files_data_fd (data_dir, &err);
+  struct scan sc = { fs, SCAN_MAX_ENTRIES, false };
+  size_t kept = 0;
   if (datafd < 0)
     return;
-  seen = xmalloc0 ((se->n_files + SCAN_MAX_ENTRIES) * sizeof (bool));
-  scan_dir (se, datafd, "", seen, &budget);
-  for (size_t i = se->n_files; i > 0; i--)
-    if (!seen[i - 1])
-      forget (se, &se->files[i - 1]);
-  free (seen);
+  for (size_t i = 0; i < fs->n; i++)
+    fs->v[i]->seen = false;
+  scan_dir (&sc, datafd, "");
+  /* drop what is gone, in one pass */
+  for (size_t i = 0; i < fs->n; i++)
+    {
+      struct cfile *f = fs->v[i];
+      if (f->seen || sc.truncated)
+        {
+          fs->v[kept++] = f;
+          continue;
+        }
+      strmap_del (&fs->by_id, f->id);
+      strmap_del (&fs->by_path, f->path);
+      cfile_free (f);
+    }
+  fs->n = kept;
+  fs->truncated = sc.truncated;
 }

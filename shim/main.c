@@ -14,19 +14,17 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "checkpoint.h"
 #include "shim-util.h"
 #include "shim.h"
 #include "spec-default.h"
 #include "utils.h"
-
-int shim_run (struct shim *s);
 
 static const char usage[]
     = "usage: capsule-shim --socket PATH --state-dir DIR [--image DIR|host] [--tiers FILE]\n"
@@ -216,7 +214,7 @@ parse_args (int argc, char **argv, struct shim_config *c)
    no-internal-process rule).  Under systemd with Delegate=yes the shim's cgroup is the delegated
    subtree: the shim moves itself into a leaf, `shim`, and puts sandboxes beside it. */
 static int
-claim_cgroup_subtree (struct shim *s, capsule_error **err)
+claim_cgroup_subtree (char **ret_parent, capsule_error **err)
 {
   _cleanup_free_ char *self = NULL, *own = NULL, *leaf = NULL, *procs = NULL, *pid = NULL;
   if (cgroup_detect_version (CGROUP_ROOT_DEFAULT) != 2)
@@ -238,7 +236,7 @@ claim_cgroup_subtree (struct shim *s, capsule_error **err)
                                  "the shim, Delegate=yes?)",
                                  leaf);
     }
-  s->cgroup_parent = steal_pointer (&own);
+  *ret_parent = steal_pointer (&own);
   return 0;
 }
 
@@ -253,53 +251,47 @@ setup (struct shim *s, capsule_error **err)
                                               : spec_policy_path ("tiers.json");
   if (tiers_load (tiers, &s->tiers, err) < 0)
     return -1;
-  s->pools.default_total = s->cfg.tenant_pool ? s->cfg.tenant_pool : s->tiers.pool;
   /* 0711: the sandboxes' root user (an unprivileged host uid) must pass through to the image
      and to its own session directory to bind them, but may list nothing */
   if (mkdir_p (s->cfg.state_dir, 0711, err) < 0 || mkdir_p (sessions, 0711, err) < 0
       || chmod (s->cfg.state_dir, 0711) < 0 || chmod (sessions, 0711) < 0)
     return capsule_error_make (err, errno, "state directory `%s`", s->cfg.state_dir);
-  s->runtime_root = xasprintf ("%s/runtime", s->cfg.state_dir);
-  if (claim_cgroup_subtree (s, err) < 0)
+  if (claim_cgroup_subtree (&s->host.cgroup_parent, err) < 0)
     return -1;
   if (access (s->cfg.executor_dir, R_OK) < 0)
     return capsule_error_make (err, errno, "executor directory `%s`", s->cfg.executor_dir);
   if (access (s->cfg.init_path, X_OK) < 0)
     return capsule_error_make (err, errno, "capsule-init `%s`", s->cfg.init_path);
-  return sandbox_prepare_image (s, err);
+  s->host.executor_dir = s->cfg.executor_dir;
+  s->host.init_path = s->cfg.init_path;
+  s->host.host_uid_base = s->cfg.host_uid_base;
+  s->host.startup_timeout_ms = s->cfg.startup_timeout_ms;
+  return sandbox_host_init (&s->host, s->cfg.state_dir, s->cfg.image, s->cfg.policy_dir, err);
 }
 
-/* On SIGTERM (a restart, an upgrade) the sessions stay: their sandboxes run on, their records
-   and workspaces stay on disk, and the next shim re-adopts them.  Warm sandboxes are nobody's:
-   they go. */
-static void
-shutdown_sessions (struct shim *s)
+/* Where sessions may sleep: CRIU must work here and the image directory be root's alone. */
+static char *
+checkpoint_unavailable_reason (struct shim *s)
 {
-  /* a dump or restore under way finishes first: killed midway it could leave a sandbox frozen
-     or running unrecorded */
-  sleep_wait_workers (s);
-  while (s->sessions)
-    {
-      struct session *se = s->sessions;
-      if (se->status == SESSION_WARM)
-        session_expire (s, se, true);
-      else if (se->status == SESSION_RUNNING)
-        store_save (s, se);
-      if (se->exec_fd >= 0)
-        close (se->exec_fd);
-      s->sessions = se->next;
-      session_free (se);
-    }
+  _cleanup_error_ capsule_error *err = NULL;
+  char *why = checkpoint_unavailable ();
+  if (why == NULL
+      && (mkdir_p (s->host.checkpoint_dir, 0700, &err) < 0
+          || chmod (s->host.checkpoint_dir, 0700) < 0))
+    why = xasprintf ("cannot make `%s`: %s", s->host.checkpoint_dir,
+                     err ? err->msg : strerror (errno));
+  if (why)
+    fprintf (stderr, "capsule-shim: idle sessions stay live: checkpoint unavailable: %s\n", why);
+  return why;
 }
 
 int
 main (int argc, char **argv)
 {
-  struct shim s = { .epfd = -1, .listen_fd = -1, .signal_fd = -1 };
+  static struct shim s;
   _cleanup_error_ capsule_error *err = NULL;
-  sigset_t mask;
   char *exe_dir = NULL, *init = NULL;
-  int r;
+  int listen_fd, r;
 
   s.cfg = (struct shim_config){ .exec_timeout_default_ms = 60000,
                                 .exec_timeout_max_ms = 600000,
@@ -323,46 +315,58 @@ main (int argc, char **argv)
         = beside_binary ("../runtime/capsule-init", "/usr/local/bin/capsule-init");
   if (s.cfg.exec_timeout_default_ms > s.cfg.exec_timeout_max_ms)
     s.cfg.exec_timeout_default_ms = s.cfg.exec_timeout_max_ms;
+  if (loop_init (&s.loop, &err) < 0)
+    return fail ("%s", err->msg);
+  s.host.loop = &s.loop;
   if (setup (&s, &err) < 0)
     return fail ("%s", err->msg);
-
-  sigemptyset (&mask);
-  sigaddset (&mask, SIGCHLD);
-  sigaddset (&mask, SIGTERM);
-  sigaddset (&mask, SIGINT);
-  sigaddset (&mask, SIGHUP);
-  sigprocmask (SIG_BLOCK, &mask, NULL);
   signal (SIGPIPE, SIG_IGN);
   prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  s.signal_fd = signalfd (-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  s.epfd = epoll_create1 (EPOLL_CLOEXEC);
-  s.listen_fd = listen_socket (s.cfg.socket_path);
-  if (s.signal_fd < 0 || s.epfd < 0 || s.listen_fd < 0)
+  listen_fd = listen_socket (s.cfg.socket_path);
+  if (listen_fd < 0)
     return fail ("listen on %s: %s", s.cfg.socket_path ? s.cfg.socket_path : "LISTEN_FDS",
                  strerror (errno));
-  s.listen_w = (struct watcher){ W_LISTEN, NULL };
-  s.signal_w = (struct watcher){ W_SIGNAL, NULL };
-  shim_watch (&s, s.listen_fd, &s.listen_w, false);
-  shim_watch (&s, s.signal_fd, &s.signal_w, false);
-  s.started_ms = shim_monotonic_ms ();
+  if (server_init (&s.server, &s.loop, listen_fd, s.cfg.max_clients, s.cfg.max_message,
+                   shim_methods, shim_n_methods, &s)
+      < 0)
+    return fail ("watch %s: %s", s.cfg.socket_path ? s.cfg.socket_path : "LISTEN_FDS",
+                 strerror (errno));
+  sessions_init (&s.sessions, &s.loop, &s.host, &s.tiers,
+                 &(struct session_config){ .state_dir = s.cfg.state_dir,
+                                           .minute_s = s.cfg.minute_s,
+                                           .expired_retention_s = s.cfg.expired_retention_s,
+                                           .exec_timeout_default_ms = s.cfg.exec_timeout_default_ms,
+                                           .exec_timeout_max_ms = s.cfg.exec_timeout_max_ms,
+                                           .interrupt_grace_ms = s.cfg.interrupt_grace_ms,
+                                           .max_sessions = s.cfg.max_sessions,
+                                           .warm = s.cfg.warm,
+                                           .host_uid_base = s.cfg.host_uid_base });
+  if (s.cfg.tenant_pool)
+    s.sessions.pools.default_total = s.cfg.tenant_pool;
+  s.sessions.checkpoint_unavailable = checkpoint_unavailable_reason (&s);
+  s.started_ms = loop_now_ms ();
   fprintf (stderr, "capsule-shim: listening on %s (image %s, state %s)\n",
            s.cfg.socket_path ? s.cfg.socket_path : "the socket from systemd",
-           s.image_is_host ? "host" : s.image_root, s.cfg.state_dir);
-  sleep_init (&s);
-  r = store_load_all (&s);
+           s.host.image_is_host ? "host" : s.host.image_root, s.cfg.state_dir);
+  r = sessions_load (&s.sessions);
   if (r > 0)
     fprintf (stderr, "capsule-shim: re-adopted %d session%s\n", r, r == 1 ? "" : "s");
-  sessions_refill_warm (&s);
+  sessions_refill_warm (&s.sessions);
   notify_ready ();
-  r = shim_run (&s);
-  shutdown_sessions (&s);
+  r = loop_run (&s.loop);
+  /* On SIGTERM (a restart, an upgrade) the sessions stay: their sandboxes run on, their records
+     and workspaces stay on disk, and the next shim re-adopts them.  Warm sandboxes are
+     nobody's: they go. */
+  server_release (&s.server);
+  sessions_shutdown (&s.sessions);
   if (s.cfg.socket_path && !getenv ("LISTEN_FDS"))
     unlink (s.cfg.socket_path);
+  close (listen_fd);
+  free (s.sessions.checkpoint_unavailable);
+  pools_release (&s.sessions.pools);
   tiers_release (&s.tiers);
-  pools_release (&s.pools);
-  free (s.runtime_root);
-  free (s.cgroup_parent);
-  free (s.image_root);
+  sandbox_host_release (&s.host);
+  loop_release (&s.loop);
   free (exe_dir);
   free (init);
   return r < 0 ? 1 : 0;

@@ -10,14 +10,21 @@
 void
 buf_append (struct buf *b, const void *data, size_t len)
 {
+  if (b->off > 0 && b->off == b->len)
+    b->off = b->len = 0;
+  if (b->len + len + 1 > b->cap && b->off > 0)
+    {
+      /* room at the front: move the unread bytes down once, instead of growing */
+      memmove (b->data, b->data + b->off, b->len - b->off);
+      b->len -= b->off;
+      b->off = 0;
+    }
   if (b->len + len + 1 > b->cap)
     {
       size_t cap = b->cap ? b->cap : 4096;
       while (cap < b->len + len + 1)
         cap *= 2;
-      b->data = realloc (b->data, cap);
-      if (b->data == NULL)
-        abort ();
+      b->data = xrealloc (b->data, cap);
       b->cap = cap;
     }
   memcpy (b->data + b->len, data, len);
@@ -28,19 +35,12 @@ buf_append (struct buf *b, const void *data, size_t len)
 void
 buf_consume (struct buf *b, size_t n)
 {
-  if (n >= b->len)
-    {
-      b->len = 0;
-      if (b->cap > (1u << 20))
-        {
-          free (b->data);
-          *b = (struct buf){ 0 };
-        }
-      return;
-    }
-  memmove (b->data, b->data + n, b->len - n);
-  b->len -= n;
-  b->data[b->len] = '\0';
+  b->off += n < buf_size (b) ? n : buf_size (b);
+  if (b->off < b->len)
+    return;
+  b->off = b->len = 0;
+  if (b->cap > (1u << 20))
+    buf_release (b); /* a large answer went out: give its memory back */
 }
 
 void
@@ -68,28 +68,38 @@ line_reader_feed (struct line_reader *r, const char *data, size_t len)
 enum line_status
 line_reader_next (struct line_reader *r, char **ret, size_t *ret_len)
 {
-  char *nl = r->b.len ? memchr (r->b.data, '\n', r->b.len) : NULL;
+  char *start = r->b.data ? r->b.data + r->b.off : NULL;
+  size_t avail = buf_size (&r->b);
+  char *nl = avail > r->scanned ? memchr (start + r->scanned, '\n', avail - r->scanned) : NULL;
   if (nl == NULL)
     {
-      if (r->b.len > r->max)
+      r->scanned = avail;
+      if (avail > r->max)
         {
-          buf_consume (&r->b, r->b.len);
+          buf_consume (&r->b, avail);
+          r->scanned = 0;
           r->skipping = true;
           return LINE_TOO_LONG;
         }
       return LINE_NONE;
     }
-  if ((size_t)(nl - r->b.data) > r->max)
-    {
-      buf_consume (&r->b, nl + 1 - r->b.data);
-      return LINE_TOO_LONG;
-    }
-  *ret_len = nl - r->b.data;
-  *ret = strndup (r->b.data, *ret_len);
-  if (*ret == NULL)
-    abort ();
-  buf_consume (&r->b, nl + 1 - r->b.data);
+  r->scanned = 0;
+  /* the bytes of this line stay where they are until the next call or feed */
+  r->b.off += nl + 1 - start;
+  if ((size_t)(nl - start) > r->max)
+    return LINE_TOO_LONG;
+  *nl = '\0';
+  *ret = start;
+  *ret_len = nl - start;
   return LINE_OK;
+}
+
+void
+line_reader_release (struct line_reader *r)
+{
+  buf_release (&r->b);
+  r->scanned = 0;
+  r->skipping = false;
 }
 
 static const char *

@@ -14,22 +14,36 @@
 
 #define RPC_MAX_MESSAGE (96u << 20) /* base64 of a 64 MiB upload, and some */
 
-/* A growable byte buffer. */
+/* A growable byte buffer: its bytes are data[off, len).  Consuming from the front moves OFF,
+ * so sending a large answer in pieces or taking many lines costs no copy per piece. */
 struct buf
 {
   char *data;
-  size_t len, cap;
+  size_t off, len, cap;
 };
 void buf_append (struct buf *b, const void *data, size_t len);
 void buf_consume (struct buf *b, size_t n);
 void buf_release (struct buf *b);
+static inline const char *
+buf_bytes (const struct buf *b)
+{
+  return b->data ? b->data + b->off : "";
+}
+static inline size_t
+buf_size (const struct buf *b)
+{
+  return b->len - b->off;
+}
 
 /* Line reader: feed bytes, take complete lines.  A line longer than MAX is reported once as
- * too long and its remaining bytes are skipped up to the next newline. */
+ * too long and its remaining bytes are skipped up to the next newline.  The search for a
+ * newline resumes where the last one stopped, so a long line arriving in pieces is scanned
+ * once. */
 struct line_reader
 {
   struct buf b;
   size_t max;
+  size_t scanned; /* bytes after b.off known to hold no newline */
   bool skipping;
 };
 enum line_status
@@ -38,9 +52,11 @@ enum line_status
   LINE_OK,
   LINE_TOO_LONG
 };
-/* Returns LINE_OK with *ret (malloc'd, without the newline), LINE_TOO_LONG, or LINE_NONE. */
+/* Returns LINE_OK with *ret pointing at the line (NUL-terminated, without the newline) inside
+ * the reader's buffer, valid until the next call or feed; LINE_TOO_LONG; or LINE_NONE. */
 enum line_status line_reader_next (struct line_reader *r, char **ret, size_t *ret_len);
 void line_reader_feed (struct line_reader *r, const char *data, size_t len);
+void line_reader_release (struct line_reader *r);
 
 /* The error a method answers: OpenAI's error object plus the JSON-RPC code. */
 struct rpc_error

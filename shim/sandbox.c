@@ -1,482 +1,671 @@
-/* capsule-shim: the container behind a session.
- *
- * Each session's sandbox is an OCI container made with libcapsule: the image read-only as root,
- * /mnt/data a size-capped tmpfs of the host (so files outlive an interpreter restart), the
- * executor's directory and capsule-init bound read-only, and a per-session run directory where
- * the executor puts its unix socket.  The interpreter is pid 2 under capsule-init. */
+/* capsule-shim: the sandbox layer: a container's life and the executor channel (sandbox.h). */
 #define _GNU_SOURCE
+#include "sandbox.h"
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "container.h"
-#include "json.h"
-#include "shim-util.h"
-#include "shim.h"
 #include "spec-default.h"
 #include "utils.h"
 
-#define SANDBOX_UID 1000 /* the unprivileged user inside */
+#define CONNECT_RETRY_MS 5
 
-static const char *const host_etc_binds[]
-    = { "/etc/alternatives", "/etc/ld.so.cache", "/etc/matplotlibrc", "/etc/fonts" };
-
-static int
-write_text (const char *dir, const char *name, const char *text, capsule_error **err)
+const char *
+sandbox_state_name (enum sandbox_state st)
 {
-  _cleanup_free_ char *p = xasprintf ("%s/%s", dir, name);
-  return write_file_atomic (p, text, strlen (text), 0644, err);
+  static const char *const names[]
+      = { "stopped", "starting", "live", "stopping", "checkpointing", "checkpointed", "restoring" };
+  return names[st];
 }
 
-/* The zero-build image: empty mount points, the merged-/usr links, and a generated /etc.  The
- * host's /usr (and a few non-secret pieces of its /etc) are bound into it read-only. */
-static int
-prepare_host_image (const char *root, capsule_error **err)
-{
-  static const char *const dirs[] = { "usr",
-                                      "proc",
-                                      "dev",
-                                      "sys",
-                                      "tmp",
-                                      "run",
-                                      "mnt/data",
-                                      ".capsule/executor",
-                                      ".capsule/session",
-                                      "etc/alternatives",
-                                      "etc/fonts",
-                                      "root",
-                                      "var/tmp" };
-  static const char *const links[] = { "bin", "sbin", "lib", "lib32", "lib64", "libx32" };
-  _cleanup_free_ char *etc = xasprintf ("%s/etc", root);
-  for (size_t i = 0; i < ARRAY_SIZE (dirs); i++)
-    {
-      _cleanup_free_ char *d = xasprintf ("%s/%s", root, dirs[i]);
-      if (mkdir_p (d, 0755, err) < 0)
-        return -1;
-    }
-  for (size_t i = 0; i < ARRAY_SIZE (links); i++)
-    {
-      _cleanup_free_ char *host = xasprintf ("/%s", links[i]);
-      _cleanup_free_ char *target = xasprintf ("usr/%s", links[i]);
-      _cleanup_free_ char *l = xasprintf ("%s/%s", root, links[i]);
-      struct stat st;
-      if (lstat (host, &st) == 0 && S_ISLNK (st.st_mode) && symlink (target, l) < 0
-          && errno != EEXIST)
-        return capsule_error_make (err, errno, "image: symlink %s", l);
-    }
-  for (size_t i = 0; i < ARRAY_SIZE (host_etc_binds); i++)
-    {
-      _cleanup_free_ char *t = xasprintf ("%s%s", root, host_etc_binds[i]);
-      struct stat st;
-      if (stat (host_etc_binds[i], &st) == 0 && !S_ISDIR (st.st_mode)
-          && write_file_at (AT_FDCWD, t, "", 0, 0644, err) < 0)
-        return -1;
-    }
-  {
-    _cleanup_free_ char *init = xasprintf ("%s/.capsule/init", root);
-    if (write_file_at (AT_FDCWD, init, "", 0, 0755, err) < 0)
-      return -1;
-  }
-  if (write_text (etc, "passwd",
-                  "root:x:0:0:root:/root:/bin/sh\n"
-                  "sandbox:x:1000:1000:sandbox:/mnt/data:/bin/sh\n"
-                  "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-                  err)
-          < 0
-      || write_text (etc, "group", "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n", err) < 0
-      || write_text (etc, "hosts", "127.0.0.1 localhost sandbox\n::1 localhost\n", err) < 0
-      || write_text (etc, "resolv.conf", "", err) < 0
-      || write_text (etc, "hostname", "sandbox\n", err) < 0
-      || write_text (etc, "nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n", err) < 0)
-    return capsule_error_wrap (err, "image");
-  return 0;
-}
+/* ------------------------------------------------------------------ the host */
 
 int
-sandbox_prepare_image (struct shim *s, capsule_error **err)
+sandbox_host_init (struct sandbox_host *h, const char *state_dir, const char *image,
+                   const char *policy_dir, capsule_error **err)
 {
-  if (s->cfg.image == NULL || strcmp (s->cfg.image, "host") == 0)
-    {
-      s->image_is_host = true;
-      _cleanup_free_ char *images = xasprintf ("%s/images", s->cfg.state_dir);
-      s->image_root = xasprintf ("%s/images/host", s->cfg.state_dir);
-      if (mkdir_p (images, 0711, err) < 0)
-        return -1;
-      if (chmod (images, 0711) < 0)
-        return capsule_error_make (err, errno, "chmod %s", images);
-      return prepare_host_image (s->image_root, err);
-    }
-  s->image_root = realpath (s->cfg.image, NULL);
-  if (s->image_root == NULL)
-    return capsule_error_make (err, errno, "--image `%s`", s->cfg.image);
-  {
-    _cleanup_free_ char *py = xasprintf ("%s/usr/bin/python3", s->image_root);
-    if (access (py, X_OK) < 0)
-      return capsule_error_make (err, errno, "--image `%s`: no usr/bin/python3 in it",
-                                 s->image_root);
-  }
-  return 0;
-}
-
-/* ------------------------------------------------------------------ the OCI config */
-
-static void
-w_mount (json_writer *w, const char *dst, const char *type, const char *src,
-         const char *const *opts)
-{
-  json_w_open_object (w);
-  json_w_kv_string (w, "destination", dst);
-  json_w_kv_string (w, "type", type);
-  json_w_kv_string (w, "source", src);
-  json_w_key (w, "options");
-  json_w_open_array (w);
-  for (const char *const *o = opts; *o; o++)
-    json_w_string (w, *o);
-  json_w_close_array (w);
-  json_w_close_object (w);
-}
-
-static void
-w_bind (json_writer *w, const char *dst, const char *src, bool ro)
-{
-  static const char *const ro_opts[] = { "rbind", "ro", "nosuid", "nodev", NULL };
-  static const char *const rw_opts[] = { "rbind", "nosuid", "nodev", NULL };
-  w_mount (w, dst, "bind", src, ro ? ro_opts : rw_opts);
-}
-
-static void
-w_process (struct shim *s, struct session *se, json_writer *w)
-{
-  static const char *const passthrough[] = { "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE" };
-  json_w_key (w, "process");
-  json_w_open_object (w);
-  json_w_kv_bool (w, "terminal", false);
-  json_w_key (w, "user");
-  json_w_open_object (w);
-  json_w_kv_int (w, "uid", SANDBOX_UID);
-  json_w_kv_int (w, "gid", SANDBOX_UID);
-  json_w_close_object (w);
-  json_w_key (w, "args");
-  json_w_open_array (w);
-  json_w_string (w, "/.capsule/init");
-  json_w_string (w, "/usr/bin/python3");
-  json_w_string (w, "/.capsule/executor/executor.py");
-  json_w_string (w, "--socket");
-  json_w_string (w, "/.capsule/session/executor.sock");
-  json_w_string (w, "--data-dir");
-  json_w_string (w, "/mnt/data");
-  json_w_close_array (w);
-  json_w_key (w, "env");
-  json_w_open_array (w);
-  json_w_string (w, "PATH=/usr/local/bin:/usr/bin:/bin");
-  json_w_string (w, "HOME=/mnt/data");
-  json_w_string (w, "LANG=C.UTF-8");
-  json_w_string (w, "MPLBACKEND=Agg");
-  json_w_string (w, "MPLCONFIGDIR=/tmp/.matplotlib");
-  json_w_string (w, "XDG_CACHE_HOME=/tmp/.cache");
-  json_w_string (w, "PYTHONDONTWRITEBYTECODE=1");
-  for (size_t i = 0; i < ARRAY_SIZE (passthrough); i++)
-    if (getenv (passthrough[i]))
-      {
-        _cleanup_free_ char *kv = xasprintf ("%s=%s", passthrough[i], getenv (passthrough[i]));
-        json_w_string (w, kv);
-      }
-  json_w_close_array (w);
-  json_w_kv_string (w, "cwd", "/mnt/data");
-  json_w_key (w, "capabilities");
-  json_w_open_object (w);
-  json_w_string_array (w, "bounding", NULL, 0);
-  json_w_string_array (w, "effective", NULL, 0);
-  json_w_string_array (w, "permitted", NULL, 0);
-  json_w_close_object (w);
-  json_w_key (w, "rlimits");
-  json_w_open_array (w);
-  json_w_open_object (w);
-  json_w_kv_string (w, "type", "RLIMIT_NOFILE");
-  json_w_kv_int (w, "soft", se->tier->nofile);
-  json_w_kv_int (w, "hard", se->tier->nofile);
-  json_w_close_object (w);
-  json_w_open_object (w);
-  json_w_kv_string (w, "type", "RLIMIT_CORE");
-  json_w_kv_int (w, "soft", 0);
-  json_w_kv_int (w, "hard", 0);
-  json_w_close_object (w);
-  json_w_close_array (w);
-  json_w_kv_bool (w, "noNewPrivileges", true);
-  json_w_kv_int (w, "oomScoreAdj", 500);
-  json_w_close_object (w);
-  (void)s;
-}
-
-static void
-w_mounts (struct shim *s, struct session *se, json_writer *w)
-{
-  static const char *const dev[] = { "nosuid", "strictatime", "mode=755", "size=65536k", NULL };
-  static const char *const pts[]
-      = { "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", NULL };
-  static const char *const shm[] = { "nosuid", "noexec", "nodev", "mode=1777", "size=64m", NULL };
-  static const char *const sys[] = { "nosuid", "noexec", "nodev", "ro", NULL };
-  static const char *const none[] = { NULL };
-  _cleanup_free_ char *tmp_size = xasprintf ("size=%llu", (unsigned long long)se->tier->tmp);
-  const char *tmp[] = { "nosuid", "nodev", "mode=1777", tmp_size, NULL };
-  json_w_key (w, "mounts");
-  json_w_open_array (w);
-  w_mount (w, "/proc", "proc", "proc", none);
-  w_mount (w, "/dev", "tmpfs", "tmpfs", dev);
-  w_mount (w, "/dev/pts", "devpts", "devpts", pts);
-  w_mount (w, "/dev/shm", "tmpfs", "shm", shm);
-  w_mount (w, "/sys", "sysfs", "sysfs", sys);
-  w_mount (w, "/tmp", "tmpfs", "tmpfs", tmp);
-  if (s->image_is_host)
-    {
-      w_bind (w, "/usr", "/usr", true);
-      for (size_t i = 0; i < ARRAY_SIZE (host_etc_binds); i++)
-        if (access (host_etc_binds[i], F_OK) == 0)
-          w_bind (w, host_etc_binds[i], host_etc_binds[i], true);
-    }
-  w_bind (w, "/.capsule/executor", s->cfg.executor_dir, true);
-  w_bind (w, "/.capsule/init", s->cfg.init_path, true);
-  w_bind (w, "/.capsule/session", se->run_dir, false);
-  w_bind (w, "/mnt/data", se->data_dir, false);
-  json_w_close_array (w);
-}
-
-static void
-w_idmap (json_writer *w, const char *key, uint32_t base)
-{
-  json_w_key (w, key);
-  json_w_open_array (w);
-  json_w_open_object (w);
-  json_w_kv_int (w, "containerID", 0);
-  json_w_kv_int (w, "hostID", base);
-  json_w_kv_int (w, "size", 65536);
-  json_w_close_object (w);
-  json_w_close_array (w);
-}
-
-static void
-w_linux (struct shim *s, struct session *se, json_writer *w)
-{
-  static const char *const ns[] = { "pid", "network", "ipc", "uts", "mount", "user", "cgroup" };
-  static const char *const masked[] = { "/proc/acpi",
-                                        "/proc/asound",
-                                        "/proc/kcore",
-                                        "/proc/keys",
-                                        "/proc/latency_stats",
-                                        "/proc/timer_list",
-                                        "/proc/timer_stats",
-                                        "/proc/sched_debug",
-                                        "/proc/scsi",
-                                        "/sys/firmware",
-                                        "/sys/devices/virtual/powercap" };
-  static const char *const readonly[]
-      = { "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger" };
-  json_w_key (w, "linux");
-  json_w_open_object (w);
-  w_idmap (w, "uidMappings", s->cfg.host_uid_base);
-  w_idmap (w, "gidMappings", s->cfg.host_uid_base);
-  json_w_key (w, "namespaces");
-  json_w_open_array (w);
-  for (size_t i = 0; i < ARRAY_SIZE (ns); i++)
-    {
-      json_w_open_object (w);
-      json_w_kv_string (w, "type", ns[i]);
-      json_w_close_object (w);
-    }
-  json_w_close_array (w);
-  json_w_key (w, "resources");
-  json_w_open_object (w);
-  json_w_key (w, "memory");
-  json_w_open_object (w);
-  json_w_kv_int (w, "limit", se->tier->memory);
-  json_w_kv_int (w, "swap", se->tier->memory);
-  json_w_close_object (w);
-  json_w_key (w, "pids");
-  json_w_open_object (w);
-  json_w_kv_int (w, "limit", se->tier->pids);
-  json_w_close_object (w);
-  json_w_key (w, "cpu");
-  json_w_open_object (w);
-  json_w_kv_int (w, "shares", se->tier->cpu_shares);
-  json_w_close_object (w);
-  json_w_close_object (w);
-  if (s->cgroup_parent)
-    {
-      _cleanup_free_ char *path = xasprintf ("%s/capsule-%s", s->cgroup_parent, se->id);
-      json_w_kv_string (w, "cgroupsPath", path);
-    }
-  json_w_string_array (w, "maskedPaths", masked, ARRAY_SIZE (masked));
-  json_w_string_array (w, "readonlyPaths", readonly, ARRAY_SIZE (readonly));
-  json_w_kv_string (w, "seccomp", "@SECCOMP@");
-  json_w_close_object (w);
-}
-
-static char *
-sandbox_config (struct shim *s, struct session *se, capsule_error **err)
-{
-  _cleanup_json_writer_ json_writer *w = json_writer_new (true);
-  _cleanup_free_ char *policy = NULL, *profile = NULL;
-  if (s->cfg.policy_dir)
-    policy = xasprintf ("%s/seccomp/default.json", s->cfg.policy_dir);
-  else
-    policy = spec_policy_path ("seccomp/default.json");
-  if (read_file_at (AT_FDCWD, policy, 1 << 20, &profile, NULL, err) < 0)
-    {
-      capsule_error_wrap (err, "seccomp profile");
-      return NULL;
-    }
-  json_w_open_object (w);
-  json_w_kv_string (w, "ociVersion", "1.2.0");
-  w_process (s, se, w);
-  json_w_key (w, "root");
-  json_w_open_object (w);
-  json_w_kv_string (w, "path", s->image_root);
-  json_w_kv_bool (w, "readonly", true);
-  json_w_close_object (w);
-  json_w_kv_string (w, "hostname", "sandbox");
-  w_mounts (s, se, w);
-  w_linux (s, se, w);
-  json_w_key (w, "annotations");
-  json_w_open_object (w);
-  json_w_kv_string (w, "run.capsule.session", se->id);
-  json_w_kv_string (w, "run.capsule.tier", se->tier->name);
-  json_w_kv_string (w, "run.capsule.tenant", se->tenant);
-  json_w_close_object (w);
-  json_w_close_object (w);
-  return json_splice (json_writer_text (w, NULL), "@SECCOMP@", profile);
-}
-
-/* ------------------------------------------------------------------ lifecycle */
-
-static void
-close_executor (struct shim *s, struct session *se)
-{
-  if (se->exec_fd >= 0)
-    {
-      shim_unwatch (s, se->exec_fd);
-      close (se->exec_fd);
-      se->exec_fd = -1;
-    }
-  buf_release (&se->exec_in.b);
-  se->exec_in.skipping = false;
-  buf_release (&se->exec_out);
-  se->exec_want_out = false;
-}
-
-int
-sandbox_start (struct shim *s, struct session *se, capsule_error **err)
-{
-  _cleanup_free_ char *bundle = xasprintf ("%s/bundle", se->dir);
-  _cleanup_free_ char *config = NULL, *cfg_path = NULL, *sock = NULL;
-  _cleanup_state_ struct container_state *st = NULL;
-  struct container_opts o
-      = { .root = s->runtime_root, .id = se->id, .bundle = bundle, .null_stdio = true };
-  _cleanup_error_ capsule_error *ignored = NULL;
-
-  close_executor (s, se);
-  if (mkdir_p (bundle, 0700, err) < 0)
+  _cleanup_free_ char *policy = policy_dir ? xasprintf ("%s/seccomp/default.json", policy_dir)
+                                           : spec_policy_path ("seccomp/default.json");
+  _cleanup_json_ json_value *check = NULL;
+  h->runtime_root = xasprintf ("%s/runtime", state_dir);
+  h->checkpoint_dir = xasprintf ("%s/checkpoints", state_dir);
+  if (read_file_at (AT_FDCWD, policy, 1 << 20, &h->seccomp_profile, NULL, err) < 0)
+    return capsule_error_wrap (err, "seccomp profile");
+  /* it goes into every config as it is: it must be one JSON value */
+  check = json_parse (h->seccomp_profile, policy, err);
+  if (check == NULL)
     return -1;
-  config = sandbox_config (s, se, err);
-  if (config == NULL)
-    return -1;
-  cfg_path = xasprintf ("%s/config.json", bundle);
-  if (write_file_atomic (cfg_path, config, strlen (config), 0600, err) < 0)
-    return -1;
-  sock = xasprintf ("%s/executor.sock", se->run_dir);
-  unlink (sock);
-  /* a container of this id left over from a dead interpreter */
-  container_delete (s->runtime_root, se->id, true, &ignored);
-  if (container_create (&o, err) < 0 || container_start (s->runtime_root, se->id, err) < 0)
-    {
-      capsule_error_release (&ignored);
-      container_delete (s->runtime_root, se->id, true, &ignored);
-      return capsule_error_wrap (err, "start the sandbox");
-    }
-  if (state_load (s->runtime_root, se->id, &st, err) < 0)
-    return -1;
-  se->pid = st->pid;
-  se->oom_kills = 0;
-  se->sb = SB_STARTING;
-  se->starts++;
-  se->ready_deadline_ms = shim_monotonic_ms () + s->cfg.startup_timeout_ms;
-  se->next_connect_ms = shim_monotonic_ms () + 5;
-  return 0;
-}
-
-static void
-close_pidfd (struct shim *s, struct session *se)
-{
-  if (se->pidfd >= 0)
-    {
-      shim_unwatch (s, se->pidfd);
-      close (se->pidfd);
-      se->pidfd = -1;
-    }
+  return sandbox_host_image (h, state_dir, image, err);
 }
 
 void
-sandbox_on_pidfd (struct shim *s, struct session *se)
+sandbox_host_release (struct sandbox_host *h)
 {
-  close_pidfd (s, se);
-  sandbox_on_exit (s, se, -1);
+  free (h->runtime_root);
+  free (h->checkpoint_dir);
+  free (h->image_root);
+  free (h->seccomp_profile);
+  free (h->cgroup_parent);
 }
 
-pid_t
-sandbox_running (struct shim *s, struct session *se)
+/* ------------------------------------------------------------------ small pieces */
+
+static char *
+image_dir (const struct sandbox *sb)
+{
+  return xasprintf ("%s/%s", sb->host->checkpoint_dir, sb->id);
+}
+
+bool
+sandbox_image_complete (const struct sandbox *sb)
+{
+  _cleanup_free_ char *mark
+      = xasprintf ("%s/%s/" SANDBOX_COMPLETE_MARK, sb->host->checkpoint_dir, sb->id);
+  return access (mark, F_OK) == 0;
+}
+
+/* The pid of the container's process when the runtime's record says it runs, else 0. */
+static pid_t
+running_pid (const struct sandbox *sb)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_error_ capsule_error *err = NULL;
-  if (state_load (s->runtime_root, se->id, &st, &err) < 0 || !state_process_alive (st))
+  if (state_load (sb->host->runtime_root, sb->id, &st, &err) < 0 || !state_process_alive (st))
     return 0;
   return st->pid;
 }
 
-void
-sandbox_await_executor (struct shim *s, struct session *se)
+static void
+close_executor (struct sandbox *sb)
 {
-  se->sb = SB_STARTING;
-  se->next_connect_ms = shim_monotonic_ms ();
-  se->ready_deadline_ms = se->next_connect_ms + s->cfg.startup_timeout_ms;
+  struct loop *l = sb->host->loop;
+  loop_timer_stop (l, &sb->connect_timer);
+  if (sb->fd >= 0)
+    {
+      loop_io_del (l, &sb->io);
+      close (sb->fd);
+      sb->fd = -1;
+    }
+  line_reader_release (&sb->in);
+  buf_release (&sb->out);
 }
 
-void
-sandbox_detach (struct shim *s, struct session *se)
+static void
+close_pidfd (struct sandbox *sb)
 {
-  close_executor (s, se);
+  if (sb->pidfd >= 0)
+    {
+      loop_io_del (sb->host->loop, &sb->pid_io);
+      close (sb->pidfd);
+      sb->pidfd = -1;
+    }
 }
 
-void
-sandbox_stop (struct shim *s, struct session *se)
+static void on_pid_exit (struct loop_io *io, uint32_t revents);
+static void on_worker_done (struct worker *w, bool ok, capsule_error *err);
+static void on_connect_timer (struct loop_timer *t);
+static void on_executor_io (struct loop_io *io, uint32_t revents);
+
+/* Watch PID (the container's init): its exit comes as the pidfd turning readable.  False when
+   it is gone already. */
+static bool
+watch_pid (struct sandbox *sb, pid_t pid)
+{
+  close_pidfd (sb);
+  sb->pid = pid;
+  sb->pidfd = pid > 0 ? syscall (SYS_pidfd_open, pid, 0) : -1;
+  if (sb->pidfd < 0)
+    return false;
+  sb->pid_io = (struct loop_io){ .fn = on_pid_exit, .data = sb };
+  loop_io_add (sb->host->loop, &sb->pid_io, sb->pidfd, EPOLLIN);
+  return true;
+}
+
+static uint64_t
+oom_kills (const struct sandbox *sb)
+{
+  struct cgroup_stats stats = { 0 };
+  _cleanup_error_ capsule_error *err = NULL;
+  if (container_stats (sb->host->runtime_root, sb->id, &stats, &err) < 0)
+    return 0;
+  return stats.oom_kills;
+}
+
+static void
+await_executor (struct sandbox *sb)
+{
+  sb->state = SB_STARTING;
+  sb->ready_deadline_ms = loop_now_ms () + sb->host->startup_timeout_ms;
+  loop_timer_in (sb->host->loop, &sb->connect_timer, 0);
+}
+
+struct sandbox *
+sandbox_new (struct sandbox_host *h, const char *id, const char *dir, const struct tier *tier,
+             const char *tenant, const struct sandbox_events *ev, void *owner)
+{
+  struct sandbox *sb = xmalloc0 (sizeof *sb);
+  sb->host = h;
+  sb->ev = ev;
+  sb->owner = owner;
+  sb->id = xstrdup (id);
+  sb->dir = xstrdup (dir);
+  sb->run_dir = xasprintf ("%s/run", dir);
+  sb->data_dir = xasprintf ("%s/data", dir);
+  sb->tenant = xstrdup (tenant);
+  sb->tier = tier;
+  sb->fd = sb->pidfd = -1;
+  sb->io.fd = sb->pid_io.fd = -1;
+  sb->in.max = SANDBOX_LINE_MAX;
+  sb->connect_timer = (struct loop_timer){ .fn = on_connect_timer, .data = sb };
+  worker_init (&sb->worker, h->loop, on_worker_done, sb);
+  return sb;
+}
+
+static void
+sandbox_free (struct sandbox *sb)
+{
+  close_executor (sb);
+  close_pidfd (sb);
+  worker_cancel (&sb->worker);
+  free (sb->id);
+  free (sb->dir);
+  free (sb->run_dir);
+  free (sb->data_dir);
+  free (sb->tenant);
+  capsule_error_free (sb->fail);
+  free (sb);
+}
+
+/* ------------------------------------------------------------------ the workers */
+
+static int
+start_fn (void *arg, capsule_error **err)
+{
+  struct sandbox *sb = arg;
+  _cleanup_free_ char *bundle = xasprintf ("%s/bundle", sb->dir);
+  _cleanup_error_ capsule_error *ignored = NULL;
+  struct container_opts o
+      = { .root = sb->host->runtime_root, .id = sb->id, .bundle = bundle, .null_stdio = true };
+  /* a container of this id left over from a dead interpreter */
+  container_delete (o.root, sb->id, true, &ignored);
+  if (container_create (&o, err) < 0 || container_start (o.root, sb->id, err) < 0)
+    {
+      capsule_error_release (&ignored);
+      container_delete (o.root, sb->id, true, &ignored);
+      return capsule_error_wrap (err, "start the sandbox");
+    }
+  return 0;
+}
+
+static void
+unmount_if_mounted (const char *path)
+{
+  if (umount2 (path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+    fprintf (stderr, "capsule-shim: unmount %s: %m\n", path);
+}
+
+static int
+stop_fn (void *arg, capsule_error **err)
+{
+  struct sandbox *sb = arg;
+  _cleanup_error_ capsule_error *tmp = NULL;
+  int r = 0;
+  if (container_delete (sb->host->runtime_root, sb->id, true, &tmp) < 0 && tmp->status != ENOENT)
+    {
+      *err = steal_pointer (&tmp);
+      r = -1;
+    }
+  capsule_error_release (&tmp);
+  if (!sb->keep_image)
+    {
+      _cleanup_free_ char *images = image_dir (sb);
+      rm_rf (images, &tmp);
+      capsule_error_release (&tmp);
+    }
+  if (sb->disposing && sb->dir)
+    {
+      unmount_if_mounted (sb->data_dir);
+      unmount_if_mounted (sb->run_dir);
+      if (rm_rf (sb->dir, &tmp) < 0 && r == 0)
+        {
+          *err = steal_pointer (&tmp);
+          r = -1;
+        }
+    }
+  return r;
+}
+
+static int
+checkpoint_fn (void *arg, capsule_error **err)
+{
+  struct sandbox *sb = arg;
+  _cleanup_free_ char *images = image_dir (sb);
+  _cleanup_free_ char *mark = xasprintf ("%s/" SANDBOX_COMPLETE_MARK, images);
+  _cleanup_error_ capsule_error *ignored = NULL;
+  struct checkpoint_opts co = { .image_path = images, .ext_unix_sk = true };
+  rm_rf (images, &ignored);
+  if (container_checkpoint (sb->host->runtime_root, sb->id, &co, err) < 0)
+    return -1;
+  if (write_file_atomic (mark, "", 0, 0600, err) < 0)
+    return capsule_error_wrap (err, "mark the checkpoint complete");
+  return 0;
+}
+
+static int
+restore_fn (void *arg, capsule_error **err)
+{
+  struct sandbox *sb = arg;
+  _cleanup_free_ char *images = image_dir (sb), *bundle = xasprintf ("%s/bundle", sb->dir);
+  _cleanup_error_ capsule_error *ignored = NULL;
+  struct checkpoint_opts co = { .image_path = images, .detach = true, .ext_unix_sk = true };
+  struct container_opts o = { .root = sb->host->runtime_root, .id = sb->id, .bundle = bundle };
+  int status = 0;
+  if (container_restore (&o, &co, &status, err) < 0)
+    {
+      /* whatever the restore left (a record, a cgroup, a dying process) goes */
+      container_delete (o.root, sb->id, true, &ignored);
+      return -1;
+    }
+  /* it runs again: the image has served */
+  rm_rf (images, &ignored);
+  return 0;
+}
+
+static int
+start_worker (struct sandbox *sb, enum sandbox_state st, const char *what, worker_fn fn,
+              capsule_error **err)
+{
+  if (worker_start (&sb->worker, what, fn, sb, SANDBOX_WORKER_MS, err) < 0)
+    return -1;
+  sb->state = st;
+  return 0;
+}
+
+/* The container must go (it died, failed, or is stopped): tear it down in a worker. */
+static void
+teardown (struct sandbox *sb)
 {
   _cleanup_error_ capsule_error *err = NULL;
-  sleep_cancel (s, se);
-  close_executor (s, se);
-  close_pidfd (s, se);
-  if (se->sb != SB_NONE || se->pid > 0)
-    if (container_delete (s->runtime_root, se->id, true, &err) < 0 && err->status != ENOENT)
-      fprintf (stderr, "capsule-shim: %s: stop sandbox: %s\n", se->id, err->msg);
-  se->pid = 0;
-  se->sb = SB_NONE;
+  worker_cancel (&sb->worker);
+  close_executor (sb);
+  close_pidfd (sb);
+  sb->pid = 0;
+  if (start_worker (sb, SB_STOPPING, "stop", stop_fn, &err) < 0)
+    {
+      /* no fork: do it here rather than leave the container behind */
+      fprintf (stderr, "capsule-shim: %s: %s; tearing down in the loop\n", sb->id, err->msg);
+      capsule_error_release (&err);
+      stop_fn (sb, &err);
+      sb->state = SB_NONE;
+    }
 }
+
+static void
+tell_ended (struct sandbox *sb, capsule_error *failed)
+{
+  if (sb->ev == NULL)
+    return;
+  if (failed)
+    sb->ev->failed (sb->owner, failed);
+  else if (sb->exit_pending)
+    {
+      sb->exit_pending = false;
+      sb->ev->exited (sb->owner, sb->exit_oom, sb->exit_status);
+    }
+  else
+    sb->ev->stopped (sb->owner);
+}
+
+static void
+unlink_disposed (struct sandbox *sb)
+{
+  for (struct sandbox **p = &sb->host->disposed; *p; p = &(*p)->next_disposed)
+    if (*p == sb)
+      {
+        *p = sb->next_disposed;
+        return;
+      }
+}
+
+static void
+stop_done (struct sandbox *sb, bool ok, capsule_error *err)
+{
+  sb->state = sb->keep_image && sandbox_image_complete (sb) ? SB_ASLEEP : SB_NONE;
+  sb->keep_image = false;
+  if (!ok)
+    fprintf (stderr, "capsule-shim: %s: teardown: %s\n", sb->id, err->msg);
+  if (sb->disposing)
+    {
+      unlink_disposed (sb);
+      sandbox_free (sb);
+      return;
+    }
+  {
+    _cleanup_error_ capsule_error *failed = steal_pointer (&sb->fail);
+    tell_ended (sb, failed);
+  }
+}
+
+static void
+start_done (struct sandbox *sb, bool ok, capsule_error *err)
+{
+  pid_t pid = ok ? running_pid (sb) : 0;
+  if (!ok)
+    {
+      sb->state = SB_NONE;
+      if (sb->ev)
+        sb->ev->failed (sb->owner, err);
+      return;
+    }
+  /* the container's init was the worker's child; the worker is gone, so it is ours now (the
+     shim is a subreaper) */
+  if (!watch_pid (sb, pid))
+    {
+      capsule_error_make (&sb->fail, ESRCH, "the interpreter exited as soon as it started");
+      teardown (sb);
+      return;
+    }
+  sb->oom_kills = oom_kills (sb);
+  sb->starts++;
+  sb->restored = false;
+  await_executor (sb);
+}
+
+static void
+restore_done (struct sandbox *sb, bool ok, capsule_error *err)
+{
+  pid_t pid = ok ? running_pid (sb) : 0;
+  if (ok && watch_pid (sb, pid))
+    {
+      sb->oom_kills = oom_kills (sb);
+      sb->restored = true;
+      sb->restore_ms = loop_now_ms () - sb->worker.started_ms;
+      fprintf (stderr, "capsule-shim: %s: awake (restored in %lld ms)\n", sb->id,
+               (long long)sb->restore_ms);
+      await_executor (sb);
+      return;
+    }
+  if (ok)
+    {
+      capsule_error_make (&sb->fail, ESRCH, "the restored interpreter died at once");
+      sb->keep_image = false;
+      teardown (sb);
+      return;
+    }
+  /* the worker removed what the restore left; the image may still be there for another try */
+  sb->state = sandbox_image_complete (sb) ? SB_ASLEEP : SB_NONE;
+  if (sb->ev)
+    sb->ev->failed (sb->owner, err);
+}
+
+static void
+checkpoint_done (struct sandbox *sb, bool ok, capsule_error *err)
+{
+  pid_t pid;
+  if (ok)
+    {
+      close_pidfd (sb);
+      sb->pid = 0;
+      sb->state = SB_ASLEEP;
+      fprintf (stderr, "capsule-shim: %s: asleep (checkpointed in %lld ms)\n", sb->id,
+               (long long)(loop_now_ms () - sb->worker.started_ms));
+      if (sb->ev)
+        sb->ev->slept (sb->owner, NULL);
+      return;
+    }
+  fprintf (stderr, "capsule-shim: %s: checkpoint failed: %s\n", sb->id, err->msg);
+  /* criu that failed before touching the sandbox leaves it running: reconnect to it; else it
+     is gone and a fresh interpreter starts on the next call */
+  pid = running_pid (sb);
+  if (pid > 0 && watch_pid (sb, pid))
+    await_executor (sb);
+  else
+    {
+      close_pidfd (sb);
+      sb->pid = 0;
+      sb->state = SB_NONE;
+    }
+  if (sb->ev)
+    sb->ev->slept (sb->owner, err);
+}
+
+static void
+on_worker_done (struct worker *w, bool ok, capsule_error *err)
+{
+  struct sandbox *sb = w->data;
+  switch (sb->state)
+    {
+    case SB_STARTING:
+      start_done (sb, ok, err);
+      break;
+    case SB_STOPPING:
+      stop_done (sb, ok, err);
+      break;
+    case SB_CHECKPOINTING:
+      checkpoint_done (sb, ok, err);
+      break;
+    case SB_RESTORING:
+      restore_done (sb, ok, err);
+      break;
+    default:
+      break;
+    }
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+int
+sandbox_start (struct sandbox *sb, capsule_error **err)
+{
+  _cleanup_free_ char *bundle = xasprintf ("%s/bundle", sb->dir);
+  _cleanup_free_ char *cfg_path = xasprintf ("%s/config.json", bundle);
+  _cleanup_free_ char *config = NULL, *sock = xasprintf ("%s/executor.sock", sb->run_dir);
+  if (sb->state != SB_NONE)
+    return capsule_error_make (err, EBUSY, "the sandbox is %s", sandbox_state_name (sb->state));
+  close_executor (sb);
+  if (mkdir_p (bundle, 0700, err) < 0)
+    return -1;
+  config = sandbox_config (sb->host, sb);
+  if (write_file_atomic (cfg_path, config, strlen (config), 0600, err) < 0)
+    return -1;
+  unlink (sock);
+  return start_worker (sb, SB_STARTING, "start", start_fn, err);
+}
+
+void
+sandbox_stop (struct sandbox *sb)
+{
+  if (sb->state == SB_NONE && !worker_running (&sb->worker))
+    return;
+  sb->exit_pending = false;
+  teardown (sb);
+}
+
+void
+sandbox_dispose (struct sandbox *sb, bool remove_dir)
+{
+  sb->disposing = true;
+  sb->ev = NULL;
+  if (!remove_dir)
+    {
+      free (sb->dir);
+      sb->dir = NULL;
+    }
+  sb->next_disposed = sb->host->disposed;
+  sb->host->disposed = sb;
+  teardown (sb);
+  if (sb->state == SB_NONE) /* torn down already, in the loop */
+    {
+      unlink_disposed (sb);
+      sandbox_free (sb);
+    }
+}
+
+void
+sandbox_detach_free (struct sandbox *sb)
+{
+  sb->ev = NULL; /* nobody to tell */
+  /* a worker of ours finishes its job by itself (a dump or restore left halfway would leave a
+     sandbox frozen or running unrecorded) */
+  if (worker_running (&sb->worker))
+    {
+      fprintf (stderr, "capsule-shim: %s: waiting for its %s to finish\n", sb->id, sb->worker.what);
+      worker_wait (&sb->worker);
+    }
+  sandbox_free (sb);
+}
+
+void
+sandbox_host_drain (struct sandbox_host *h)
+{
+  while (h->disposed)
+    {
+      struct sandbox *sb = h->disposed;
+      if (!worker_running (&sb->worker))
+        {
+          unlink_disposed (sb);
+          sandbox_free (sb);
+          continue;
+        }
+      worker_wait (&sb->worker); /* stop_done frees it and unlinks it */
+    }
+}
+
+int
+sandbox_checkpoint (struct sandbox *sb, capsule_error **err)
+{
+  if (sb->state != SB_READY)
+    return capsule_error_make (err, EBUSY, "the sandbox is %s", sandbox_state_name (sb->state));
+  /* the executor goes back to waiting for a connection: nothing of ours is in the image */
+  close_executor (sb);
+  if (start_worker (sb, SB_CHECKPOINTING, "checkpoint", checkpoint_fn, err) < 0)
+    {
+      await_executor (sb); /* reconnect to the untouched sandbox */
+      return -1;
+    }
+  return 0;
+}
+
+int
+sandbox_restore (struct sandbox *sb, capsule_error **err)
+{
+  if (sb->state != SB_ASLEEP)
+    return capsule_error_make (err, EBUSY, "the sandbox is %s", sandbox_state_name (sb->state));
+  return start_worker (sb, SB_RESTORING, "restore", restore_fn, err);
+}
+
+void
+sandbox_adopt (struct sandbox *sb)
+{
+  pid_t pid = running_pid (sb);
+  if (pid > 0 && watch_pid (sb, pid))
+    {
+      sb->starts = 1;
+      sb->oom_kills = oom_kills (sb);
+      await_executor (sb);
+      return;
+    }
+  if (sandbox_image_complete (sb))
+    {
+      /* asleep (or its checkpoint finished while no shim ran): restorable on the next call */
+      _cleanup_error_ capsule_error *ignored = NULL;
+      container_delete (sb->host->runtime_root, sb->id, true, &ignored);
+      sb->state = SB_ASLEEP;
+      return;
+    }
+  /* gone: the next call starts a fresh interpreter and says so */
+  sb->starts = 1;
+  teardown (sb);
+}
+
+void
+sandbox_host_sweep (struct sandbox_host *h, bool (*keep) (void *data, const char *id), void *data)
+{
+  DIR *d = opendir (h->runtime_root);
+  struct dirent *de;
+  if (d == NULL)
+    return;
+  while ((de = readdir (d)))
+    {
+      struct sandbox *sb;
+      if (strncmp (de->d_name, "cntr_", 5) != 0 || !container_id_valid (de->d_name)
+          || keep (data, de->d_name))
+        continue;
+      /* a warm sandbox or a create of a shim that died: nobody's */
+      fprintf (stderr, "capsule-shim: %s: a sandbox nobody owns: removed\n", de->d_name);
+      sb = sandbox_new (h, de->d_name, "/nonexistent", NULL, "", NULL, NULL);
+      sandbox_dispose (sb, false);
+    }
+  closedir (d);
+}
+
+/* ------------------------------------------------------------------ death */
+
+static int
+exit_status (struct sandbox *sb)
+{
+  siginfo_t si = { 0 };
+  int status;
+  if (sb->pidfd >= 0 && waitid (P_PIDFD, sb->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid > 0)
+    return si.si_code == CLD_EXITED ? W_EXITCODE (si.si_status, 0) : si.si_status;
+  if (loop_child_reaped (sb->host->loop, sb->pid, &status))
+    return status;
+  return -1; /* not our child (a re-adopted sandbox) */
+}
+
+static void
+died (struct sandbox *sb, int status)
+{
+  sb->exit_oom = oom_kills (sb) > sb->oom_kills;
+  sb->exit_status = status;
+  sb->exit_pending = true;
+  teardown (sb);
+}
+
+static void
+on_pid_exit (struct loop_io *io, uint32_t revents)
+{
+  struct sandbox *sb = io->data;
+  int status;
+  (void)revents;
+  if (sb->state == SB_CHECKPOINTING)
+    {
+      /* criu ended it: the sandbox lives on in the image */
+      close_pidfd (sb);
+      return;
+    }
+  status = exit_status (sb);
+  close_pidfd (sb);
+  if (sb->state == SB_READY || sb->state == SB_STARTING)
+    died (sb, status);
+}
+
+/* ------------------------------------------------------------------ the executor channel */
 
 /* Connect to the executor's socket without following anything the sandbox planted: the run
    directory is the sandbox's to write, so the socket is opened O_PATH beneath it with no
    symlinks, checked to be a socket, and connected through /proc/self/fd. */
 static int
-connect_executor (struct session *se)
+connect_executor (const struct sandbox *sb)
 {
   struct open_how how
       = { .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
-  _cleanup_close_ int dirfd = open (se->run_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  _cleanup_close_ int dirfd = open (sb->run_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   _cleanup_close_ int sockfile = -1;
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   struct stat st;
@@ -498,86 +687,82 @@ connect_executor (struct session *se)
   return fd;
 }
 
-int64_t
-sandbox_next_deadline (struct session *se)
+static void
+on_connect_timer (struct loop_timer *t)
 {
-  if (se->sb == SB_STARTING)
-    return se->next_connect_ms < se->ready_deadline_ms ? se->next_connect_ms
-                                                       : se->ready_deadline_ms;
-  return INT64_MAX;
+  struct sandbox *sb = t->data;
+  int64_t now = loop_now_ms ();
+  int fd;
+  if (sb->state != SB_STARTING || worker_running (&sb->worker))
+    return;
+  fd = connect_executor (sb);
+  if (fd < 0)
+    {
+      if (now < sb->ready_deadline_ms)
+        {
+          loop_timer_in (sb->host->loop, t, CONNECT_RETRY_MS);
+          return;
+        }
+      capsule_error_make (&sb->fail, ETIMEDOUT, "the interpreter did not come up within %lld ms",
+                          (long long)sb->host->startup_timeout_ms);
+      teardown (sb);
+      return;
+    }
+  sb->fd = fd;
+  sb->io = (struct loop_io){ .fn = on_executor_io, .data = sb };
+  loop_io_add (sb->host->loop, &sb->io, fd, EPOLLIN);
+  sb->state = SB_READY;
+  if (sb->ev)
+    sb->ev->ready (sb->owner);
 }
 
 void
-sandbox_on_timer (struct shim *s, struct session *se, int64_t now)
+sandbox_reconnect (struct sandbox *sb)
 {
-  int fd;
-  if (se->sb != SB_STARTING || now < se->next_connect_ms)
+  if (sb->state != SB_READY)
     return;
-  fd = connect_executor (se);
-  if (fd < 0)
-    {
-      if (now >= se->ready_deadline_ms)
-        {
-          _cleanup_error_ capsule_error *err = NULL;
-          sandbox_stop (s, se);
-          capsule_error_make (&err, ETIMEDOUT, "the interpreter did not come up within %lld ms",
-                              (long long)s->cfg.startup_timeout_ms);
-          session_start_failed (s, se, steal_pointer (&err));
-          return;
-        }
-      se->next_connect_ms = now + 5;
-      return;
-    }
-  se->exec_fd = fd;
-  se->exec_in.max = RPC_MAX_MESSAGE;
-  se->w = (struct watcher){ W_EXECUTOR, se };
-  shim_watch (s, fd, &se->w, false);
-  se->sb = SB_READY;
-  session_ready (s, se);
+  close_executor (sb);
+  await_executor (sb);
 }
 
 int
-sandbox_send (struct shim *s, struct session *se, const char *line)
+sandbox_send (struct sandbox *sb, const char *line)
 {
-  if (se->exec_fd < 0)
+  if (sb->fd < 0)
     return -1;
-  buf_append (&se->exec_out, line, strlen (line));
-  if (!se->exec_want_out)
-    {
-      se->exec_want_out = true;
-      shim_watch (s, se->exec_fd, &se->w, true);
-    }
+  buf_append (&sb->out, line, strlen (line));
+  loop_io_set (sb->host->loop, &sb->io, EPOLLIN | EPOLLOUT);
   return 0;
 }
 
 static void
-flush_out (struct shim *s, struct session *se)
+flush_out (struct sandbox *sb)
 {
-  while (se->exec_out.len)
+  while (buf_size (&sb->out))
     {
-      ssize_t n = write (se->exec_fd, se->exec_out.data, se->exec_out.len);
+      ssize_t n = write (sb->fd, buf_bytes (&sb->out), buf_size (&sb->out));
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
         return;
-      buf_consume (&se->exec_out, n);
+      buf_consume (&sb->out, n);
     }
-  se->exec_want_out = false;
-  shim_watch (s, se->exec_fd, &se->w, false);
+  loop_io_set (sb->host->loop, &sb->io, EPOLLIN);
 }
 
-void
-sandbox_on_io (struct shim *s, struct session *se, uint32_t events)
+static void
+on_executor_io (struct loop_io *io, uint32_t revents)
 {
+  struct sandbox *sb = io->data;
   char chunk[65536];
-  if ((events & EPOLLOUT) && se->exec_fd >= 0)
-    flush_out (s, se);
-  if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+  if (revents & EPOLLOUT)
+    flush_out (sb);
+  if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
     return;
   /* a bounded turn: an executor that floods its socket waits for the others */
   for (int rounds = 0; rounds < 16; rounds++)
     {
-      ssize_t n = read (se->exec_fd, chunk, sizeof chunk);
+      ssize_t n = read (sb->fd, chunk, sizeof chunk);
       char *line;
       size_t len;
       enum line_status ls;
@@ -587,52 +772,31 @@ sandbox_on_io (struct shim *s, struct session *se, uint32_t events)
         return;
       if (n <= 0)
         {
-          /* the interpreter went away; its exit (SIGCHLD) tells why */
-          close_executor (s, se);
+          /* the interpreter went away (its pidfd tells why), or a cell closed our connection:
+             connect again; an executor that never answers again is stopped at the deadline */
+          sandbox_reconnect (sb);
           return;
         }
-      line_reader_feed (&se->exec_in, chunk, n);
-      while ((ls = line_reader_next (&se->exec_in, &line, &len)) != LINE_NONE)
+      line_reader_feed (&sb->in, chunk, n);
+      while ((ls = line_reader_next (&sb->in, &line, &len)) != LINE_NONE)
         {
           _cleanup_error_ capsule_error *err = NULL;
           _cleanup_json_ json_value *msg = NULL;
           if (ls == LINE_TOO_LONG)
             continue;
           msg = json_parse (line, "executor", &err);
-          free (line);
-          if (msg)
-            execution_on_line (s, se, msg);
-          if (se->exec_fd < 0)
+          if (msg && json_is_object (msg) && sb->ev)
+            sb->ev->message (sb->owner, msg);
+          if (sb->fd < 0 || sb->state != SB_READY)
             return;
         }
     }
 }
 
 void
-sandbox_signal (struct session *se, int sig)
+sandbox_signal (struct sandbox *sb, int sig)
 {
-  /* a re-adopted sandbox is not our child: its pid could be reused once it is gone */
-  if (se->pidfd >= 0)
-    syscall (SYS_pidfd_send_signal, se->pidfd, sig, NULL, 0);
-  else if (se->pid > 0)
-    kill (se->pid, sig);
-}
-
-void
-sandbox_on_exit (struct shim *s, struct session *se, int status)
-{
-  _cleanup_error_ capsule_error *err = NULL;
-  struct cgroup_stats stats = { 0 };
-  bool oom = false;
-  if (se->sb == SB_CHECKPOINTING || se->sb == SB_ASLEEP || se->sb == SB_RESTORING)
-    {
-      /* criu ended it: the sandbox lives on in the image */
-      se->pid = 0;
-      return;
-    }
-  if (container_stats (s->runtime_root, se->id, &stats, &err) == 0)
-    oom = stats.oom_kills > se->oom_kills;
-  close_executor (s, se);
-  sandbox_stop (s, se);
-  execution_on_sandbox_death (s, se, oom, status);
+  /* through the pidfd: the pid of a sandbox that is gone could be reused */
+  if (sb->pidfd >= 0)
+    syscall (SYS_pidfd_send_signal, sb->pidfd, sig, NULL, 0);
 }

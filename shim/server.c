@@ -1,132 +1,277 @@
-/* capsule-shim: the event loop.  Clients speak JSON-RPC 2.0, one object per line; the loop
- * frames, checks and dispatches through the method table, and keeps every deadline (interpreter
- * start-up, cell timeouts, expiry) as the epoll timeout. */
+/* capsule-shim: the JSON-RPC server (server.h). */
 #define _GNU_SOURCE
+#include "server.h"
+
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "json.h"
-#include "shim-util.h"
-#include "shim.h"
 #include "utils.h"
 
-void
-shim_watch (struct shim *s, int fd, struct watcher *w, bool out)
-{
-  struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0), .data.ptr = w };
-  if (epoll_ctl (s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
-    epoll_ctl (s->epfd, EPOLL_CTL_ADD, fd, &ev);
-}
+#define CLIENT_OUT_MAX    (256u << 20) /* unread answers a client may have waiting */
+#define CLIENT_STREAM_MAX (8u << 20)   /* past this, stream notifications are dropped */
+#define CLIENT_OUT_FDS    16
 
-void
-shim_unwatch (struct shim *s, int fd)
+struct out_fd
 {
-  epoll_ctl (s->epfd, EPOLL_CTL_DEL, fd, NULL);
-}
+  uint64_t at; /* the byte of the output stream it goes with */
+  int fd;
+};
 
-struct client *
-shim_client (struct shim *s, uint64_t id)
+struct client
 {
-  for (struct client *c = s->clients; c; c = c->next)
+  struct server *srv;
+  uint64_t id;
+  int fd;
+  struct loop_io io;
+  struct line_reader in;
+  struct buf out;
+  uint64_t out_sent;          /* bytes of output sent so far */
+  int in_fds[SERVER_FDS_MAX]; /* received, not yet taken */
+  int n_in_fds;
+  struct out_fd out_fds[CLIENT_OUT_FDS];
+  int n_out_fds;
+  struct client *next;
+};
+
+static struct client *
+find_client (struct server *srv, uint64_t id)
+{
+  for (struct client *c = srv->clients; c; c = c->next)
     if (c->id == id)
       return c;
   return NULL;
 }
 
 static void
-client_flush (struct shim *s, struct client *c)
+client_close (struct client *c)
 {
-  while (c->out.len)
-    {
-      ssize_t n = send (c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
+  struct server *srv = c->srv;
+  for (struct client **p = &srv->clients; *p; p = &(*p)->next)
+    if (*p == c)
+      {
+        *p = c->next;
         break;
-      buf_consume (&c->out, n);
-    }
-  if ((c->out.len > 0) != c->want_out)
-    {
-      c->want_out = c->out.len > 0;
-      shim_watch (s, c->fd, &c->w, c->want_out);
-    }
+      }
+  loop_io_del (srv->loop, &c->io);
+  close (c->fd);
+  for (int i = 0; i < c->n_in_fds; i++)
+    close (c->in_fds[i]);
+  for (int i = 0; i < c->n_out_fds; i++)
+    close (c->out_fds[i].fd);
+  line_reader_release (&c->in);
+  buf_release (&c->out);
+  srv->n_clients--;
+  free (c);
 }
 
-#define CLIENT_OUT_MAX    (256u << 20) /* unread answers a client may have waiting */
-#define CLIENT_STREAM_MAX (8u << 20)   /* past this, stream notifications are dropped */
-
-static void client_close (struct shim *s, struct client *c);
-
+/* Send what is queued; a descriptor goes with the first byte of the answer it belongs to. */
 static void
-send_text (struct shim *s, uint64_t client_id, char *text, bool droppable)
+client_flush (struct client *c)
 {
-  struct client *c = client_id ? shim_client (s, client_id) : NULL;
-  size_t len = strlen (text);
-  /* a client that went away mid-call: the answer has nowhere to go */
-  if (c && droppable && c->out.len > CLIENT_STREAM_MAX)
-    c = NULL; /* it does not read: streamed output is not worth the shim's memory */
-  if (c && c->out.len + len > CLIENT_OUT_MAX)
+  while (buf_size (&c->out))
     {
-      client_close (s, c);
-      c = NULL;
+      size_t len = buf_size (&c->out);
+      char cbuf[CMSG_SPACE (sizeof (int))] = { 0 };
+      struct iovec iov;
+      struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+      ssize_t n;
+      if (c->n_out_fds > 0)
+        {
+          uint64_t at = c->out_fds[0].at;
+          if (at > c->out_sent && at - c->out_sent < len)
+            len = at - c->out_sent; /* up to the answer that carries it */
+          else if (at == c->out_sent)
+            {
+              struct cmsghdr *cm;
+              mh.msg_control = cbuf;
+              mh.msg_controllen = sizeof cbuf;
+              cm = CMSG_FIRSTHDR (&mh);
+              cm->cmsg_level = SOL_SOCKET;
+              cm->cmsg_type = SCM_RIGHTS;
+              cm->cmsg_len = CMSG_LEN (sizeof (int));
+              memcpy (CMSG_DATA (cm), &c->out_fds[0].fd, sizeof (int));
+            }
+        }
+      iov = (struct iovec){ (void *)buf_bytes (&c->out), len };
+      n = sendmsg (c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      if (mh.msg_control)
+        {
+          close (c->out_fds[0].fd);
+          memmove (c->out_fds, c->out_fds + 1, --c->n_out_fds * sizeof c->out_fds[0]);
+        }
+      buf_consume (&c->out, n);
+      c->out_sent += n;
+    }
+  loop_io_set (c->srv->loop, &c->io,
+               EPOLLIN | EPOLLRDHUP | (buf_size (&c->out) ? (uint32_t)EPOLLOUT : 0));
+}
+
+static char *
+backlog_error (const char *id_json, size_t len, size_t unread)
+{
+  struct rpc_error *e = rpc_error_new (
+      429, "client_backlog", NULL,
+      "the answer (%zu bytes) would make more than %u bytes unread on this connection (%zu "
+      "are): read the answers already sent, then ask again",
+      len, CLIENT_OUT_MAX, unread);
+  char *text = rpc_error_text (id_json, e);
+  rpc_error_free (e);
+  return text;
+}
+
+/* Queue TEXT (taken) for the client.  A notification is dropped for a client that does not
+   read; an answer that would pass the cap becomes an error for that request alone, so the
+   other answers on the connection (a gateway's other tenants') stay as they are. */
+static void
+client_send (struct server *srv, uint64_t client_id, const char *id_json, char *text,
+             bool droppable, int fd)
+{
+  struct client *c = client_id ? find_client (srv, client_id) : NULL;
+  size_t len = strlen (text);
+  if (c && droppable && buf_size (&c->out) > CLIENT_STREAM_MAX)
+    c = NULL;
+  if (c && buf_size (&c->out) + len > CLIENT_OUT_MAX)
+    {
+      char *small = backlog_error (id_json ? id_json : "null", len, buf_size (&c->out));
+      free (text);
+      text = small;
+      len = strlen (text);
+      if (fd >= 0)
+        close (steal_fd (&fd));
+    }
+  if (c && fd >= 0 && c->n_out_fds == CLIENT_OUT_FDS)
+    {
+      struct rpc_error *e = rpc_error_new (429, "client_backlog", NULL,
+                                           "too many descriptors wait on this connection");
+      free (text);
+      text = rpc_error_text (id_json ? id_json : "null", e);
+      rpc_error_free (e);
+      len = strlen (text);
+      close (steal_fd (&fd));
     }
   if (c)
     {
+      if (fd >= 0)
+        c->out_fds[c->n_out_fds++] = (struct out_fd){ c->out_sent + buf_size (&c->out), fd };
       buf_append (&c->out, text, len);
-      client_flush (s, c);
+      client_flush (c);
     }
+  else if (fd >= 0)
+    close (fd);
   free (text);
 }
 
-void
-shim_send (struct shim *s, uint64_t client_id, char *text)
+/* ------------------------------------------------------------------ calls */
+
+struct call *
+call_keep (const struct call *c)
 {
-  send_text (s, client_id, text, false);
+  struct call *k = xmalloc0 (sizeof *k);
+  k->srv = c->srv;
+  k->client_id = c->client_id;
+  k->id_json = c->id_json ? xstrdup (c->id_json) : NULL;
+  return k;
 }
 
 void
-shim_notify (struct shim *s, uint64_t client_id, char *text)
+call_free (struct call *c)
 {
-  send_text (s, client_id, text, true);
+  if (c == NULL)
+    return;
+  free (c->id_json);
+  free (c);
 }
 
 void
-shim_reply (struct shim *s, struct call *c, char *result_json)
+call_reply_fd (struct call *c, char *result_json, int fd)
 {
   if (c->id_json)
-    shim_send (s, c->client_id, rpc_response_text (c->id_json, result_json));
+    client_send (c->srv, c->client_id, c->id_json, rpc_response_text (c->id_json, result_json),
+                 false, fd);
+  else if (fd >= 0)
+    close (fd);
   free (result_json);
 }
 
 void
-shim_reply_error (struct shim *s, struct call *c, struct rpc_error *e)
+call_reply (struct call *c, char *result_json)
+{
+  call_reply_fd (c, result_json, -1);
+}
+
+void
+call_error (struct call *c, struct rpc_error *e)
 {
   if (c->id_json)
-    shim_send (s, c->client_id, rpc_error_text (c->id_json, e));
+    client_send (c->srv, c->client_id, c->id_json, rpc_error_text (c->id_json, e), false, -1);
   rpc_error_free (e);
 }
 
-static struct rpc_error *
-protocol_error (int code, const char *fmt, const char *detail)
+void
+call_notify (struct call *c, const char *method, const char *params_json)
 {
-  struct rpc_error *e = rpc_error_new (400, "invalid_request", NULL, fmt, detail);
+  client_send (c->srv, c->client_id, NULL, rpc_notification_text (method, params_json), true, -1);
+}
+
+int
+call_take_fd (struct call *c)
+{
+  struct client *cl = find_client (c->srv, c->client_id);
+  int fd;
+  if (cl == NULL || cl->n_in_fds == 0)
+    return -1;
+  fd = cl->in_fds[0];
+  memmove (cl->in_fds, cl->in_fds + 1, --cl->n_in_fds * sizeof (int));
+  return fd;
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static struct rpc_error *
+protocol_error (int code, const char *err_code, const char *fmt, const char *detail)
+{
+  struct rpc_error *e = rpc_error_new (400, err_code, NULL, fmt, detail);
   e->code = code;
   return e;
 }
 
-static void
-dispatch (struct shim *s, struct client *cl, const char *line, size_t len)
+static struct rpc_error *
+parse_failure (capsule_error *err)
 {
+  struct rpc_error *e;
+  if (err->status == ELOOP)
+    e = rpc_error_new (400, "nesting_too_deep", NULL, "%s", err->msg);
+  else if (err->status == E2BIG)
+    e = rpc_error_new (413, "message_too_large", NULL, "%s", err->msg);
+  else
+    e = protocol_error (-32700, "invalid_request", "parse error: %s", err->msg);
+  return e;
+}
+
+static const struct method *
+find_method (struct server *srv, const char *name)
+{
+  for (size_t i = 0; i < srv->n_methods; i++)
+    if (strcmp (srv->methods[i].name, name) == 0)
+      return &srv->methods[i];
+  return NULL;
+}
+
+static void
+dispatch (struct client *cl, const char *line, size_t len)
+{
+  struct server *srv = cl->srv;
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_json_ json_value *req = NULL;
   _cleanup_free_ char *id = NULL, *result = NULL;
-  struct call call = { cl->id, NULL };
+  struct call call = { srv, cl->id, "null" };
   const struct method *m;
   const char *method, *version;
   json_value *params;
@@ -134,17 +279,20 @@ dispatch (struct shim *s, struct client *cl, const char *line, size_t len)
 
   if (strlen (line) != len)
     {
-      call.id_json = "null";
-      shim_reply_error (s, &call, protocol_error (-32700, "parse error: %s", "a NUL byte"));
+      call_error (&call,
+                  protocol_error (-32700, "invalid_request", "parse error: %s", "a NUL byte"));
       return;
     }
   req = json_parse (line, "request", &err);
-  if (req == NULL || !json_is_object (req))
+  if (req == NULL)
     {
-      call.id_json = "null";
-      shim_reply_error (s, &call,
-                        protocol_error (req ? -32600 : -32700, "%s",
-                                        req ? "invalid request: not a JSON object" : err->msg));
+      call_error (&call, parse_failure (err));
+      return;
+    }
+  if (!json_is_object (req))
+    {
+      call_error (&call, protocol_error (-32600, "invalid_request", "%s",
+                                         "invalid request: not a JSON object"));
       return;
     }
   id = rpc_id_text (json_get (req, "id"));
@@ -154,86 +302,99 @@ dispatch (struct shim *s, struct client *cl, const char *line, size_t len)
   params = json_get (req, "params");
   if (id == NULL || version == NULL || strcmp (version, "2.0") != 0 || method == NULL)
     {
-      shim_reply_error (s, &call,
-                        protocol_error (-32600, "invalid request: %s",
-                                        id == NULL ? "id must be a string, a number or null"
-                                                   : "needs \"jsonrpc\": \"2.0\" and a method"));
+      call_error (&call, protocol_error (-32600, "invalid_request", "invalid request: %s",
+                                         id == NULL ? "id must be a string, a number or null"
+                                                    : "needs \"jsonrpc\": \"2.0\" and a method"));
       return;
     }
   if (json_get (req, "id") == NULL)
     call.id_json = NULL; /* a notification: no answer */
   if (rpc_has_nul_escape (line))
     {
-      shim_reply_error (
-          s, &call,
-          protocol_error (-32602, "%s", "invalid params: strings may not hold NUL (\\u0000)"));
+      call_error (&call, protocol_error (-32602, "invalid_request", "%s",
+                                         "invalid params: strings may not hold NUL (\\u0000)"));
       return;
     }
   if (params && !json_is_object (params))
     {
-      shim_reply_error (s, &call, protocol_error (-32602, "%s", "params must be an object"));
+      call_error (&call,
+                  protocol_error (-32602, "invalid_request", "%s", "params must be an object"));
       return;
     }
-  m = methods_find (method);
+  m = find_method (srv, method);
   if (m == NULL)
     {
-      shim_reply_error (s, &call, protocol_error (-32601, "method not found: %s", method));
+      call_error (&call,
+                  protocol_error (-32601, "invalid_request", "method not found: %s", method));
       return;
     }
-  /* A create or an exec sent as a notification would make a container or run code whose
-     result nobody can ever learn: such notifications are dropped. */
-  if (call.id_json == NULL
-      && (strcmp (method, "containers.create") == 0 || strcmp (method, "containers.exec") == 0))
+  if (call.id_json == NULL && m->needs_answer)
     return;
   e = rpc_check_params (params, m->params);
   if (e)
     {
       e->code = -32602;
-      shim_reply_error (s, &call, e);
+      call_error (&call, e);
       return;
     }
-  e = m->fn (s, &call, params, &result);
+  e = m->fn (srv->ctx, &call, params, &result);
   if (e)
-    shim_reply_error (s, &call, e);
+    call_error (&call, e);
   else if (result)
-    shim_reply (s, &call, steal_pointer (&result));
+    call_reply (&call, steal_pointer (&result));
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static void
+take_fds (struct client *c, struct msghdr *mh)
+{
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR (mh); cm; cm = CMSG_NXTHDR (mh, cm))
+    {
+      size_t n;
+      int *fds;
+      if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+        continue;
+      n = (cm->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+      fds = (int *)CMSG_DATA (cm);
+      for (size_t i = 0; i < n; i++)
+        {
+          int fd;
+          memcpy (&fd, &fds[i], sizeof fd);
+          if (c->n_in_fds < SERVER_FDS_MAX)
+            c->in_fds[c->n_in_fds++] = fd;
+          else
+            close (fd); /* a client that sends descriptors nobody takes loses them */
+        }
+    }
 }
 
 static void
-client_close (struct shim *s, struct client *c)
+client_read (struct client *c)
 {
-  for (struct client **p = &s->clients; *p; p = &(*p)->next)
-    if (*p == c)
-      {
-        *p = c->next;
-        break;
-      }
-  shim_unwatch (s, c->fd);
-  close (c->fd);
-  buf_release (&c->in.b);
-  buf_release (&c->out);
-  s->n_clients--;
-  free (c);
-}
-
-static void
-client_read (struct shim *s, struct client *c)
-{
+  struct server *srv = c->srv;
   char chunk[65536];
+  char cbuf[CMSG_SPACE (SERVER_FDS_MAX * sizeof (int))];
   for (int rounds = 0; rounds < 64; rounds++)
     {
-      ssize_t n = recv (c->fd, chunk, sizeof chunk, MSG_DONTWAIT);
+      struct iovec iov = { chunk, sizeof chunk };
+      struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf
+      };
+      ssize_t n = recvmsg (c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      uint64_t id = c->id;
       char *line;
       size_t len;
       enum line_status ls;
-      uint64_t id = c->id;
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0 && errno == EAGAIN)
         return;
+      if (n > 0 || mh.msg_controllen > 0)
+        take_fds (c, &mh);
       if (n <= 0)
         {
-          client_close (s, c);
+          client_close (c);
           return;
         }
       line_reader_feed (&c->in, chunk, n);
@@ -241,184 +402,85 @@ client_read (struct shim *s, struct client *c)
         {
           if (ls == LINE_TOO_LONG)
             {
-              struct call call = { c->id, "null" };
-              shim_reply_error (s, &call,
-                                rpc_error_new (413, "message_too_large", NULL,
-                                               "a request line is larger than %llu bytes",
-                                               (unsigned long long)s->cfg.max_message));
+              struct call call = { srv, c->id, "null" };
+              call_error (&call, rpc_error_new (413, "message_too_large", NULL,
+                                                "a request line is larger than %llu bytes",
+                                                (unsigned long long)srv->max_message));
               continue;
             }
-          dispatch (s, c, line, len);
-          free (line);
-          if (shim_client (s, id) == NULL)
+          dispatch (c, line, len);
+          if (find_client (srv, id) == NULL)
             return;
         }
     }
 }
 
 static void
-accept_clients (struct shim *s)
+on_client_io (struct loop_io *io, uint32_t revents)
 {
+  struct client *c = io->data;
+  struct server *srv = c->srv;
+  uint64_t id = c->id;
+  if (revents & EPOLLOUT)
+    client_flush (c);
+  if (find_client (srv, id) && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+    client_read (c);
+}
+
+static void
+on_listen (struct loop_io *io, uint32_t revents)
+{
+  struct server *srv = io->data;
+  (void)revents;
   for (;;)
     {
-      int fd = accept4 (s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = accept4 (srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
       struct client *c;
       if (fd < 0)
         return;
-      if (s->n_clients >= s->cfg.max_clients)
+      if (srv->n_clients >= srv->max_clients)
         {
-          static const char busy[]
-              = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"too "
-                "many connections\",\"data\":{\"message\":\"too many connections\",\"type\":"
-                "\"rate_limit_error\",\"param\":null,\"code\":\"too_many_connections\","
-                "\"http_status\":429}}}\n";
-          send (fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+          struct rpc_error *e
+              = rpc_error_new (429, "too_many_connections", NULL, "too many connections");
+          char *text = rpc_error_text ("null", e);
+          send (fd, text, strlen (text), MSG_NOSIGNAL | MSG_DONTWAIT);
+          free (text);
+          rpc_error_free (e);
           close (fd);
           continue;
         }
       c = xmalloc0 (sizeof *c);
-      c->id = ++s->next_client_id;
+      c->srv = srv;
+      c->id = ++srv->next_client_id;
       c->fd = fd;
-      c->in.max = s->cfg.max_message;
-      c->w = (struct watcher){ W_CLIENT, c };
-      c->next = s->clients;
-      s->clients = c;
-      s->n_clients++;
-      shim_watch (s, fd, &c->w, false);
+      c->in.max = srv->max_message;
+      c->io = (struct loop_io){ .fn = on_client_io, .data = c };
+      c->next = srv->clients;
+      srv->clients = c;
+      srv->n_clients++;
+      loop_io_add (srv->loop, &c->io, fd, EPOLLIN | EPOLLRDHUP);
     }
 }
 
-static void
-reap_children (struct shim *s)
-{
-  for (;;)
-    {
-      int status;
-      pid_t pid = waitpid (-1, &status, WNOHANG);
-      if (pid <= 0)
-        return;
-      if (sleep_on_child (s, pid, status))
-        continue;
-      for (struct session *se = s->sessions; se; se = se->next)
-        if (se->pid == pid)
-          {
-            sandbox_on_exit (s, se, status);
-            break;
-          }
-    }
-}
-
-static void
-on_signal (struct shim *s)
-{
-  struct signalfd_siginfo si;
-  while (read (s->signal_fd, &si, sizeof si) == sizeof si)
-    {
-      if (si.ssi_signo == SIGCHLD)
-        reap_children (s);
-      else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-        s->stopping = true;
-    }
-}
-
-static int
-next_timeout (struct shim *s, int64_t now)
-{
-  int64_t next = now + 1000; /* expiry is checked every second */
-  if (s->warm_refill_ms && s->warm_refill_ms < next)
-    next = s->warm_refill_ms;
-  for (struct session *se = s->sessions; se; se = se->next)
-    {
-      int64_t d = sandbox_next_deadline (se);
-      if (se->queue && se->queue->phase != EXEC_QUEUED && se->queue->deadline_ms < d)
-        d = se->queue->deadline_ms;
-      if (se->queue && se->queue->phase == EXEC_QUEUED && se->queue->not_before_ms
-          && se->queue->not_before_ms < d)
-        d = se->queue->not_before_ms;
-      if (d < next)
-        next = d;
-    }
-  return next <= now ? 0 : (int)(next - now);
-}
-
-static bool
-session_alive (struct shim *s, const struct session *se)
-{
-  for (const struct session *x = s->sessions; x; x = x->next)
-    if (x == se)
-      return true;
-  return false;
-}
-
-static void
-run_timers (struct shim *s)
-{
-  int64_t now = shim_monotonic_ms ();
-  struct session *se = s->sessions;
-  while (se)
-    {
-      struct session *next = se->next; /* a failed start may free SE */
-      if (se->status == SESSION_RUNNING || se->status == SESSION_WARM)
-        {
-          sandbox_on_timer (s, se, now);
-          if (session_alive (s, se)) /* a failed start frees it: compare pointers only */
-            execution_on_timer (s, se, now);
-        }
-      se = next;
-    }
-  sessions_expire_due (s, shim_now ());
-  sessions_sleep_due (s, shim_now ());
-  if (s->warm_refill_ms && now >= s->warm_refill_ms)
-    {
-      s->warm_refill_ms = 0;
-      sessions_refill_warm (s);
-    }
-}
-
-int shim_run (struct shim *s);
 int
-shim_run (struct shim *s)
+server_init (struct server *srv, struct loop *l, int listen_fd, int max_clients,
+             uint64_t max_message, const struct method *methods, size_t n_methods, void *ctx)
 {
-  /* One event a turn: level-triggered epoll puts a reported fd back at the tail of its ready
-     list, so a flooding sandbox or client takes turns with everyone else, and no handler can
-     free what another event of the same batch points at. */
-  while (!s->stopping)
-    {
-      struct epoll_event ev;
-      int n = epoll_wait (s->epfd, &ev, 1, next_timeout (s, shim_monotonic_ms ()));
-      if (n < 0 && errno != EINTR)
-        return -1;
-      if (n == 1)
-        {
-          struct watcher *w = ev.data.ptr;
-          switch (w->kind)
-            {
-            case W_LISTEN:
-              accept_clients (s);
-              break;
-            case W_SIGNAL:
-              on_signal (s);
-              break;
-            case W_CLIENT:
-              {
-                struct client *c = w->obj;
-                uint64_t id = c->id;
-                if (ev.events & EPOLLOUT)
-                  client_flush (s, c);
-                if (shim_client (s, id)
-                    && (ev.events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
-                  client_read (s, c);
-                break;
-              }
-            case W_EXECUTOR:
-              sandbox_on_io (s, w->obj, ev.events);
-              break;
-            case W_PIDFD:
-              sandbox_on_pidfd (s, w->obj);
-              break;
-            }
-        }
-      run_timers (s);
-    }
-  return 0;
+  *srv = (struct server){ .loop = l,
+                          .listen_fd = listen_fd,
+                          .max_clients = max_clients,
+                          .max_message = max_message,
+                          .methods = methods,
+                          .n_methods = n_methods,
+                          .ctx = ctx };
+  srv->listen_io = (struct loop_io){ .fn = on_listen, .data = srv };
+  return loop_io_add (l, &srv->listen_io, listen_fd, EPOLLIN);
+}
+
+void
+server_release (struct server *srv)
+{
+  while (srv->clients)
+    client_close (srv->clients);
+  loop_io_del (srv->loop, &srv->listen_io);
 }

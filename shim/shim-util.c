@@ -141,3 +141,131 @@ shim_monotonic_ms (void)
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* ------------------------------------------------------------------ strmap */
+
+static size_t
+str_hash (const char *s)
+{
+  size_t h = 14695981039346656037ull; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static size_t
+strmap_slot (const struct strmap *m, const char *key)
+{
+  size_t i = str_hash (key) & (m->cap - 1);
+  while (m->keys[i] && strcmp (m->keys[i], key) != 0)
+    i = (i + 1) & (m->cap - 1);
+  return i;
+}
+
+void *
+strmap_get (const struct strmap *m, const char *key)
+{
+  size_t i;
+  if (m->cap == 0)
+    return NULL;
+  i = strmap_slot (m, key);
+  return m->keys[i] ? m->values[i] : NULL;
+}
+
+static void
+strmap_grow (struct strmap *m)
+{
+  struct strmap old = *m;
+  m->cap = old.cap ? old.cap * 2 : 64;
+  m->keys = xmalloc0 (m->cap * sizeof *m->keys);
+  m->values = xmalloc0 (m->cap * sizeof *m->values);
+  m->n = 0;
+  for (size_t i = 0; i < old.cap; i++)
+    if (old.keys[i])
+      strmap_put (m, old.keys[i], old.values[i]);
+  free (old.keys);
+  free (old.values);
+}
+
+void
+strmap_put (struct strmap *m, const char *key, void *value)
+{
+  size_t i;
+  if ((m->n + 1) * 2 > m->cap)
+    strmap_grow (m);
+  i = strmap_slot (m, key);
+  if (m->keys[i] == NULL)
+    m->n++;
+  m->keys[i] = key;
+  m->values[i] = value;
+}
+
+void
+strmap_del (struct strmap *m, const char *key)
+{
+  size_t i, j;
+  if (m->cap == 0)
+    return;
+  i = strmap_slot (m, key);
+  if (m->keys[i] == NULL)
+    return;
+  m->keys[i] = NULL;
+  m->n--;
+  /* backward shift: every entry after the hole that would be found through it moves up */
+  for (j = (i + 1) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1))
+    {
+      size_t home = str_hash (m->keys[j]) & (m->cap - 1);
+      if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j))
+        {
+          m->keys[i] = m->keys[j];
+          m->values[i] = m->values[j];
+          m->keys[j] = NULL;
+          i = j;
+        }
+    }
+}
+
+void
+strmap_release (struct strmap *m)
+{
+  free (m->keys);
+  free (m->values);
+  *m = (struct strmap){ 0 };
+}
+
+char *
+hex_encode_string (const char *s)
+{
+  size_t n = strlen (s);
+  char *out = xmalloc0 (2 * n + 1);
+  for (size_t i = 0; i < n; i++)
+    snprintf (out + 2 * i, 3, "%02x", (unsigned char)s[i]);
+  return out;
+}
+
+static int
+hex_digit (char c)
+{
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+char *
+hex_decode_string (const char *text)
+{
+  size_t n = strlen (text);
+  char *out;
+  if (n % 2)
+    return NULL;
+  out = xmalloc0 (n / 2 + 1);
+  for (size_t i = 0; i < n / 2; i++)
+    {
+      int hi = hex_digit (text[2 * i]), lo = hex_digit (text[2 * i + 1]);
+      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+        {
+          free (out);
+          return NULL;
+        }
+      out[i] = (char)(hi << 4 | lo);
+    }
+  return out;
+}

@@ -22,3 +22,21 @@ size_t base64_decoded_max (size_t text_len);
 int64_t shim_now (void);
 /* Monotonic milliseconds (for timeouts). */
 int64_t shim_monotonic_ms (void);
+
+/* A map from strings to pointers (open addressing, linear probing); keys are borrowed from the
+ * values they point at and must outlive their entries. */
+struct strmap
+{
+  const char **keys;
+  void **values;
+  size_t n, cap;
+};
+void *strmap_get (const struct strmap *m, const char *key);
+void strmap_put (struct strmap *m, const char *key, void *value);
+void strmap_del (struct strmap *m, const char *key);
+void strmap_release (struct strmap *m);
+
+/* Lowercase hex of the bytes of S, and back (NULL when TEXT is not hex of a string without
+ * NUL). */
+char *hex_encode_string (const char *s);
+char *hex_decode_string (const char *text);

@@ -85,11 +85,13 @@ Methods
     Replaces the namespace with an empty one and closes all figures. Refused with ``busy``
     while a cell runs. ``execution_count`` keeps counting.
 ``last_result`` -> ``{"last_result": null | {...the last result line..., "delivered": bool}}``
-    The result of the most recent finished cell, whether or not it reached its client.
+    The result of the most recent finished cell, and whether it reached a client.
 
 Connections: one client at a time. A new connection drops the previous one. A cell whose
-client went away keeps running; its stream output is discarded and its result is only kept for
-``last_result``.
+client went away keeps running; its stream output and its result go to whichever client is
+connected when they are sent (the shim reconnecting after its connection was cut gets them; the
+ids say which request they answer), or nowhere while none is, and the result is kept for
+``last_result`` either way.
 
 Signals: SIGINT while a cell runs raises KeyboardInterrupt in it; SIGINT while idle is ignored.
 
@@ -676,8 +678,10 @@ class Executor:
     # -- main thread: cells
 
     def _send_current(self, conn: Connection, obj: dict) -> bool:
-        """Send to conn only while it is still the current client."""
-        return self.conn is conn and conn.send(obj)
+        """Send to the client connected now: the one that asked, or the one that took its place
+        (the shim reconnecting after its connection was cut); the ids tell it what is whose."""
+        current = self.conn
+        return current is not None and current.send(obj)
 
     def _run_request(self, kind: str, conn: Connection, req_id: Any, code: Optional[str],
                      stream: bool) -> None:
@@ -732,7 +736,7 @@ class Executor:
         finally:
             self.hub.finish(cap)
         image_paths = {image["path"] for image in images}
-        files = [{"path": path, "bytes": size, "mtime": mtime_ns / 1e9}
+        files = [dict(path_field(path), bytes=size, mtime=mtime_ns / 1e9)
                  for path, (size, mtime_ns) in sorted(after.items())
                  if before.get(path) != (size, mtime_ns) and path not in image_paths]
         return {
@@ -917,6 +921,17 @@ def snapshot_files(root: str) -> tuple[dict[str, tuple[int, int]], bool]:
                 except OSError:
                     continue
     return files, False
+
+
+def path_field(path: str) -> dict:
+    """A path for the shim: "path" when it is UTF-8; a name the file system holds in other
+    bytes (os gives them as surrogates) goes as "path_hex", so the shim registers the real
+    file instead of a mangled name."""
+    try:
+        path.encode("utf-8")
+        return {"path": path}
+    except UnicodeEncodeError:
+        return {"path_hex": os.fsencode(path).hex()}
 
 
 def create_unique(directory: str, stem: str, suffix: str) -> tuple[str, Any]:

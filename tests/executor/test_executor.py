@@ -371,12 +371,21 @@ class ExecutorTest(unittest.TestCase):
         self.assertEqual(self.execute("'x' in globals()")["result"], "False")
         self.assert_alive()
 
+    GATED = ("import os, time\n"
+             "while not os.path.exists('gate'):\n"
+             "    time.sleep(0.01)\n")
+
+    def open_gate(self) -> None:
+        open(os.path.join(self.data, "gate"), "w").close()
+
     def test_execute_while_busy_is_refused(self) -> None:
-        self.client.send({"id": "slow", "method": "execute", "code": "import time\ntime.sleep(0.5)"})
+        # the first cell runs until the test opens its gate: no race with a sleep
+        self.client.send({"id": "slow", "method": "execute", "code": self.GATED})
         self.wait_busy()
         self.client.send({"id": "second", "method": "execute", "code": "1"})
         refused = self.client.recv()
         self.assertEqual((refused["id"], refused["error"]["code"]), ("second", "busy"))
+        self.open_gate()
         self.assertEqual(self.client.recv()["id"], "slow")
 
     def test_reset(self) -> None:
@@ -388,32 +397,57 @@ class ExecutorTest(unittest.TestCase):
     # -- connections
 
     def test_reconnect_and_last_result(self) -> None:
+        # a cell whose client went away keeps running; its result goes to the client that
+        # took the old one's place (the shim reconnecting), and last_result keeps it
         self.client.send({"id": "orphan", "method": "execute",
-                          "code": "import time\ntime.sleep(0.4)\nprint('done')\n6 * 7"})
+                          "code": self.GATED + "print('done')\n6 * 7"})
         self.wait_busy()
         self.client.close()
         self.client = self.connect()
-        deadline = time.monotonic() + 10
-        while True:
-            line, _ = self.client.call({"id": "p", "method": "ping"})
-            if not line["busy"]:
-                break
-            self.assertLess(time.monotonic(), deadline, "cell never finished")
-            time.sleep(0.05)
+        line, _ = self.client.call({"id": "p", "method": "ping"})
+        self.assertTrue(line["busy"])
+        self.open_gate()
+        result, streams = self.client.call({"id": "p2", "method": "ping"})
+        while result.get("id") != "orphan":
+            result = self.client.recv()
+        self.assertEqual((result["event"], result["result"], result["stdout"]),
+                         ("result", "42", "done\n"))
         line, _ = self.client.call({"id": "lr", "method": "last_result"})
         last = line["last_result"]
-        self.assertEqual(last["id"], "orphan")
-        self.assertEqual(last["result"], "42")
-        self.assertEqual(last["stdout"], "done\n")
-        self.assertFalse(last["delivered"])
-        self.execute("1")
-        line, _ = self.client.call({"id": "lr2", "method": "last_result"})
-        self.assertTrue(line["last_result"]["delivered"])
+        self.assertEqual((last["id"], last["result"]), ("orphan", "42"))
+        self.assertTrue(last["delivered"])
+
+    def test_result_while_nobody_is_connected(self) -> None:
+        self.client.send({"id": "alone", "method": "execute",
+                          "code": self.GATED + "open('finished', 'w').close()\n6 * 7"})
+        self.wait_busy()
+        self.client.close()
+        # nobody is connected when it finishes: the result is kept, undelivered
+        self.open_gate()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(os.path.join(self.data, "finished")):
+            self.assertLess(time.monotonic(), deadline, "the cell never finished")
+            time.sleep(0.01)
+        self.client = self.connect()
+        while True:
+            line, _ = self.client.call({"id": "p", "method": "ping"})
+            if line.get("id") == "alone":
+                # connected between the cell's end and its result: it comes here, also fine
+                self.assertEqual(line["result"], "42")
+                line, _ = self.client.call({"id": "p", "method": "ping"})
+            if not line["busy"]:
+                break
+            time.sleep(0.01)
+        line, _ = self.client.call({"id": "lr", "method": "last_result"})
+        last = line["last_result"]
+        self.assertEqual((last["id"], last["result"]), ("alone", "42"))
 
     def test_new_connection_drops_old_one(self) -> None:
         second = self.connect()
         line, _ = second.call({"id": 2, "method": "ping"})  # accepted: the old one is gone
-        with self.assertRaises((ConnectionError, OSError)):
+        # the old connection ends at once (EOF or a reset), not after a timeout
+        self.client.sock.settimeout(10)
+        with self.assertRaises((ConnectionError, BrokenPipeError, ConnectionResetError)):
             self.client.send({"id": 1, "method": "ping"})
             self.client.recv()
         line, _ = second.call({"id": 2, "method": "ping"})

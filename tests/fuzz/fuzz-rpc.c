@@ -8,7 +8,7 @@
 #include "json.h"
 #include "rpc.h"
 #include "shim-util.h"
-#include "shim.h"
+#include "files.h"
 #include "tiers.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -41,9 +41,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             json_free (v);
           }
         capsule_error_free (err);
-        free (line);
       }
-  buf_release (&r.b);
+  line_reader_release (&r);
   {
     char *rel = NULL;
     struct tiers t;

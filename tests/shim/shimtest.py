@@ -28,6 +28,43 @@ TEST_TIERS = {
 }
 
 
+CAPSULE = os.environ.get("CAPSULE", os.path.join(BUILD, "runtime", "capsule"))
+
+
+def sweep_state(state):
+    """After the shim stopped: the sandboxes still recorded in its runtime root (sessions a test
+    left, which outlive a shim by design) are removed, and their ids returned."""
+    root = os.path.join(state, "runtime")
+    try:
+        ids = [d for d in os.listdir(root) if d.startswith("cntr_")]
+    except OSError:
+        return []
+    for cid in ids:
+        subprocess.run([CAPSULE, "--root", root, "delete", "--force", cid],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return ids
+
+
+def unmount_under(top):
+    with open("/proc/self/mountinfo") as f:
+        points = [l.split()[4] for l in f if l.split()[4].startswith(top + "/")]
+    for p in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "-l", p], stderr=subprocess.DEVNULL)
+
+
+def wait_for(cond, what, timeout=60, interval=0.02):
+    """Wait for COND() to be true (an event, never a guess at how long something takes); fail
+    saying WHAT after a generous TIMEOUT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
 class RpcError(Exception):
     def __init__(self, error):
         super().__init__(error.get("message"))
@@ -124,11 +161,16 @@ class ShimTestCase(unittest.TestCase):
             cls.proc.kill()
             cls.proc.wait()
         cls.log.close()
+        sandboxes = sweep_state(cls.state)
         with open("/proc/self/mountinfo") as f:
             leftovers = [l for l in f if cls.work in l]
         if cls.proc.returncode != 0 or os.environ.get("KEEP_SHIM_LOG"):
             print(f"capsule-shim exited with {cls.proc.returncode}; its log:\n{cls.shim_log()}")
+        unmount_under(cls.work)
         subprocess.run(["rm", "-rf", cls.work])
+        if sandboxes:
+            raise AssertionError("sessions a test did not delete were left running: "
+                                 + " ".join(sandboxes))
         if leftovers:
             raise AssertionError("the shim left mounts behind: " + "".join(leftovers))
 
@@ -143,12 +185,13 @@ class ShimTestCase(unittest.TestCase):
     def create(self, **kw):
         kw.setdefault("name", self.id().split(".")[-1])
         c = self.client.call("containers.create", **kw)
-        self.addCleanup(self.delete_quietly, c["id"])
+        self.addCleanup(self.delete_quietly, c["id"], kw.get("tenant"))
         return c
 
-    def delete_quietly(self, cid):
+    def delete_quietly(self, cid, tenant=None):
         try:
-            self.client.call("containers.delete", container_id=cid)
+            extra = {"tenant": tenant} if tenant else {}
+            self.client.call("containers.delete", container_id=cid, **extra)
         except (RpcError, OSError):
             pass
 

@@ -106,7 +106,7 @@ class TestContainers(ShimTestCase):
         self.assertEqual(pool["used"], "768m")
         # another tenant has its own pool
         self.create(name="other", memory_limit="4g", tenant="someone-else")
-        self.client.call("containers.delete", container_id=b["id"])
+        self.client.call("containers.delete", container_id=b["id"], tenant="pooled")
         d = self.create(name="p4", memory_limit="4g", tenant="pooled")
         self.assertEqual(d["memory_limit"], "4g")
         del a, c

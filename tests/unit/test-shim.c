@@ -7,7 +7,7 @@
 
 #include "rpc.h"
 #include "shim-util.h"
-#include "shim.h"
+#include "files.h"
 #include "tiers.h"
 #include "utils.h"
 #include "unit-main.h"
@@ -136,20 +136,123 @@ START_TEST (test_line_reader)
   line_reader_feed (&r, "{\"a\":1}\n{\"b\"", 12);
   ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_OK);
   ck_assert_str_eq (line, "{\"a\":1}");
-  free (line);
   ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_NONE);
   line_reader_feed (&r, ":2}\n", 4);
   ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_OK);
   ck_assert_str_eq (line, "{\"b\":2}");
-  free (line);
   /* an over-long line is reported once and skipped to its newline */
   line_reader_feed (&r, "0123456789abcdefghij", 20);
   ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_TOO_LONG);
   line_reader_feed (&r, "more junk\nok\n", 13);
   ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_OK);
   ck_assert_str_eq (line, "ok");
-  free (line);
-  buf_release (&r.b);
+  line_reader_release (&r);
+}
+END_TEST
+
+/* Many lines in one feed are taken without moving the buffer for each (the old reader moved
+   the rest of the buffer down once per line: a flood of newlines cost seconds); a long line
+   that arrives in pieces is found, and the reader's bytes stay bounded. */
+START_TEST (test_line_reader_flood)
+{
+  struct line_reader r = { .max = 1 << 20 };
+  static char flood[1 << 20];
+  char *line;
+  size_t len, lines = 0;
+  memset (flood, '\n', sizeof flood);
+  for (int round = 0; round < 8; round++)
+    {
+      line_reader_feed (&r, flood, sizeof flood);
+      size_t bytes = 0;
+      while (line_reader_next (&r, &line, &len) == LINE_OK)
+        {
+          bytes += len;
+          lines++;
+        }
+      ck_assert_uint_eq (bytes, 0);
+    }
+  ck_assert_uint_eq (lines, 8u << 20);
+  ck_assert_uint_le (r.b.cap, 2u << 20);
+  line_reader_feed (&r, "abc", 3);
+  ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_NONE);
+  line_reader_feed (&r, "def\nx", 5);
+  ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_OK);
+  ck_assert_str_eq (line, "abcdef");
+  ck_assert_int_eq (line_reader_next (&r, &line, &len), LINE_NONE);
+  line_reader_release (&r);
+}
+END_TEST
+
+START_TEST (test_buf_consume)
+{
+  struct buf b = { 0 };
+  buf_append (&b, "hello world", 11);
+  buf_consume (&b, 6);
+  ck_assert_uint_eq (buf_size (&b), 5);
+  ck_assert_int_eq (memcmp (buf_bytes (&b), "world", 5), 0);
+  buf_append (&b, "!", 1);
+  ck_assert_str_eq (buf_bytes (&b), "world!");
+  buf_consume (&b, 100);
+  ck_assert_uint_eq (buf_size (&b), 0);
+  buf_release (&b);
+}
+END_TEST
+
+START_TEST (test_strmap)
+{
+  struct strmap m = { 0 };
+  static char keys[5000][16];
+  for (int i = 0; i < 5000; i++)
+    {
+      snprintf (keys[i], sizeof keys[i], "k%d", i);
+      strmap_put (&m, keys[i], keys[i]);
+    }
+  ck_assert_uint_eq (m.n, 5000);
+  for (int i = 0; i < 5000; i += 2)
+    strmap_del (&m, keys[i]);
+  ck_assert_uint_eq (m.n, 2500);
+  for (int i = 0; i < 5000; i++)
+    ck_assert_ptr_eq (strmap_get (&m, keys[i]), i % 2 ? keys[i] : NULL);
+  strmap_release (&m);
+}
+END_TEST
+
+START_TEST (test_hex_strings)
+{
+  char *h = hex_encode_string ("\xff\xfe.bin");
+  char *back = hex_decode_string (h);
+  ck_assert_str_eq (h, "fffe2e62696e");
+  ck_assert_str_eq (back, "\xff\xfe.bin");
+  ck_assert_ptr_null (hex_decode_string ("0"));
+  ck_assert_ptr_null (hex_decode_string ("zz"));
+  ck_assert_ptr_null (hex_decode_string ("6100")); /* a NUL byte */
+  free (h);
+  free (back);
+}
+END_TEST
+
+/* The registry finds a file by id and by path at once, drops what a rescan no longer sees, and
+   holds at most FILES_MAX files. */
+START_TEST (test_files_registry)
+{
+  struct files fs = { 0 };
+  struct cfile *a = files_register (&fs, "a.txt", 1, true);
+  struct cfile *b = files_register (&fs, "dir/b.txt", 2, false);
+  ck_assert_ptr_eq (files_find (&fs, a->id), a);
+  ck_assert_ptr_eq (files_find_path (&fs, "dir/b.txt"), b);
+  ck_assert_ptr_eq (files_register (&fs, "a.txt", 5, false), a);
+  ck_assert_uint_eq (a->bytes, 5);
+  files_forget (&fs, a);
+  ck_assert_ptr_null (files_find_path (&fs, "a.txt"));
+  ck_assert_uint_eq (fs.n, 1);
+  for (int i = 0; i < FILES_MAX + 10; i++)
+    {
+      char name[32];
+      snprintf (name, sizeof name, "f%d", i);
+      files_register (&fs, name, 0, false);
+    }
+  ck_assert_uint_eq (fs.n, FILES_MAX);
+  files_release (&fs);
 }
 END_TEST
 
@@ -308,6 +411,11 @@ main (void)
   tcase_add_test (tc, test_pools);
   tcase_add_test (tc, test_format_size);
   tcase_add_test (tc, test_line_reader);
+  tcase_add_test (tc, test_line_reader_flood);
+  tcase_add_test (tc, test_buf_consume);
+  tcase_add_test (tc, test_strmap);
+  tcase_add_test (tc, test_hex_strings);
+  tcase_add_test (tc, test_files_registry);
   tcase_add_test (tc, test_rpc_texts);
   tcase_add_test (tc, test_rpc_params);
   tcase_add_test (tc, test_nul_escape);
