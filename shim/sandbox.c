@@ -23,6 +23,7 @@
 #include "utils.h"
 
 #define CONNECT_RETRY_MS 5
+#define LINES_PER_TURN   256
 
 const char *
 sandbox_state_name (enum sandbox_state st)
@@ -94,6 +95,7 @@ close_executor (struct sandbox *sb)
 {
   struct loop *l = sb->host->loop;
   loop_timer_stop (l, &sb->connect_timer);
+  loop_timer_stop (l, &sb->more_timer);
   if (sb->fd >= 0)
     {
       loop_io_del (l, &sb->io);
@@ -119,6 +121,7 @@ static void on_pid_exit (struct loop_io *io, uint32_t revents);
 static void on_worker_done (struct worker *w, bool ok, capsule_error *err);
 static void on_connect_timer (struct loop_timer *t);
 static void on_executor_io (struct loop_io *io, uint32_t revents);
+static void on_more_lines (struct loop_timer *t);
 
 /* Watch PID (the container's init): its exit comes as the pidfd turning readable.  False when
    it is gone already. */
@@ -171,6 +174,7 @@ sandbox_new (struct sandbox_host *h, const char *id, const char *dir, const stru
   sb->io.fd = sb->pid_io.fd = -1;
   sb->in.max = SANDBOX_LINE_MAX;
   sb->connect_timer = (struct loop_timer){ .fn = on_connect_timer, .data = sb };
+  sb->more_timer = (struct loop_timer){ .fn = on_more_lines, .data = sb };
   worker_init (&sb->worker, h->loop, on_worker_done, sb);
   return sb;
 }
@@ -750,6 +754,40 @@ flush_out (struct sandbox *sb)
   loop_io_set (sb->host->loop, &sb->io, EPOLLIN);
 }
 
+/* Take up to LINES_PER_TURN lines: a cell that floods the channel with lines (empty ones,
+   garbage) gets a bounded share of the loop, like everyone else.  True when more wait. */
+static bool
+take_lines (struct sandbox *sb)
+{
+  for (int n = 0; n < LINES_PER_TURN; n++)
+    {
+      _cleanup_error_ capsule_error *err = NULL;
+      _cleanup_json_ json_value *msg = NULL;
+      char *line;
+      size_t len;
+      enum line_status ls = line_reader_next (&sb->in, &line, &len);
+      if (ls == LINE_NONE)
+        return false;
+      /* every line of the executor's is one object: anything else is not worth a parse */
+      if (ls == LINE_TOO_LONG || len == 0 || line[0] != '{')
+        continue;
+      msg = json_parse (line, "executor", &err);
+      if (msg && json_is_object (msg) && sb->ev)
+        sb->ev->message (sb->owner, msg);
+      if (sb->fd < 0 || sb->state != SB_READY)
+        return false;
+    }
+  return true;
+}
+
+static void
+on_more_lines (struct loop_timer *t)
+{
+  struct sandbox *sb = t->data;
+  if (sb->fd >= 0 && take_lines (sb))
+    loop_timer_in (sb->host->loop, t, 0);
+}
+
 static void
 on_executor_io (struct loop_io *io, uint32_t revents)
 {
@@ -757,40 +795,28 @@ on_executor_io (struct loop_io *io, uint32_t revents)
   char chunk[65536];
   if (revents & EPOLLOUT)
     flush_out (sb);
-  if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-    return;
+  if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) || loop_timer_armed (&sb->more_timer))
+    return; /* lines read before wait their turn first */
   /* a bounded turn: an executor that floods its socket waits for the others */
-  for (int rounds = 0; rounds < 16; rounds++)
+  for (int rounds = 0; rounds < 4; rounds++)
     {
       ssize_t n = read (sb->fd, chunk, sizeof chunk);
-      char *line;
-      size_t len;
-      enum line_status ls;
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0 && errno == EAGAIN)
-        return;
+        break;
       if (n <= 0)
         {
           /* the interpreter went away (its pidfd tells why), or a cell closed our connection:
              connect again; an executor that never answers again is stopped at the deadline */
+          take_lines (sb);
           sandbox_reconnect (sb);
           return;
         }
       line_reader_feed (&sb->in, chunk, n);
-      while ((ls = line_reader_next (&sb->in, &line, &len)) != LINE_NONE)
-        {
-          _cleanup_error_ capsule_error *err = NULL;
-          _cleanup_json_ json_value *msg = NULL;
-          if (ls == LINE_TOO_LONG)
-            continue;
-          msg = json_parse (line, "executor", &err);
-          if (msg && json_is_object (msg) && sb->ev)
-            sb->ev->message (sb->owner, msg);
-          if (sb->fd < 0 || sb->state != SB_READY)
-            return;
-        }
     }
+  if (take_lines (sb))
+    loop_timer_in (sb->host->loop, &sb->more_timer, 0);
 }
 
 void

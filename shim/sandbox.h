@@ -85,6 +85,7 @@ struct sandbox
   struct line_reader in;
   struct buf out;
   struct loop_timer connect_timer;
+  struct loop_timer more_timer; /* lines already read wait for the next turn */
   int64_t ready_deadline_ms;
 
   struct worker worker;

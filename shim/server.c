@@ -13,6 +13,7 @@
 #define CLIENT_OUT_MAX    (256u << 20) /* unread answers a client may have waiting */
 #define CLIENT_STREAM_MAX (8u << 20)   /* past this, stream notifications are dropped */
 #define CLIENT_OUT_FDS    16
+#define LINES_PER_TURN    64
 
 struct out_fd
 {
@@ -26,6 +27,7 @@ struct client
   uint64_t id;
   int fd;
   struct loop_io io;
+  struct loop_timer more; /* lines read already wait for the next turn */
   struct line_reader in;
   struct buf out;
   uint64_t out_sent;          /* bytes of output sent so far */
@@ -56,6 +58,7 @@ client_close (struct client *c)
         break;
       }
   loop_io_del (srv->loop, &c->io);
+  loop_timer_stop (srv->loop, &c->more);
   close (c->fd);
   for (int i = 0; i < c->n_in_fds; i++)
     close (c->in_fds[i]);
@@ -369,27 +372,63 @@ take_fds (struct client *c, struct msghdr *mh)
     }
 }
 
+/* Answer up to LINES_PER_TURN complete lines: a client that sends a flood of small requests
+   gets a bounded share of each turn.  True when more wait (and C still exists). */
+static bool
+client_take_lines (struct client *c)
+{
+  struct server *srv = c->srv;
+  uint64_t id = c->id;
+  for (int n = 0; n < LINES_PER_TURN; n++)
+    {
+      char *line;
+      size_t len;
+      enum line_status ls = line_reader_next (&c->in, &line, &len);
+      if (ls == LINE_NONE)
+        return false;
+      if (ls == LINE_TOO_LONG)
+        {
+          struct call call = { srv, c->id, "null" };
+          call_error (&call, rpc_error_new (413, "message_too_large", NULL,
+                                            "a request line is larger than %llu bytes",
+                                            (unsigned long long)srv->max_message));
+          continue;
+        }
+      dispatch (c, line, len);
+      if (find_client (srv, id) == NULL)
+        return false;
+    }
+  return true;
+}
+
+static void
+on_more_lines (struct loop_timer *t)
+{
+  struct client *c = t->data;
+  if (client_take_lines (c))
+    loop_timer_in (c->srv->loop, &c->more, 0);
+}
+
 static void
 client_read (struct client *c)
 {
   struct server *srv = c->srv;
   char chunk[65536];
   char cbuf[CMSG_SPACE (SERVER_FDS_MAX * sizeof (int))];
-  for (int rounds = 0; rounds < 64; rounds++)
+  uint64_t id = c->id;
+  if (loop_timer_armed (&c->more))
+    return; /* what was read already goes first */
+  for (int rounds = 0; rounds < 16; rounds++)
     {
       struct iovec iov = { chunk, sizeof chunk };
       struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf
       };
       ssize_t n = recvmsg (c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-      uint64_t id = c->id;
-      char *line;
-      size_t len;
-      enum line_status ls;
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0 && errno == EAGAIN)
-        return;
+        break;
       if (n > 0 || mh.msg_controllen > 0)
         take_fds (c, &mh);
       if (n <= 0)
@@ -398,21 +437,9 @@ client_read (struct client *c)
           return;
         }
       line_reader_feed (&c->in, chunk, n);
-      while ((ls = line_reader_next (&c->in, &line, &len)) != LINE_NONE)
-        {
-          if (ls == LINE_TOO_LONG)
-            {
-              struct call call = { srv, c->id, "null" };
-              call_error (&call, rpc_error_new (413, "message_too_large", NULL,
-                                                "a request line is larger than %llu bytes",
-                                                (unsigned long long)srv->max_message));
-              continue;
-            }
-          dispatch (c, line, len);
-          if (find_client (srv, id) == NULL)
-            return;
-        }
     }
+  if (client_take_lines (c) && find_client (srv, id))
+    loop_timer_in (srv->loop, &c->more, 0);
 }
 
 static void
@@ -455,6 +482,7 @@ on_listen (struct loop_io *io, uint32_t revents)
       c->fd = fd;
       c->in.max = srv->max_message;
       c->io = (struct loop_io){ .fn = on_client_io, .data = c };
+      c->more = (struct loop_timer){ .fn = on_more_lines, .data = c };
       c->next = srv->clients;
       srv->clients = c;
       srv->n_clients++;

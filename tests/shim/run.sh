@@ -6,7 +6,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 export BUILD
-cd "$HERE"
+cd "${TEST_DIR:-$HERE}"
+export PYTHONPATH=$HERE${PYTHONPATH:+:$PYTHONPATH}
 out=$("$BUILD/runtime/capsule-init" -s -- /usr/bin/python3 -m unittest -v "$@" 2>&1)
 rc=$?
 echo "$out"
@@ -16,5 +17,5 @@ skipped=$(echo "$out" | sed -n 's/.*skipped=\([0-9]*\).*/\1/p' | tail -1)
 ran=${ran:-0} skipped=${skipped:-0}
 [ "$ran" -gt 0 ] || bad=$((bad + 1))
 ok=$((ran - bad - skipped))
-echo "shim: $((ok < 0 ? 0 : ok)) passed, $bad failed, $skipped skipped"
+echo "${SUITE:-shim}: $((ok < 0 ? 0 : ok)) passed, $bad failed, $skipped skipped"
 [ $rc = 0 ] && [ "$bad" = 0 ]

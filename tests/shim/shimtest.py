@@ -221,3 +221,65 @@ class ShimTestCase(unittest.TestCase):
         for k in ("message", "type", "param", "code"):
             self.assertIn(k, d, "OpenAI's error object has message, type, param, code")
         return cm.exception
+
+
+class RestartTestCase(unittest.TestCase):
+    """A shim of each test's own, to kill (-9), stop and start again on the same state."""
+
+    tenants = ("default",)  # whose containers tearDown deletes
+    shim_args = ["--warm", "1"]
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        self.work = tempfile.mkdtemp(prefix="capsule-shim-restart.")
+        os.chmod(self.work, 0o755)
+        self.sock = os.path.join(self.work, "shim.sock")
+        self.state = os.path.join(self.work, "state")
+        self.tiers = os.path.join(self.work, "tiers.json")
+        with open(self.tiers, "w") as f:
+            json.dump(TEST_TIERS, f)
+        self.proc = None
+        self.start()
+
+    def start(self, extra=None):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        log = open(os.path.join(self.work, "shim.log"), "ab")
+        self.proc = subprocess.Popen([SHIM, "--socket", self.sock, "--state-dir", self.state,
+                                      "--tiers", self.tiers, "--interrupt-grace", "1500"]
+                                     + (self.shim_args if extra is None else extra),
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.time() + 15
+        while not os.path.exists(self.sock):
+            self.assertIsNone(self.proc.poll(), "the shim died at start: " + self.shim_log())
+            self.assertLess(time.time(), deadline, "the shim did not start")
+            time.sleep(0.02)
+        self.client = Client(self.sock)
+
+    def stop(self, sig):
+        self.client.close()
+        self.proc.send_signal(sig)
+        self.proc.wait(30)
+
+    def shim_log(self):
+        try:
+            with open(os.path.join(self.work, "shim.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def tearDown(self):
+        if self.proc and self.proc.poll() is None:
+            for tenant in self.tenants:
+                for c in self.client.call("containers.list", limit=100, tenant=tenant)["data"]:
+                    self.client.call("containers.delete", container_id=c["id"], tenant=tenant)
+            self.stop(signal.SIGTERM)
+        sandboxes = sweep_state(self.state)
+        with open("/proc/self/mountinfo") as f:
+            left = [l for l in f if self.work in l]
+        unmount_under(self.work)
+        subprocess.run(["rm", "-rf", self.work])
+        self.assertEqual(sandboxes, [], "sandboxes left running")
+        self.assertEqual(left, [], "mounts left behind")

@@ -10,56 +10,12 @@ import tempfile
 import time
 import unittest
 
-from shimtest import SHIM, TEST_TIERS, Client, sweep_state, unmount_under, wait_for
+from shimtest import Client, RestartTestCase, wait_for
 
 
 
-class TestRestart(unittest.TestCase):
-    def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("needs root")
-        self.work = tempfile.mkdtemp(prefix="capsule-shim-restart.")
-        os.chmod(self.work, 0o755)
-        self.sock = os.path.join(self.work, "shim.sock")
-        self.tiers = os.path.join(self.work, "tiers.json")
-        with open(self.tiers, "w") as f:
-            json.dump(TEST_TIERS, f)
-        self.proc = None
-        self.start()
-
-    def start(self):
-        if os.path.exists(self.sock):
-            os.unlink(self.sock)
-        log = open(os.path.join(self.work, "shim.log"), "ab")
-        self.proc = subprocess.Popen([SHIM, "--socket", self.sock, "--state-dir",
-                                      os.path.join(self.work, "state"), "--tiers", self.tiers,
-                                      "--warm", "1"], stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.time() + 15
-        while not os.path.exists(self.sock):
-            self.assertIsNone(self.proc.poll(), "the shim died at start")
-            self.assertLess(time.time(), deadline, "the shim did not start")
-            time.sleep(0.02)
-        self.client = Client(self.sock)
-
-    def stop(self, sig):
-        self.client.close()
-        self.proc.send_signal(sig)
-        self.proc.wait(30)
-
-    def tearDown(self):
-        if self.proc and self.proc.poll() is None:
-            for tenant in ("default", "t1"):
-                for c in self.client.call("containers.list", limit=100, tenant=tenant)["data"]:
-                    self.client.call("containers.delete", container_id=c["id"], tenant=tenant)
-            self.stop(signal.SIGTERM)
-        sandboxes = sweep_state(os.path.join(self.work, "state"))
-        with open("/proc/self/mountinfo") as f:
-            left = [l for l in f if self.work in l]
-        unmount_under(self.work)
-        subprocess.run(["rm", "-rf", self.work])
-        self.assertEqual(sandboxes, [], "sandboxes left running")
-        self.assertEqual(left, [], "mounts left behind")
+class TestRestart(RestartTestCase):
+    tenants = ("default", "t1")
 
     def test_kill_9_then_restart(self):
         cid = self.client.call("containers.create", name="survivor", tenant="t1")["id"]

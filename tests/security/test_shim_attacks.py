@@ -1,0 +1,350 @@
+"""Attacks on capsule-shim, written as the attacker would make them: from a cell (the model's code
+can reach the executor's socket, plant any file name, fill any limit) and from a client of the
+shim's socket.  Each must leave the shim up and answering everyone, its answers true and valid
+JSON, and nothing already stored lost.  Every one of these failed on the shim before the fixes
+its comment names."""
+
+import base64
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+from shimtest import Client, RestartTestCase, ShimTestCase, wait_for
+
+# The executor's own connection to the shim, found from user code the way an attacker would.
+FIND_CHANNEL = """
+import gc, socket
+def _channel():
+    for o in gc.get_objects():
+        if isinstance(o, socket.socket) and o.family == socket.AF_UNIX and o.fileno() >= 0:
+            try:
+                o.getpeername()
+            except OSError:
+                continue
+            yield o
+"""
+
+# The id of the request the running cell answers (the executor's frame holds it).
+FIND_REQUEST_ID = """
+import sys
+def _request_id():
+    f = sys._getframe()
+    while f is not None:
+        if 'req_id' in f.f_locals and isinstance(f.f_locals['req_id'], str):
+            return f.f_locals['req_id']
+        f = f.f_back
+"""
+
+
+def raw_call(path, line: bytes, timeout=60):
+    """Send one raw line on a fresh connection; return the raw answer line (bytes)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    s.sendall(line)
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return buf
+
+
+class TestCellAttacks(ShimTestCase):
+    def setUp(self):
+        self.cid = self.create()["id"]
+
+    def assert_shim_answers(self):
+        """Another client gets its answer, and the shim process lives."""
+        other = Client(self.socket, timeout=30)
+        try:
+            st = other.call("shim.status")
+            self.assertEqual(st["object"], "shim.status")
+        finally:
+            other.close()
+        self.assertIsNone(self.proc.poll(), "the shim died")
+
+    def test_deep_nesting_through_the_executor_channel(self):
+        # 300,000 nested brackets took yajl_tree_free off the stack: SIGSEGV for every tenant
+        r = self.exec(self.cid, FIND_CHANNEL + """
+n = 0
+for s in _channel():
+    s.sendall(b'[' * 300000 + b']' * 300000 + b'\\n')
+    n += 1
+n""")
+        self.assertEqual(r["status"], "completed", r)
+        self.assertNotEqual(r["result"], "0", "the cell found its channel")
+        self.assert_shim_answers()
+        self.assertEqual(self.exec(self.cid, "21 * 2")["result"], "42", "the session still works")
+
+    def test_newline_flood_through_the_executor_channel(self):
+        # the line reader moved its buffer once per line: 64 MiB of newlines cost the loop
+        # minutes, and every other session waited
+        done = threading.Event()
+        result = {}
+
+        def flood():
+            result["r"] = Client(self.socket, timeout=300).call(
+                "containers.exec", container_id=self.cid, code=FIND_CHANNEL + """
+for s in _channel():
+    for _ in range(64):
+        s.sendall(b'\\n' * (1 << 20))
+""")
+            done.set()
+
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        started = time.monotonic()
+        self.assert_shim_answers()
+        done.wait(300)
+        self.assertTrue(done.is_set(), "the flooding cell never finished")
+        self.assertEqual(result["r"]["status"], "completed")
+        self.assertLess(time.monotonic() - started, 120, "the flood did not stall the loop")
+
+    def test_outputs_cannot_be_forged_from_stdout(self):
+        # the execution object was spliced together at a marker that user text could hold
+        for marker in ("@OUTPUTS@", "@FILES@"):
+            r = self.exec(self.cid, f"print({marker!r}, end='')")
+            self.assertEqual(r["stdout"], marker)
+            self.assertIsInstance(r["outputs"], list)
+            self.assertIsInstance(r["files"], list)
+            self.assertEqual(r["outputs"][0], {"type": "logs", "logs": marker})
+
+    def test_file_names_that_are_not_utf8(self):
+        # files.list answered raw bytes that are not UTF-8: strict clients failed on the line
+        r = self.exec(self.cid, "open(b'\\xff\\xfe.bin', 'wb').write(b'payload')")
+        self.assertEqual(r["status"], "completed")
+        reported = [f for f in r["files"] if f["path"].endswith(".bin")]
+        self.assertEqual(len(reported), 1, r["files"])
+        raw = raw_call(self.socket, json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "files.list",
+             "params": {"container_id": self.cid}}).encode() + b"\n")
+        listing = json.loads(raw.decode("utf-8"))  # strict: raises on invalid UTF-8
+        files = [f for f in listing["result"]["data"] if f["path"].endswith(".bin")]
+        self.assertEqual(len(files), 1, listing)
+        self.assertEqual(files[0]["path"], "/mnt/data/\ufffd\ufffd.bin")
+        self.assertEqual(files[0]["id"], reported[0]["id"], "the executor and the walk agree")
+        self.assertEqual(self.download(self.cid, files[0]["id"]), b"payload")
+
+    def test_forged_busy_cannot_outlive_the_timeout(self):
+        # a forged "busy" re-queued the cell with a fresh deadline: it never timed out and the
+        # session never expired
+        t = time.monotonic()
+        r = self.exec(self.cid, FIND_CHANNEL + FIND_REQUEST_ID + """
+import json, signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+rid = _request_id()
+line = json.dumps({'id': rid, 'event': 'error', 'error': {'code': 'busy', 'message': 'x'}})
+while True:
+    for s in _channel():
+        try:
+            s.sendall(line.encode() + b'\\n')
+        except OSError:
+            pass
+    time.sleep(0.05)
+""", timeout_ms=1500)
+        self.assertEqual(r["status"], "timeout", r)
+        self.assertTrue(r["interpreter_restarted"])
+        self.assertLess(time.monotonic() - t, 60)
+        self.assertEqual(self.exec(self.cid, "1 + 1")["result"], "2")
+
+    def test_forged_result_listing_one_path_many_times(self):
+        # each listed path was written into the answer once per mention
+        r = self.exec(self.cid, FIND_CHANNEL + FIND_REQUEST_ID + """
+import json
+open('x', 'w').write('x')
+forged = {'id': _request_id(), 'event': 'result', 'status': 'ok', 'execution_count': 1,
+          'stdout': 'forged', 'stderr': '', 'result': None, 'error': None, 'images': [],
+          'files': [{'path': 'x', 'bytes': 1}] * 150000}
+for s in _channel():
+    s.sendall(json.dumps(forged).encode() + b'\\n')
+""")
+        self.assertEqual([f["path"] for f in r["files"]], ["/mnt/data/x"])
+        self.assert_shim_answers()
+
+    def test_deep_tree_does_not_stall_the_loop(self):
+        # files.list walked a 3,000-deep tree of long names inside the loop (seconds of string
+        # copying, quadratic in the depth): other clients waited
+        r = self.exec(self.cid, """
+import os
+top = os.open('.', os.O_RDONLY)
+os.makedirs('a/b/c', exist_ok=True)
+open('a/b/c/shallow.txt', 'w').write('s')
+os.mkdir('deep')
+os.chdir('deep')
+for i in range(6000):
+    os.mkdir('d' * 200)
+    os.chdir('d' * 200)
+open('bottom.txt', 'w').write('b')
+os.fchdir(top)
+""", timeout_ms=120000)
+        self.assertEqual(r["status"], "completed", r)
+        done = {}
+
+        def listing():
+            c = Client(self.socket, timeout=300)
+            done["files"] = c.call("files.list", container_id=self.cid, limit=100)
+            c.close()
+
+        t = threading.Thread(target=listing, daemon=True)
+        t.start()
+        started = time.monotonic()
+        self.assert_shim_answers()
+        waited = time.monotonic() - started
+        t.join(300)
+        paths = [f["path"] for f in done["files"]["data"]]
+        self.assertIn("/mnt/data/a/b/c/shallow.txt", paths)
+        self.assertNotIn("bottom.txt", " ".join(paths), "no path longer than the API allows")
+        self.assertLess(waited, 4, "another client waited on the walk")
+
+    def test_no_vsock_or_other_families(self):
+        # network namespaces do not cover vsock: a sandbox reached the hypervisor host's
+        r = self.exec(self.cid, """
+import errno, socket
+out = {}
+for name, fam, typ in [('vsock', 40, socket.SOCK_STREAM), ('alg', 38, socket.SOCK_SEQPACKET),
+                       ('packet', 17, socket.SOCK_RAW), ('key', 15, socket.SOCK_RAW),
+                       ('unix', socket.AF_UNIX, socket.SOCK_STREAM),
+                       ('inet', socket.AF_INET, socket.SOCK_STREAM),
+                       ('inet6', socket.AF_INET6, socket.SOCK_STREAM)]:
+    try:
+        socket.socket(fam, typ).close()
+        out[name] = 'ok'
+    except OSError as e:
+        out[name] = errno.errorcode.get(e.errno, str(e.errno))
+out""")
+        got = eval(r["result"])
+        for name in ("vsock", "alg", "packet", "key"):
+            self.assertIn(got[name], ("EAFNOSUPPORT", "EPERM", "EACCES"), got)
+        for name in ("unix", "inet", "inet6"):
+            self.assertEqual(got[name], "ok", got)
+
+
+class TestClientAttacks(ShimTestCase):
+    def test_deep_nesting_from_a_client(self):
+        line = b"[" * 300000 + b"]" * 300000 + b"\n"
+        answer = json.loads(raw_call(self.socket, line))
+        self.assertEqual(answer["error"]["data"]["code"], "nesting_too_deep")
+        self.assertEqual(answer["error"]["data"]["http_status"], 400)
+        # the same connection stays usable after the refusal
+        c = Client(self.socket)
+        c.send_raw(b'{"jsonrpc":"2.0","id":1,"method":"x","params":' + b"[" * 1000 + b"]" * 1000
+                   + b"}\n")
+        self.assertEqual(c.read_message()["error"]["data"]["code"], "nesting_too_deep")
+        self.assertEqual(c.call("shim.status")["object"], "shim.status")
+        c.close()
+
+    def test_too_many_values_from_a_client(self):
+        line = b'{"jsonrpc":"2.0","id":1,"method":"shim.status","params":{"a":[' + b"0," * 1200000 \
+            + b"0]}}\n"
+        answer = json.loads(raw_call(self.socket, line))
+        self.assertEqual(answer["error"]["data"]["code"], "message_too_large")
+        self.assertEqual(self.client.call("shim.status")["object"], "shim.status")
+
+    def test_invalid_utf8_from_a_client(self):
+        answer = raw_call(self.socket, b'{"jsonrpc":"2.0","id":1,"method":"\xff"}\n')
+        msg = json.loads(answer.decode("utf-8"))
+        self.assertEqual(msg["error"]["code"], -32700)
+
+    def test_another_tenants_container_does_not_exist(self):
+        mine = self.create(tenant="alice")
+        self.assertRpcError(lambda: self.client.call("containers.retrieve",
+                                                     container_id=mine["id"], tenant="mallory"),
+                            code="not_found", http=404)
+        self.assertRpcError(lambda: self.client.call("containers.exec", container_id=mine["id"],
+                                                     code="1", tenant="mallory"),
+                            code="not_found", http=404)
+        self.assertRpcError(lambda: self.client.call("containers.delete", container_id=mine["id"],
+                                                     tenant="mallory"),
+                            code="not_found", http=404)
+        self.assertRpcError(lambda: self.client.call("files.list", container_id=mine["id"]),
+                            code="not_found", http=404)
+        ids = [c["id"] for c in self.client.call("containers.list", tenant="mallory")["data"]]
+        self.assertNotIn(mine["id"], ids)
+        ids = [c["id"] for c in self.client.call("containers.list", tenant="alice")["data"]]
+        self.assertIn(mine["id"], ids)
+
+
+class TestRestartAttacks(RestartTestCase):
+    def record_path(self, cid):
+        return os.path.join(self.state, "sessions", cid, "record.json")
+
+    def init_pid(self, cid):
+        with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
+            return json.load(f)["pid"]
+
+    def gone(self, pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(") ")[1][0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    def test_non_utf8_name_survives_a_restart(self):
+        cid = self.client.call("containers.create", name="bytes")["id"]
+        r = self.client.call("containers.exec", container_id=cid,
+                             code="open(b'\\xff\\xfe.bin', 'wb').write(b'kept')\nv = 7")
+        fid = [f["id"] for f in r["files"] if f["path"].endswith(".bin")][0]
+        self.stop(signal.SIGKILL)
+        self.start()
+        got = self.client.call("containers.retrieve", container_id=cid)
+        self.assertEqual(got["status"], "running")
+        self.assertEqual(self.client.call("containers.exec", container_id=cid, code="v")["result"],
+                         "7")
+        content = self.client.call("files.content", container_id=cid, file_id=fid)
+        self.assertEqual(base64.b64decode(content["content"]), b"kept")
+
+    def broken_record_ends_honestly(self, spoil):
+        cid = self.client.call("containers.create", name="spoiled")["id"]
+        self.client.call("containers.exec", container_id=cid, code="x = 1")
+        pid = self.init_pid(cid)
+        self.stop(signal.SIGKILL)
+        spoil(self.record_path(cid))
+        self.start()
+        # never an orphan: its sandbox is gone, its workspace unmounted, nothing charged
+        wait_for(lambda: self.gone(pid), "the sandbox of the unreadable record to be removed")
+        wait_for(lambda: cid not in open("/proc/self/mountinfo").read(),
+                 "its workspace to be unmounted")
+        got = self.client.call("containers.retrieve", container_id=cid)
+        self.assertEqual(got["status"], "expired")
+        self.assertEqual([p for p in self.client.call("shim.status")["pools"]
+                          if p["used_bytes"] > 0], [])
+        self.assertIn(cid, self.shim_log())
+
+    def test_record_with_invalid_bytes(self):
+        def spoil(path):
+            with open(path, "r+b") as f:
+                data = f.read()
+                f.seek(0)
+                f.write(data.replace(b'"spoiled"', b'"\xff\xfe"'))
+        self.broken_record_ends_honestly(spoil)
+
+    def test_record_past_its_size_cap(self):
+        def spoil(path):
+            with open(path, "ab") as f:
+                f.write(b" " * (65 << 20))
+        self.broken_record_ends_honestly(spoil)
+
+    def test_warm_sandboxes_of_a_dead_shim_are_removed(self):
+        self.stop(signal.SIGTERM)
+        self.start(["--warm", "2"])
+        wait_for(lambda: self.client.call("shim.status")["sessions"]["warm"] == 2,
+                 "two warm sandboxes")
+        runtime = os.path.join(self.state, "runtime")
+        warm = [w for w in os.listdir(runtime) if w.startswith("cntr_")]
+        self.assertEqual(len(warm), 2)
+        pids = [self.init_pid(w) for w in warm]
+        self.stop(signal.SIGKILL)
+        self.start(["--warm", "0"])
+        for pid in pids:
+            wait_for(lambda: self.gone(pid), "the dead shim's warm sandbox to be removed")
+        wait_for(lambda: not [w for w in warm if w in os.listdir(runtime)],
+                 "their runtime records to go")
+        for w in warm:
+            wait_for(lambda: not os.path.exists(os.path.join(self.state, "sessions", w)),
+                     "their session directories to go")
