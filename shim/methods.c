@@ -791,6 +791,7 @@ m_shim_status (void *ctx, struct call *c, const json_value *params, char **ret)
   json_w_kv_int (w, "warm", warm);
   json_w_kv_int (w, "checkpointed", asleep);
   json_w_close_object (w);
+  json_w_kv_int (w, "warm_claims", s->sessions.warm_claims);
   json_w_kv_string (w, "checkpoint",
                     s->sessions.checkpoint_unavailable ? "unavailable" : "available");
   if (s->sessions.checkpoint_unavailable)

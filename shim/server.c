@@ -28,6 +28,7 @@ struct client
   int fd;
   struct loop_io io;
   struct loop_timer more; /* lines read already wait for the next turn */
+  bool eof;               /* it hung up: answer what it sent, then close */
   struct line_reader in;
   struct buf out;
   uint64_t out_sent;          /* bytes of output sent so far */
@@ -113,7 +114,7 @@ client_flush (struct client *c)
       c->out_sent += n;
     }
   loop_io_set (c->srv->loop, &c->io,
-               EPOLLIN | EPOLLRDHUP | (buf_size (&c->out) ? (uint32_t)EPOLLOUT : 0));
+               (c->eof ? 0 : EPOLLIN | EPOLLRDHUP) | (buf_size (&c->out) ? (uint32_t)EPOLLOUT : 0));
 }
 
 static char *
@@ -401,22 +402,36 @@ client_take_lines (struct client *c)
   return true;
 }
 
+/* Go on with the lines read already; a client that hung up is closed once they are answered
+   (a request sent just before the hang-up still runs). */
+static void
+go_on (struct client *c)
+{
+  struct server *srv = c->srv;
+  uint64_t id = c->id;
+  bool more = client_take_lines (c);
+  if (find_client (srv, id) == NULL)
+    return;
+  if (more)
+    loop_timer_in (srv->loop, &c->more, 0);
+  else if (c->eof && buf_size (&c->out) == 0)
+    client_close (c);
+  else if (c->eof)
+    loop_io_set (srv->loop, &c->io, EPOLLOUT); /* the answers go out, then it closes */
+}
+
 static void
 on_more_lines (struct loop_timer *t)
 {
-  struct client *c = t->data;
-  if (client_take_lines (c))
-    loop_timer_in (c->srv->loop, &c->more, 0);
+  go_on (t->data);
 }
 
 static void
 client_read (struct client *c)
 {
-  struct server *srv = c->srv;
   char chunk[65536];
   char cbuf[CMSG_SPACE (SERVER_FDS_MAX * sizeof (int))];
-  uint64_t id = c->id;
-  if (loop_timer_armed (&c->more))
+  if (loop_timer_armed (&c->more) || c->eof)
     return; /* what was read already goes first */
   for (int rounds = 0; rounds < 16; rounds++)
     {
@@ -433,13 +448,12 @@ client_read (struct client *c)
         take_fds (c, &mh);
       if (n <= 0)
         {
-          client_close (c);
-          return;
+          c->eof = true;
+          break;
         }
       line_reader_feed (&c->in, chunk, n);
     }
-  if (client_take_lines (c) && find_client (srv, id))
-    loop_timer_in (srv->loop, &c->more, 0);
+  go_on (c);
 }
 
 static void
@@ -450,6 +464,13 @@ on_client_io (struct loop_io *io, uint32_t revents)
   uint64_t id = c->id;
   if (revents & EPOLLOUT)
     client_flush (c);
+  if (c->eof)
+    {
+      if ((buf_size (&c->out) == 0 && !loop_timer_armed (&c->more))
+          || (revents & (EPOLLHUP | EPOLLERR)))
+        client_close (c);
+      return;
+    }
   if (find_client (srv, id) && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
     client_read (c);
 }

@@ -322,6 +322,7 @@ session_create (struct sessions *ss, const char *name, const char *tenant, const
   if (se)
     {
       /* claimed: it becomes this container, fresh as if just made */
+      ss->warm_claims++;
       se->seq = ++ss->next_seq;
       se->created_at = se->last_active_at = shim_now ();
     }

@@ -1,14 +1,21 @@
 """containers.exec: state, output, errors, images, timeouts, OOM, hostile cells, concurrency."""
 
+import json
+import os
 import threading
 import time
 
-from shimtest import Client, ShimTestCase
+from shimtest import Client, ShimTestCase, wait_for
 
 
 class TestExec(ShimTestCase):
     def setUp(self):
         self.cid = self.create()["id"]
+
+    def wait_started(self):
+        """The running cell made the file 'started' in /mnt/data (seen from the host)."""
+        path = os.path.join(self.state, "sessions", self.cid, "data", "started")
+        wait_for(lambda: os.path.exists(path), "the cell to start")
 
     def test_state_persists(self):
         r = self.exec(self.cid, "x = 40\nx + 2")
@@ -101,9 +108,10 @@ class TestExec(ShimTestCase):
         self.addCleanup(c2.close)
         out = {}
         th = threading.Thread(target=lambda: out.update(
-            r=c2.call("containers.exec", container_id=self.cid, code="import time\ntime.sleep(30)")))
+            r=c2.call("containers.exec", container_id=self.cid,
+                      code="import time\nopen('started', 'w').close()\ntime.sleep(30)")))
         th.start()
-        time.sleep(1.0)
+        self.wait_started()
         r = self.client.call("containers.interrupt", container_id=self.cid)
         self.assertTrue(r["interrupted"])
         th.join(10)
@@ -181,31 +189,36 @@ except OSError as e:
         c2 = Client(self.socket)
         self.addCleanup(c2.close)
         th = threading.Thread(target=lambda: c2.call(
-            "containers.exec", container_id=self.cid, code="while True: pass", timeout_ms=4000))
+            "containers.exec", container_id=self.cid,
+            code="open('started', 'w').close()\nwhile True: pass", timeout_ms=30000))
         th.start()
-        time.sleep(0.5)
+        self.wait_started()
         t = time.time()
         self.assertEqual(self.exec(other, "21 * 2")["result"], "42")
         self.client.call("shim.status")
-        self.assertLess(time.time() - t, 1.0, "a busy session delays no other call")
-        th.join(20)
+        # had the shim waited on the busy cell, this would take its whole 30 s timeout
+        self.assertLess(time.time() - t, 10, "a busy session delays no other call")
+        self.client.call("containers.interrupt", container_id=self.cid)
+        th.join(60)
 
     def test_queued_cells_run_in_order(self):
-        clients = [Client(self.socket) for _ in range(3)]
-        results = [None] * 3
-
-        def run(i):
-            results[i] = clients[i].call("containers.exec", container_id=self.cid,
-                                         code=f"import time; time.sleep(0.2); seq = globals().get('seq', []) + [{i}]; seq")
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-            time.sleep(0.05)
-        for t in threads:
-            t.join(20)
-        for c in clients:
-            c.close()
-        self.assertEqual(results[2]["result"], "[0, 1, 2]")
+        # three cells sent back to back on one connection: they run one at a time, in order
+        c = Client(self.socket)
+        self.addCleanup(c.close)
+        for i in range(3):
+            c.send_raw((json.dumps({"jsonrpc": "2.0", "id": i, "method": "containers.exec",
+                                    "params": {"container_id": self.cid, "code":
+                                               f"import time; time.sleep(0.2); "
+                                               f"seq = globals().get('seq', []) + [{i}]; seq"}})
+                        + "\n").encode())
+        results = {}
+        while len(results) < 3:
+            m = c.read_message()
+            if "id" in m:
+                results[m["id"]] = m["result"]
+        self.assertEqual([results[i]["result"] for i in range(3)], ["[0]", "[0, 1]", "[0, 1, 2]"])
+        counts = [results[i]["execution_count"] for i in range(3)]
+        self.assertEqual(counts, sorted(counts))
 
     def test_code_limits(self):
         self.assertRpcError(lambda: self.exec(self.cid, "1", timeout_ms=0), param="timeout_ms")

@@ -11,7 +11,7 @@ SVC=$PARENT/shim-service
 mkdir -p "$CG$SVC"
 cat > "$WORK/tiers.json" <<'JSON'
 {"default": "1g", "tenant_pool": "1g",
- "tiers": {"1g": {"memory": "192m", "workspace": "16m", "tmp": "16m", "pids": 64}}}
+ "tiers": {"1g": {"memory": "192m", "workspace": "16m", "tmp": "16m", "pids": 48, "cpu_shares": 1536}}}
 JSON
 # the service's cgroup, as systemd would make it: the shim starts inside it
 (echo $BASHPID > "$CG$SVC/cgroup.procs" && exec "$SHIM" --socket "$WORK/shim.sock" \
@@ -26,6 +26,8 @@ cid=$(ctl create --name v2 | cut -f1)
 check_match "a session starts on cgroup v2" '^cntr_[0-9a-f]{32}$' "$cid"
 check_eq "its sandbox's cgroup sits beside the shim's leaf" "yes" "$([ -d "$CG$SVC/capsule-$cid" ] && echo yes)"
 check_eq "with the tier's memory.max" "201326592" "$(cat "$CG$SVC/capsule-$cid/memory.max" 2>/dev/null)"
+check_eq "the tier's pids.max, from the shim's tiers file" "48" "$(cat "$CG$SVC/capsule-$cid/pids.max" 2>/dev/null)"
+check_eq "the tier's cpu_shares 1536 as cpu.weight" "$(( 1 + (1536 - 2) * 9999 / 262142 ))" "$(cat "$CG$SVC/capsule-$cid/cpu.weight" 2>/dev/null)"
 check_eq "memory.swap.max 0, memory.oom.group 1" "0 1" "$(cat "$CG$SVC/capsule-$cid/memory.swap.max" "$CG$SVC/capsule-$cid/memory.oom.group" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
 check_eq "a cell runs" "42" "$(ctl exec "$cid" 'x = 40; x + 2')"
 OUT=$(ctl --json exec "$cid" 'b = [bytearray(1 << 20) for i in range(400)]' 2>&1)
