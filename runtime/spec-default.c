@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "paths.h"
 #include "spec.h"
 #include "state.h"
 #include "utils.h"
@@ -16,17 +17,10 @@ char *
 spec_policy_path (const char *relative)
 {
   const char *env = getenv ("CAPSULE_POLICY_DIR");
-  const char *dirs[] = { env, CAPSULE_POLICYDIR, CAPSULE_SOURCE_POLICYDIR };
-  for (size_t i = 0; i < ARRAY_SIZE (dirs); i++)
-    {
-      _cleanup_free_ char *p = NULL;
-      if (dirs[i] == NULL || dirs[i][0] == '\0')
-        continue;
-      p = xasprintf ("%s/%s", dirs[i], relative);
-      if (access (p, R_OK) == 0 || (env && i == 0))
-        return steal_pointer (&p);
-    }
-  return xasprintf ("%s/%s", CAPSULE_POLICYDIR, relative);
+  _cleanup_free_ char *installed = xasprintf ("policies/%s", relative);
+  if (env && env[0])
+    return xasprintf ("%s/%s", env, relative);
+  return capsule_data_path (installed, installed);
 }
 
 static char *

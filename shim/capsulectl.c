@@ -1,6 +1,6 @@
 /* capsulectl: the command-line client of capsule-shim.
  *
- *   capsulectl [--socket PATH] [--json] COMMAND ...
+ *   capsulectl [--socket PATH] [--json] [--tenant T] COMMAND ...
  *     status
  *     create [--name N] [--memory 1g] [--tenant T] [--expires MINUTES]
  *     ls | rm ID
@@ -29,6 +29,7 @@
 #define DEFAULT_SOCKET "/run/capsule-shim.sock"
 
 static const char *socket_path = DEFAULT_SOCKET;
+static char *tenant_json; /* every call names this tenant (the shim checks it on each) */
 static bool raw_json;
 static int sock = -1;
 static struct line_reader reader = { .max = RPC_MAX_MESSAGE };
@@ -90,9 +91,12 @@ static json_value *
 call (const char *method, const char *params_json)
 {
   static int next_id;
-  _cleanup_free_ char *req = xasprintf ("{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\","
-                                        "\"params\":%s}\n",
-                                        ++next_id, method, params_json);
+  _cleanup_free_ char *with_tenant = NULL, *req = NULL;
+  if (tenant_json && strcmp (method, "shim.status") != 0 && params_json[0] == '{')
+    params_json = with_tenant = xasprintf ("{\"tenant\":%s%s%s", tenant_json,
+                                           params_json[1] == '}' ? "" : ",", params_json + 1);
+  req = xasprintf ("{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":%s}\n", ++next_id,
+                   method, params_json);
   if (write_all (sock, req, strlen (req)) < 0)
     {
       die ("send: %s", strerror (errno));
@@ -272,7 +276,7 @@ cmd_create (int argc, char **argv)
     { "expires", required_argument, NULL, 'e' },
     { NULL, 0, NULL, 0 },
   };
-  _cleanup_free_ char *name = quote ("capsulectl"), *mem = NULL, *tenant = NULL, *exp = NULL;
+  _cleanup_free_ char *name = quote ("capsulectl"), *mem = NULL, *exp = NULL;
   _cleanup_free_ char *params = NULL;
   int o;
   while ((o = getopt_long (argc, argv, "+n:m:t:e:", opts, NULL)) != -1)
@@ -286,7 +290,8 @@ cmd_create (int argc, char **argv)
         mem = quote (optarg);
         break;
       case 't':
-        tenant = quote (optarg);
+        free (tenant_json);
+        tenant_json = quote (optarg);
         break;
       case 'e':
         exp = xasprintf ("{\"anchor\":\"last_active_at\",\"minutes\":%d}", atoi (optarg));
@@ -294,9 +299,8 @@ cmd_create (int argc, char **argv)
       default:
         return 2;
       }
-  params = xasprintf ("{\"name\":%s%s%s%s%s%s%s}", name, mem ? ",\"memory_limit\":" : "",
-                      mem ? mem : "", tenant ? ",\"tenant\":" : "", tenant ? tenant : "",
-                      exp ? ",\"expires_after\":" : "", exp ? exp : "");
+  params = xasprintf ("{\"name\":%s%s%s%s%s}", name, mem ? ",\"memory_limit\":" : "",
+                      mem ? mem : "", exp ? ",\"expires_after\":" : "", exp ? exp : "");
   return finish (call ("containers.create", params), h_container);
 }
 
@@ -495,21 +499,26 @@ main (int argc, char **argv)
 {
   static const struct option opts[] = { { "socket", required_argument, NULL, 's' },
                                         { "json", no_argument, NULL, 'j' },
+                                        { "tenant", required_argument, NULL, 't' },
                                         { "help", no_argument, NULL, 'h' },
                                         { NULL, 0, NULL, 0 } };
   const char *cmd;
   int o;
-  while ((o = getopt_long (argc, argv, "+s:jh", opts, NULL)) != -1)
+  while ((o = getopt_long (argc, argv, "+s:jt:h", opts, NULL)) != -1)
     switch (o)
       {
       case 's':
         socket_path = optarg;
         break;
+      case 't':
+        tenant_json = quote (optarg);
+        break;
       case 'j':
         raw_json = true;
         break;
       case 'h':
-        puts ("usage: capsulectl [--socket PATH] [--json] status | create [--name N] [--memory "
+        puts ("usage: capsulectl [--socket PATH] [--json] [--tenant T] status | create [--name N] "
+              "[--memory "
               "1g] [--tenant T] [--expires MIN] | ls | get ID | rm ID | checkpoint ID | exec ID "
               "[CODE|-] [--timeout MS] "
               "[--images DIR] | upload ID LOCAL [PATH] | files ID | download ID FILE_ID|PATH "

@@ -21,6 +21,7 @@
 
 #include "cgroup.h"
 #include "checkpoint.h"
+#include "paths.h"
 #include "shim-util.h"
 #include "shim.h"
 #include "spec-default.h"
@@ -44,27 +45,6 @@ fail (const char *fmt, ...)
   va_end (ap);
   fputc ('\n', stderr);
   return 1;
-}
-
-/* Files that sit next to the binary in a build tree, or in the installed layout. */
-static char *
-beside_binary (const char *build_rel, const char *installed)
-{
-  char self[4096];
-  ssize_t n = readlink ("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0)
-    {
-      char *dir, *p;
-      self[n] = '\0';
-      dir = strrchr (self, '/');
-      if (dir)
-        *dir = '\0';
-      p = xasprintf ("%s/%s", self, build_rel);
-      if (access (p, F_OK) == 0)
-        return p;
-      free (p);
-    }
-  return xstrdup (installed);
 }
 
 static int
@@ -307,12 +287,11 @@ main (int argc, char **argv)
                                 .warm = 2 };
   if ((r = parse_args (argc, argv, &s.cfg)))
     return r;
+  /* from a build tree, the tree's own executor and capsule-init; installed, meson's layout */
   if (s.cfg.executor_dir == NULL)
-    s.cfg.executor_dir = exe_dir
-        = beside_binary ("../../shim/executor", "/usr/local/share/capsule/executor");
+    s.cfg.executor_dir = exe_dir = capsule_data_path ("executor", "shim/executor");
   if (s.cfg.init_path == NULL)
-    s.cfg.init_path = init
-        = beside_binary ("../runtime/capsule-init", "/usr/local/bin/capsule-init");
+    s.cfg.init_path = init = capsule_libexec_path ("capsule-init", "runtime/capsule-init");
   if (s.cfg.exec_timeout_default_ms > s.cfg.exec_timeout_max_ms)
     s.cfg.exec_timeout_default_ms = s.cfg.exec_timeout_max_ms;
   if (loop_init (&s.loop, &err) < 0)

@@ -7,6 +7,7 @@
 
 #include "rpc.h"
 #include "shim-util.h"
+#include "capsule-config.h"
 #include "files.h"
 #include "tiers.h"
 #include "utils.h"
@@ -49,7 +50,7 @@ START_TEST (test_tiers_shipped)
 {
   struct tiers t;
   capsule_error *err = NULL;
-  char *path = xasprintf ("%s/tiers.json", CAPSULE_SOURCE_POLICYDIR);
+  char *path = xasprintf ("%s/policies/tiers.json", CAPSULE_SOURCE_ROOT);
   ck_assert_msg (tiers_load (path, &t, &err) == 0, "%s", err ? err->msg : "");
   for (const char *const *n = (const char *const[]){ "1g", "4g", "16g", "64g", NULL }; *n; n++)
     {
