@@ -32,6 +32,8 @@ static const char usage[]
       "                    [--tenant-pool SIZE] [--exec-timeout-max MS] [--max-upload SIZE]\n"
       "                    [--executor-dir DIR] [--init PATH] [--policy-dir DIR]\n"
       "                    [--max-message SIZE] [--interrupt-grace MS] [--warm N]\n"
+      "                    [--sandbox-cgroup PATH]  (cgroup v2: where sandboxes go)\n"
+      "       capsule-shim --hold-cgroup          (the holder of capsule-sandboxes.service)\n"
       "                    [--minute SECONDS]   (length of an expiry minute, for tests)\n";
 
 static int fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
@@ -96,6 +98,8 @@ notify_ready (void)
   close (fd);
 }
 
+static int hold_cgroup (void);
+
 static int
 parse_args (int argc, char **argv, struct shim_config *c)
 {
@@ -114,6 +118,8 @@ parse_args (int argc, char **argv, struct shim_config *c)
     { "minute", required_argument, NULL, 'M' },
     { "interrupt-grace", required_argument, NULL, 'g' },
     { "warm", required_argument, NULL, 'w' },
+    { "sandbox-cgroup", required_argument, NULL, 'C' },
+    { "hold-cgroup", no_argument, NULL, 'H' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -176,6 +182,11 @@ parse_args (int argc, char **argv, struct shim_config *c)
           return fail ("--warm: \"%s\" is not a count in [0, 64]", optarg);
         c->warm = v;
         break;
+      case 'C':
+        c->sandbox_cgroup = optarg;
+        break;
+      case 'H':
+        exit (hold_cgroup ());
       case 'h':
         fputs (usage, stdout);
         exit (0);
@@ -191,32 +202,76 @@ parse_args (int argc, char **argv, struct shim_config *c)
 }
 
 /* On cgroup v2 a cgroup that holds processes cannot give controllers to its children (the
-   no-internal-process rule).  Under systemd with Delegate=yes the shim's cgroup is the delegated
-   subtree: the shim moves itself into a leaf, `shim`, and puts sandboxes beside it. */
+   no-internal-process rule).  Without --sandbox-cgroup, the shim's own cgroup is the delegated
+   subtree: the shim moves itself into a leaf, LEAF, and puts sandboxes beside it.  (Under
+   systemd that cannot survive a restart: the new shim would have to start in a cgroup that gives
+   controllers to its children, which fails with 219/CGROUP.  So the units give the sandboxes a
+   home of their own, capsule-sandboxes.service, whose holder process sits in its leaf.) */
 static int
-claim_cgroup_subtree (char **ret_parent, capsule_error **err)
+claim_cgroup_subtree (const char *leaf_name, char **ret_parent, capsule_error **err)
 {
   _cleanup_free_ char *self = NULL, *own = NULL, *leaf = NULL, *procs = NULL, *pid = NULL;
+  _cleanup_free_ char *suffix = xasprintf ("/%s", leaf_name);
+  size_t n;
   if (cgroup_detect_version (CGROUP_ROOT_DEFAULT) != 2)
     return 0;
   if (read_file_at (AT_FDCWD, "/proc/self/cgroup", 1 << 16, &self, NULL, err) < 0)
     return -1;
   if (cgroup_own_path (self, NULL, &own) < 0 || strcmp (own, "/") == 0)
     return 0; /* the root cgroup is exempt from the rule */
-  if (strlen (own) > 5 && strcmp (own + strlen (own) - 5, "/shim") == 0)
-    own[strlen (own) - 5] = '\0'; /* a restarted shim already sits in the leaf */
-  leaf = xasprintf ("%s%s/shim", CGROUP_ROOT_DEFAULT, own);
+  n = strlen (own);
+  if (n > strlen (suffix) && strcmp (own + n - strlen (suffix), suffix) == 0)
+    own[n - strlen (suffix)] = '\0'; /* a restarted one already sits in the leaf */
+  leaf = xasprintf ("%s%s/%s", CGROUP_ROOT_DEFAULT, own, leaf_name);
   procs = xasprintf ("%s/cgroup.procs", leaf);
   pid = xasprintf ("%d", getpid ());
   if ((mkdir (leaf, 0755) < 0 && errno != EEXIST) || write_knob (AT_FDCWD, procs, pid, err) < 0)
     {
       capsule_error_release (err);
       return capsule_error_make (err, errno,
-                                 "cgroup v2: cannot move into %s (is the subtree delegated to "
-                                 "the shim, Delegate=yes?)",
+                                 "cgroup v2: cannot move into %s (is the subtree delegated, "
+                                 "Delegate=yes?)",
                                  leaf);
     }
-  *ret_parent = steal_pointer (&own);
+  if (ret_parent)
+    *ret_parent = steal_pointer (&own);
+  return 0;
+}
+
+/* --sandbox-cgroup: a cgroup v2 path (from the hierarchy's root) where sandboxes go. */
+static int
+sandbox_cgroup (const char *path, char **ret, capsule_error **err)
+{
+  _cleanup_free_ char *dir = NULL;
+  struct stat st;
+  if (cgroup_detect_version (CGROUP_ROOT_DEFAULT) != 2)
+    return 0; /* cgroup v1 has no such rule: sandboxes go below the shim's own cgroups */
+  if (path[0] != '/' || strstr (path, "/..") || strstr (path, "//"))
+    return capsule_error_make (
+        err, EINVAL, "--sandbox-cgroup `%s`: give an absolute cgroup path without '..'", path);
+  dir = xasprintf ("%s%s", CGROUP_ROOT_DEFAULT, path);
+  if (stat (dir, &st) < 0 || !S_ISDIR (st.st_mode))
+    return capsule_error_make (err, errno ? errno : ENOTDIR, "--sandbox-cgroup `%s`", dir);
+  *ret = xstrdup (path);
+  return 0;
+}
+
+/* --hold-cgroup: the holder of capsule-sandboxes.service: it sits in the leaf of the unit's
+   cgroup so that the unit's cgroup can give controllers to the sandboxes below it, and waits. */
+static int
+hold_cgroup (void)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  sigset_t mask;
+  int sig = 0;
+  if (claim_cgroup_subtree ("holder", NULL, &err) < 0)
+    return fail ("%s", err->msg);
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGTERM);
+  sigaddset (&mask, SIGINT);
+  sigprocmask (SIG_BLOCK, &mask, NULL);
+  notify_ready ();
+  sigwait (&mask, &sig);
   return 0;
 }
 
@@ -236,7 +291,8 @@ setup (struct shim *s, capsule_error **err)
   if (mkdir_p (s->cfg.state_dir, 0711, err) < 0 || mkdir_p (sessions, 0711, err) < 0
       || chmod (s->cfg.state_dir, 0711) < 0 || chmod (sessions, 0711) < 0)
     return capsule_error_make (err, errno, "state directory `%s`", s->cfg.state_dir);
-  if (claim_cgroup_subtree (&s->host.cgroup_parent, err) < 0)
+  if (s->cfg.sandbox_cgroup ? sandbox_cgroup (s->cfg.sandbox_cgroup, &s->host.cgroup_parent, err)
+                            : claim_cgroup_subtree ("shim", &s->host.cgroup_parent, err))
     return -1;
   if (access (s->cfg.executor_dir, R_OK) < 0)
     return capsule_error_make (err, errno, "executor directory `%s`", s->cfg.executor_dir);
@@ -287,6 +343,10 @@ main (int argc, char **argv)
                                 .warm = 2 };
   if ((r = parse_args (argc, argv, &s.cfg)))
     return r;
+  /* what sandboxes must read (the host image, their workspaces) is made world-readable on
+     purpose; what only root may read (records, checkpoints) is made with explicit modes: so the
+     shim's umask is its own, whatever its caller's (systemd's UMask=) */
+  umask (022);
   /* from a build tree, the tree's own executor and capsule-init; installed, meson's layout */
   if (s.cfg.executor_dir == NULL)
     s.cfg.executor_dir = exe_dir = capsule_data_path ("executor", "shim/executor");

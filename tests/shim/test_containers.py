@@ -135,8 +135,8 @@ class TestContainers(ShimTestCase):
         self.assertRpcError(lambda: self.exec(c["id"], "x"), code="container_expired", http=400)
         self.assertRpcError(lambda: self.client.call("files.list", container_id=c["id"]),
                             code="container_expired")
-        mounts = open("/proc/self/mountinfo").read()
-        self.assertNotIn(c["id"], mounts, "an expired session's workspace is unmounted")
+        wait_for(lambda: c["id"] not in open("/proc/self/mountinfo").read(),
+                 "an expired session's workspace to be unmounted")
 
     def test_warm_sandboxes(self):
         deadline = time.time() + 20

@@ -102,6 +102,9 @@ check_eq "after kill -9 and a new shim the session is still asleep" "checkpointe
 check_eq "and wakes with its variables" "82" "$(ctl exec "$cid" 'n * 2')"
 
 ctl rm "$cid" > /dev/null
+# the teardown runs in a worker after the answer
+gone() { [ ! -d "$WORK/state/sessions/$1" ] && [ ! -d "$WORK/state/checkpoints/$1" ]; }
+wait_for 120 gone "$cid"
 check_eq "delete removes the session and its image" "" "$(ls -d "$WORK/state/sessions/$cid" "$WORK/state/checkpoints/$cid" 2>/dev/null)"
 # --- expiry still frees everything at expires_after, checkpoint included.  The session is put
 # to sleep on purpose (an idle checkpoint racing its expiry would depend on how fast criu is)
@@ -109,7 +112,6 @@ cid3=$(ctl create --name brief --expires 1 | cut -f1)
 ctl exec "$cid3" 'x = 1' > /dev/null
 OUT=$(ctl checkpoint "$cid3" 2>&1)
 check_eq "a short-lived session is asleep" "$cid3	running	checkpointed" "$OUT"
-gone() { [ ! -d "$WORK/state/sessions/$1" ] && [ ! -d "$WORK/state/checkpoints/$1" ]; }
 wait_for 120 gone "$cid3"
 check_eq "and expires at expires_after: its image and files are gone" "yes" "$(gone "$cid3" && echo yes)"
 check_eq "its container object says expired" "expired" "$(ctl get "$cid3" | cut -f2)"

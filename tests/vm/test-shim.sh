@@ -35,5 +35,7 @@ check_match "a cell past the memory limit is reported as oom" '"status": "oom"' 
 check_match "naming the tier's limit" 'killed: out of memory \(limit 192m\)' "$OUT"
 check_eq "the session goes on with a fresh interpreter" "2" "$(ctl exec "$cid" '1 + 1')"
 ctl rm "$cid" >/dev/null
+# the teardown runs in a worker after the answer
+wait_for 120 test ! -d "$CG$SVC/capsule-$cid"
 check_eq "delete removes the sandbox's cgroup" "" "$(ls -d "$CG$SVC"/capsule-* 2>/dev/null)"
 finish
