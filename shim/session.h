@@ -130,7 +130,7 @@ struct sessions
   uint64_t next_seq;
   struct loop_timer tick, warm_timer;
   bool warm_failed, stopping;
-  uint64_t warm_claims; /* creates served by a warm sandbox */
+  uint64_t warm_claims;         /* creates served by a warm sandbox */
   char *checkpoint_unavailable; /* why sessions cannot sleep here; NULL when they can */
 };
 

@@ -28,7 +28,7 @@ struct shim_config
   const char *executor_dir;
   const char *init_path;
   const char *sandbox_cgroup; /* cgroup v2: where sandboxes go (else beside the shim's leaf) */
-  uint64_t tenant_pool; /* 0 = from the tiers file */
+  uint64_t tenant_pool;       /* 0 = from the tiers file */
   int64_t exec_timeout_default_ms, exec_timeout_max_ms, interrupt_grace_ms;
   int64_t startup_timeout_ms;
   uint64_t max_upload;
