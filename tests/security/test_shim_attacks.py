@@ -207,22 +207,56 @@ os.fchdir(top)
         r = self.exec(self.cid, """
 import errno, socket
 out = {}
-for name, fam, typ in [('vsock', 40, socket.SOCK_STREAM), ('alg', 38, socket.SOCK_SEQPACKET),
+for name, fam, typ, *proto in [('vsock', 40, socket.SOCK_STREAM), ('alg', 38, socket.SOCK_SEQPACKET),
                        ('packet', 17, socket.SOCK_RAW), ('key', 15, socket.SOCK_RAW),
                        ('unix', socket.AF_UNIX, socket.SOCK_STREAM),
                        ('inet', socket.AF_INET, socket.SOCK_STREAM),
-                       ('inet6', socket.AF_INET6, socket.SOCK_STREAM)]:
+                       ('inet6', socket.AF_INET6, socket.SOCK_STREAM),
+                       ('netlink_route', socket.AF_NETLINK, socket.SOCK_RAW, 0),
+                       ('netlink_audit', socket.AF_NETLINK, socket.SOCK_RAW, 9)]:
     try:
-        socket.socket(fam, typ).close()
+        socket.socket(fam, typ, *proto).close()
         out[name] = 'ok'
     except OSError as e:
         out[name] = errno.errorcode.get(e.errno, str(e.errno))
 out""")
         got = eval(r["result"])
-        for name in ("vsock", "alg", "packet", "key"):
+        self.assertEqual(got["vsock"], "EAFNOSUPPORT", got)
+        for name in ("alg", "packet", "key", "netlink_audit"):
             self.assertIn(got[name], ("EAFNOSUPPORT", "EPERM", "EACCES"), got)
-        for name in ("unix", "inet", "inet6"):
+        for name in ("unix", "inet", "inet6", "netlink_route"):
             self.assertEqual(got[name], "ok", got)
+
+    def test_no_other_abi_around_the_filter(self):
+        # the filter judges x86_64 syscalls; an x32 syscall number or an i386 `int 0x80` from
+        # the same process must not reach a socket() the native rules would refuse
+        r = self.exec(self.cid, r"""
+import subprocess, sys
+x32 = '''
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+print(libc.syscall(0x40000000 + 41, 40, 1, 0))
+'''
+i386 = '''
+import ctypes, mmap
+# push rbx; mov eax, 359 (i386 socket); mov ebx, 40 (AF_VSOCK); mov ecx, 1; xor edx, edx;
+# int 0x80; pop rbx; ret
+code = bytes.fromhex('53b867010000bb28000000b90100000031d2cd805bc3')
+m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+m.write(code)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+print(ctypes.CFUNCTYPE(ctypes.c_int)(addr)())
+'''
+out = {}
+for name, prog in (('x32', x32), ('i386', i386)):
+    p = subprocess.run([sys.executable, '-c', prog], capture_output=True, text=True)
+    out[name] = (p.returncode, p.stdout.strip())
+out""")
+        got = eval(r["result"])
+        for name, (rc, out) in got.items():
+            # killed by SIGSYS, or a negative errno: never a descriptor
+            self.assertTrue(rc == -31 or (rc == 0 and int(out) < 0), (name, rc, out))
 
 
 class TestClientAttacks(ShimTestCase):
