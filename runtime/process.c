@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/close_range.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -110,8 +111,22 @@ process_drop_privileges (const struct spec_process *p, const struct seccomp_prog
 int
 process_chdir (const struct spec_process *p, capsule_error **err)
 {
+  char here[PATH_MAX];
+
   if (chdir (p->cwd) < 0)
     return capsule_error_make (err, errno, "process.cwd: chdir `%s`", p->cwd);
+  /* A cwd reached through a descriptor the runtime still holds (`/proc/self/fd/N`, CVE-2024-21626)
+     lies outside the root: the kernel then answers getcwd with "(unreachable)…", which libc turns
+     into ENOENT.  Nothing may run with such a cwd. */
+  if (getcwd (here, sizeof here) == NULL)
+    {
+      if (errno == ENOENT)
+        return capsule_error_make (err, EPERM, "process.cwd: `%s` is outside the container",
+                                   p->cwd);
+      return capsule_error_make (err, errno, "process.cwd: getcwd after chdir `%s`", p->cwd);
+    }
+  if (here[0] != '/')
+    return capsule_error_make (err, EPERM, "process.cwd: `%s` is outside the container", p->cwd);
   return 0;
 }
 

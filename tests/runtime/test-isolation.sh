@@ -102,4 +102,19 @@ set_args "$B" sh -c 'id -u; id -g; pwd'
 run_in "$B" iso-user
 check_eq "process.user and cwd are honoured" "1000 1000 /mnt/data" "$(echo $OUT)"
 
+# CVE-2024-21626: a cwd through a descriptor the runtime holds (here one the caller passes with
+# --preserve-fds, in the v2 guest the cgroup's) must not put the process on the host's tree
+host_root=$(stat -c %d:%i /)
+edit_config "$B" 'c["process"]["cwd"] = "/proc/self/fd/3"; c["process"]["user"] = {"uid": 0, "gid": 0}'
+set_args "$B" sh -c 'stat -c %d:%i ../../../../../../../..'
+OUT=$("$CAPSULE" --root "$ROOT" run --preserve-fds 1 --bundle "$B" iso-cwdfd 2>&1 3</)
+check_match "process.cwd through a held host descriptor is refused" 'is outside the container' "$OUT"
+check_nomatch "and nothing ran on the host's root" "^$host_root\$" "$OUT"
+edit_config "$B" 'c["process"]["cwd"] = "/"'
+set_args "$B" sleep 30
+cap run --detach --bundle "$B" iso-cwdexec >/dev/null 2>&1
+OUT=$("$CAPSULE" --root "$ROOT" exec --preserve-fds 1 --cwd /proc/self/fd/3 iso-cwdexec sh -c 'stat -c %d:%i ../../../../../../../..' 2>&1 3</)
+check_match "exec --cwd through a held host descriptor is refused" 'is outside the container' "$OUT"
+cap delete --force iso-cwdexec
+
 finish

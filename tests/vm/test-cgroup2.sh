@@ -103,4 +103,20 @@ check_match "the container's cgroup was /capsule-ID" "\"cgroupPath\": *\"/capsul
 cap delete $id
 check_eq "delete removes /capsule-ID" "" "$(ls -d $CG/capsule-$id 2>/dev/null)"
 
+# --- CVE-2024-21626: the cgroup directory is open while the init prepares; no descriptor it
+# holds may become the process's cwd (that cwd is the host's tree: `..` climbs to its root)
+host_root=$(stat -c %d:%i /)
+escaped=""
+for fd in 3 4 5 6 7 8 9 10; do
+  id=v2-cwd$fd
+  in_parent "$B" $id
+  edit_config "$B" "c['process']['cwd'] = '/proc/self/fd/$fd'; c['linux'].pop('resources', None)"
+  set_args "$B" sh -c 'stat -c %d:%i ../../../../../../../..'
+  out=$("$CAPSULE" --root "$ROOT" run --bundle "$B" $id 2>&1)
+  [ "$(echo "$out" | tail -1)" = "$host_root" ] && escaped="$escaped fd$fd"
+  cap delete --force $id >/dev/null 2>&1
+done
+check_eq "no cwd of /proc/self/fd/N reaches the host's root" "" "$escaped"
+edit_config "$B" "c['process']['cwd'] = '/'"
+
 finish
