@@ -474,9 +474,31 @@ mounts_pivot (const struct spec *s, capsule_error **err)
   return 0;
 }
 
+/* The node masked files are bound from: the container's /dev/null, opened without following a
+   link and checked to be the null device (1:3).  An image or a /dev shared with another container
+   could make it a symlink to a writable file such as /proc/sys/kernel/core_pattern, and every
+   masked path would then expose that file instead of hiding one (CVE-2025-31133). */
 static int
-mask_path (const char *path, capsule_error **err)
+open_null_device (capsule_error **err)
 {
+  struct stat st;
+  int fd = open ("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return capsule_error_make (err, errno, "linux.maskedPaths: open /dev/null in the container");
+  if (fstat (fd, &st) < 0 || !S_ISCHR (st.st_mode) || st.st_rdev != makedev (1, 3))
+    {
+      close (fd);
+      return capsule_error_make (err, EPERM,
+                                 "linux.maskedPaths: /dev/null in the container is not the null "
+                                 "device (1:3); refusing to mask with it");
+    }
+  return fd;
+}
+
+static int
+mask_path (const char *path, int nullfd, capsule_error **err)
+{
+  _cleanup_free_ char *null_path = NULL;
   struct stat st;
   if (lstat (path, &st) < 0)
     return errno == ENOENT ? 0 : capsule_error_make (err, errno, "linux.maskedPaths: `%s`", path);
@@ -488,7 +510,14 @@ mask_path (const char *path, capsule_error **err)
         return capsule_error_make (err, errno, "linux.maskedPaths: hide `%s`", path);
       return 0;
     }
-  if (mount ("/dev/null", path, NULL, MS_BIND, NULL) < 0)
+  /* Through the descriptor checked above, not the name again: the name could change between. */
+  null_path = fd_path (nullfd);
+  if (access (null_path, F_OK) < 0)
+    {
+      free (null_path);
+      null_path = xstrdup ("/dev/null"); /* no /proc in this container: the name, checked once */
+    }
+  if (mount (null_path, path, NULL, MS_BIND, NULL) < 0)
     return capsule_error_make (err, errno, "linux.maskedPaths: hide `%s`", path);
   return 0;
 }
@@ -510,9 +539,15 @@ mounts_finish (const struct mounts_ctx *m, capsule_error **err)
   for (char **p = s->readonly_paths; p && *p; p++)
     if (readonly_path (*p, err) < 0)
       return -1;
-  for (char **p = s->masked_paths; p && *p; p++)
-    if (mask_path (*p, err) < 0)
-      return -1;
+  if (s->masked_paths && *s->masked_paths)
+    {
+      _cleanup_close_ int nullfd = open_null_device (err);
+      if (nullfd < 0)
+        return -1;
+      for (char **p = s->masked_paths; *p; p++)
+        if (mask_path (*p, nullfd, err) < 0)
+          return -1;
+    }
   if (s->root_readonly && remount_bind ("/", MS_RDONLY, 0, err) < 0)
     return capsule_error_wrap (err, "root.readonly");
   return 0;

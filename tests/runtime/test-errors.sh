@@ -106,4 +106,18 @@ check_match "--version" '^capsule version [0-9.]+' "$("$CAPSULE" --version)"
 check_match "features is OCI features JSON" '"ociVersionMax": "1.2.0"' "$("$CAPSULE" features)"
 check_match "spec refuses to overwrite" 'it exists; remove it first' "$("$CAPSULE" spec --bundle "$B" 2>&1)"
 
+# CVE-2025-31133: an image whose /dev/null is a link to a writable file must not turn every
+# masked path into that file
+M=$WORK/mask
+make_bundle "$M"
+edit_config "$M" "c['mounts'] = [m for m in c['mounts'] if not m['destination'].startswith('/dev')]"
+mkdir -p "$M/rootfs/dev"
+echo untouched > "$M/rootfs/planted"
+chmod 666 "$M/rootfs/planted"
+ln -sf /planted "$M/rootfs/dev/null"
+set_args "$M" sh -c 'echo written > /proc/keys'
+OUT=$("$CAPSULE" --root "$ROOT" run --bundle "$M" err-masknull 2>&1)
+check_match "a /dev/null that is not the null device is refused for masking" 'is not the null device' "$OUT"
+check_eq "and the file it pointed to was not exposed" "untouched" "$(cat "$M/rootfs/planted")"
+
 finish
