@@ -26,20 +26,19 @@ caps_parse_name (const char *name)
   return v;
 }
 
+/* Asked of the kernel, not read from /proc/sys/kernel/cap_last_cap: inside the container that
+   file is whatever the image put at that path when no procfs is mounted on /proc, and a small
+   number there would leave the higher capabilities in the bounding set.  PR_CAPBSET_READ answers
+   EINVAL past the last capability the kernel knows (libcap probes the same way). */
 int
 caps_last_cap (void)
 {
   static int cached = -1;
-  _cleanup_free_ char *text = NULL;
-  uint64_t v;
   if (cached >= 0)
     return cached;
-  if (read_file_at (AT_FDCWD, "/proc/sys/kernel/cap_last_cap", 64, &text, NULL, NULL) == 0)
-    {
-      text[strcspn (text, "\n")] = '\0';
-      if (parse_u64 (text, &v) == 0 && v < 64)
-        return cached = v;
-    }
+  for (int c = 63; c > 0; c--)
+    if (prctl (PR_CAPBSET_READ, c, 0, 0, 0) >= 0)
+      return cached = c;
   return cached = CAP_LAST_CAP;
 }
 

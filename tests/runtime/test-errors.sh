@@ -120,4 +120,16 @@ OUT=$("$CAPSULE" --root "$ROOT" run --bundle "$M" err-masknull 2>&1)
 check_match "a /dev/null that is not the null device is refused for masking" 'is not the null device' "$OUT"
 check_eq "and the file it pointed to was not exposed" "untouched" "$(cat "$M/rootfs/planted")"
 
+# an image that plants /proc/sys/kernel/cap_last_cap (no procfs on /proc) must not keep the
+# capabilities above the number it wrote in the bounding set
+P=$WORK/proc
+make_bundle "$P"
+edit_config "$P" "c['mounts'] = [m for m in c['mounts'] if m['destination'] != '/proc']
+c['process']['capabilities'] = {k: [] for k in ('bounding', 'effective', 'permitted', 'inheritable', 'ambient')}"
+mkdir -p "$P/rootfs/proc/sys/kernel"
+echo 5 > "$P/rootfs/proc/sys/kernel/cap_last_cap"
+set_args "$P" "$PY" -c 'import ctypes; l = ctypes.CDLL(None); print([c for c in range(64) if l.prctl(23, c, 0, 0, 0) == 1])'
+OUT=$("$CAPSULE" --root "$ROOT" run --bundle "$P" err-lastcap 2>&1)
+check_eq "a planted cap_last_cap leaves no capability in the bounding set" "[]" "$OUT"
+
 finish
