@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -94,7 +95,19 @@ terminal_setup_child (int sock, capsule_error **err)
   if (ioctl (master, TIOCSPTLCK, &unlock) < 0 || ioctl (master, TIOCGPTN, &n) < 0)
     return capsule_error_make (err, errno, "process.terminal: unlock the pty");
   snprintf (path, sizeof path, "/dev/pts/%d", n);
-  slave = open (path, O_RDWR | O_NOCTTY);
+  /* The peer of this very master, not whatever the name /dev/pts/N points at in a /dev/pts the
+     image or a shared mount may control; by name only on kernels before 4.13. */
+  slave = ioctl (master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (slave < 0 && (errno == EINVAL || errno == ENOTTY))
+    {
+      struct stat st;
+      slave = open (path, O_RDWR | O_NOCTTY | O_NOFOLLOW);
+      if (slave >= 0 && (fstat (slave, &st) < 0 || !S_ISCHR (st.st_mode)))
+        {
+          close (slave);
+          return capsule_error_make (err, EPERM, "process.terminal: %s is not a terminal", path);
+        }
+    }
   if (slave < 0)
     return capsule_error_make (err, errno, "process.terminal: open %s", path);
   if (setsid () < 0 && errno != EPERM)
