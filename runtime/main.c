@@ -19,6 +19,7 @@
 #include "oci-features.h"
 #include "json.h"
 #include "spec-default.h"
+#include "paths.h"
 #include "utils.h"
 
 #ifndef CAPSULE_VERSION
@@ -883,6 +884,7 @@ parse_globals (int argc, char **argv)
 int
 main (int argc, char **argv)
 {
+  char **all_argv = argv;
   const char *cmd;
   opterr = 0;
   if (parse_globals (argc, argv))
@@ -899,6 +901,16 @@ main (int argc, char **argv)
       return 1;
     }
   cmd = argv[optind];
+  /* The commands that work inside a container run from a sealed copy of this binary. */
+  if ((strcmp (cmd, "create") == 0 || strcmp (cmd, "run") == 0 || strcmp (cmd, "exec") == 0
+       || strcmp (cmd, "restore") == 0)
+      && capsule_exec_sealed_copy (all_argv) < 0)
+    {
+      _cleanup_free_ char *msg
+          = xasprintf ("cannot run from a sealed copy of /proc/self/exe: %s", strerror (errno));
+      log_error (msg);
+      return 1;
+    }
   argc -= optind;
   argv += optind;
   optind = 0; /* glibc: start getopt afresh for the command's own options */

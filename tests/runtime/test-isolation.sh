@@ -117,4 +117,15 @@ OUT=$("$CAPSULE" --root "$ROOT" exec --preserve-fds 1 --cwd /proc/self/fd/3 iso-
 check_match "exec --cwd through a held host descriptor is refused" 'is outside the container' "$OUT"
 cap delete --force iso-cwdexec
 
+# CVE-2019-5736: while the runtime works inside a container, its binary there is a sealed
+# in-memory copy, never the host's file (which container root could otherwise rewrite)
+set_args "$B" true
+cap create --bundle "$B" --pid-file "$WORK/exe.pid" iso-exe >/dev/null 2>&1
+pid=$(cat "$WORK/exe.pid" 2>/dev/null)
+check_match "the runtime's process in a created container runs from a memfd" '^/memfd:capsule' \
+  "$(readlink /proc/$pid/exe 2>&1)"
+check_eq "sealed against writes, growth and shrinking" "15" \
+  "$("$PY" -c 'import fcntl, sys; print(fcntl.fcntl(open(sys.argv[1], "rb"), 1034) & 15)' /proc/$pid/exe 2>&1)"
+cap delete --force iso-exe
+
 finish
