@@ -328,7 +328,8 @@ make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type
   /* In a user namespace mknod is refused: bind the host's node instead, as runc does. */
   {
     _cleanup_free_ char *host = xasprintf ("/dev/%s", name);
-    struct spec_mount bind = { .destination = (char *)path, .source = host, .flags = MS_BIND };
+    struct spec_mount bind
+        = { .destination = (char *)path, .source = host, .flags = MS_BIND | MS_NOSUID | MS_NOEXEC };
     struct stat st;
     if (stat (host, &st) < 0)
       return capsule_error_make (err, errno, "device `%s`: no such device on the host to bind",
@@ -416,11 +417,51 @@ mounts_precreate_targets (const struct spec *s)
     }
 }
 
+/* The spec has no options for the root mount; this annotation gives some, for a root that must
+   not honour setuid bits or device nodes (the shim's sandboxes: no_new_privs is per thread, and a
+   thread that a checkpoint's restore brought back without it must still gain nothing). */
+#define ROOT_OPTIONS "run.capsule.rootfs.options"
+
+static int
+root_flags (const struct spec *s, unsigned long *ret, capsule_error **err)
+{
+  static const struct
+  {
+    const char *name;
+    unsigned long flag;
+  } known[] = { { "nosuid", MS_NOSUID }, { "nodev", MS_NODEV }, { "noexec", MS_NOEXEC } };
+  const char *value = NULL;
+  _cleanup_free_ char *copy = NULL;
+  char *save = NULL;
+
+  *ret = 0;
+  for (size_t i = 0; i < s->n_annotations; i++)
+    if (strcmp (s->annotation_keys[i], ROOT_OPTIONS) == 0)
+      value = s->annotation_values[i];
+  if (value == NULL)
+    return 0;
+  copy = xstrdup (value);
+  for (char *o = strtok_r (copy, ",", &save); o; o = strtok_r (NULL, ",", &save))
+    {
+      size_t k;
+      for (k = 0; k < ARRAY_SIZE (known) && strcmp (o, known[k].name) != 0; k++)
+        ;
+      if (k == ARRAY_SIZE (known))
+        return capsule_error_make (err, EINVAL,
+                                   "annotations." ROOT_OPTIONS ": unknown option \"%s\" (nosuid, "
+                                   "nodev and noexec are known)",
+                                   o);
+      *ret |= known[k].flag;
+    }
+  return 0;
+}
+
 int
 mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
 {
   const struct spec *s = m->spec;
   unsigned long prop = s->rootfs_propagation ? s->rootfs_propagation : MS_PRIVATE | MS_REC;
+  unsigned long flags = 0;
   _cleanup_close_ int rootfd = -1;
 
   /* Nothing we mount may propagate back to the host. */
@@ -438,6 +479,10 @@ mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
     }
   if (mount (NULL, s->root_path, NULL, prop, NULL) < 0)
     return capsule_error_make (err, errno, "linux.rootfsPropagation of `%s`", s->root_path);
+  if (root_flags (s, &flags, err) < 0)
+    return -1;
+  if (flags && remount_bind (s->root_path, flags, 0, err) < 0)
+    return capsule_error_wrap (err, "annotations." ROOT_OPTIONS);
   rootfd = open (s->root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return capsule_error_make (err, errno, "root.path: open `%s`", s->root_path);
@@ -519,6 +564,8 @@ mask_path (const char *path, int nullfd, capsule_error **err)
     }
   if (mount (null_path, path, NULL, MS_BIND, NULL) < 0)
     return capsule_error_make (err, errno, "linux.maskedPaths: hide `%s`", path);
+  if (remount_bind (path, MS_NOSUID | MS_NOEXEC, 0, err) < 0)
+    return capsule_error_wrap (err, "linux.maskedPaths");
   return 0;
 }
 

@@ -188,12 +188,12 @@ w_mounts (const struct sandbox_host *h, const struct sandbox *sb, json_writer *w
       = { "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", NULL };
   static const char *const shm[] = { "nosuid", "noexec", "nodev", "mode=1777", "size=64m", NULL };
   static const char *const sys[] = { "nosuid", "noexec", "nodev", "ro", NULL };
-  static const char *const none[] = { NULL };
+  static const char *const proc[] = { "nosuid", "noexec", "nodev", NULL };
   _cleanup_free_ char *tmp_size = xasprintf ("size=%llu", (unsigned long long)sb->tier->tmp);
   const char *tmp[] = { "nosuid", "nodev", "mode=1777", tmp_size, NULL };
   json_w_key (w, "mounts");
   json_w_open_array (w);
-  w_mount (w, "/proc", "proc", "proc", none);
+  w_mount (w, "/proc", "proc", "proc", proc);
   w_mount (w, "/dev", "tmpfs", "tmpfs", dev);
   w_mount (w, "/dev/pts", "devpts", "devpts", pts);
   w_mount (w, "/dev/shm", "tmpfs", "shm", shm);
@@ -304,6 +304,8 @@ sandbox_config (const struct sandbox_host *h, const struct sandbox *sb)
   json_w_kv_string (w, "run.capsule.session", sb->id);
   json_w_kv_string (w, "run.capsule.tier", sb->tier->name);
   json_w_kv_string (w, "run.capsule.tenant", sb->tenant);
+  /* no setuid bit or file capability anywhere: see mounts.c */
+  json_w_kv_string (w, "run.capsule.rootfs.options", "nosuid,nodev");
   json_w_close_object (w);
   json_w_close_object (w);
   return xstrdup (json_writer_text (w, NULL));

@@ -128,4 +128,15 @@ check_eq "sealed against writes, growth and shrinking" "15" \
   "$("$PY" -c 'import fcntl, sys; print(fcntl.fcntl(open(sys.argv[1], "rb"), 1034) & 15)' /proc/$pid/exe 2>&1)"
 cap delete --force iso-exe
 
+# the shim's sandboxes ask for a root without setuid or device nodes (annotation)
+edit_config "$B" 'c.setdefault("annotations", {})["run.capsule.rootfs.options"] = "nosuid,nodev"'
+set_args "$B" sh -c 'awk "\$5 == \"/\" {print \$6}" /proc/self/mountinfo'
+run_in "$B" iso-rootopts
+check_match "run.capsule.rootfs.options makes the root nosuid,nodev" '(^|,)nosuid(,|$).*' "$OUT"
+check_match "  (and nodev)" '(^|,)nodev(,|$)' "$OUT"
+edit_config "$B" 'c["annotations"]["run.capsule.rootfs.options"] = "nosuid,suid"'
+run_in "$B" iso-rootbad
+check_match "an unknown root option is refused by name" 'unknown option "suid"' "$OUT"
+edit_config "$B" 'del c["annotations"]["run.capsule.rootfs.options"]'
+
 finish

@@ -202,6 +202,21 @@ os.fchdir(top)
         self.assertNotIn("bottom.txt", " ".join(paths), "no path longer than the API allows")
         self.assertLess(waited, 4, "another client waited on the walk")
 
+    def test_no_setuid_anywhere(self):
+        # no_new_privs is per thread, and a restore from a checkpoint gives it back only to the
+        # thread that runs cells: a thread the cell left running must still gain nothing from a
+        # setuid or file-capability binary. Every mount in the sandbox is nosuid.
+        r = self.exec(self.cid, """
+out = []
+for line in open('/proc/self/mountinfo'):
+    f = line.split()
+    opts = f[5].split(',')
+    if 'nosuid' not in opts:
+        out.append(f[4])
+out""")
+        self.assertEqual(r["status"], "completed", r)
+        self.assertEqual(eval(r["result"]), [], "mounts without nosuid")
+
     def test_no_vsock_or_other_families(self):
         # network namespaces do not cover vsock: a sandbox reached the hypervisor host's
         r = self.exec(self.cid, """
