@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,6 +81,7 @@ capsule_exec_sealed_copy (char **argv)
     {
       unsetenv (CLONED_FROM_ENV); /* read once by paths, never handed on */
       capsule_run_from_build_tree ();
+      prctl (PR_SET_NAME, "capsule", 0, 0, 0); /* not "memfd:capsule" in ps */
       return 0;
     }
   n = readlink ("/proc/self/exe", origin, sizeof origin - 1);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,8 +189,9 @@ START_TEST (test_cache)
                      "[{\"names\": [\"getcwd\"], \"action\": \"SCMP_ACT_ERRNO\", "
                      "\"errnoRet\": 43}]}}");
   char tmpl[] = "/tmp/capsule-seccomp-XXXXXX";
-  char *dir = mkdtemp (tmpl), *file;
-  struct seccomp_program p1 = { 0 }, p2 = { 0 }, p3 = { 0 };
+  char *dir = mkdtemp (tmpl), *file, *other;
+  struct seccomp_program p1 = { 0 }, p2 = { 0 }, p3 = { 0 }, p4 = { 0 }, p5 = { 0 };
+  struct stat st;
   capsule_error *err = NULL;
   FILE *f;
   ck_assert_ptr_nonnull (dir);
@@ -200,16 +202,31 @@ START_TEST (test_cache)
   ck_assert_uint_eq (p1.len, p2.len);
   ck_assert_int_eq (memcmp (p1.filter, p2.filter, p1.len * sizeof (struct sock_filter)), 0);
   ck_assert_int_eq (run_in_child (&p2, probe_getcwd_errno), 42);
-  /* a damaged cache entry is not trusted: compiled again */
+  /* the first compile wrote the program under the profile's hash */
   file = xasprintf ("%s/%016llx.bpf", dir, (unsigned long long)seccomp_profile_hash (a->seccomp));
+  other = xasprintf ("%s/%016llx.bpf", dir, (unsigned long long)seccomp_profile_hash (b->seccomp));
+  ck_assert_int_eq (stat (file, &st), 0);
+  ck_assert_int_eq (st.st_size, (off_t)(p1.len * sizeof (struct sock_filter)));
+  /* and the second read it: put b's program (errno 43) under a's key, and a answers 43 */
+  ck_assert_int_eq (seccomp_compile_cached (b->seccomp, dir, &p4, &err), 0);
+  ck_assert_int_eq (rename (other, file), 0);
+  ck_assert_int_eq (seccomp_compile_cached (a->seccomp, dir, &p5, &err), 0);
+  ck_assert_int_eq (run_in_child (&p5, probe_getcwd_errno), 43);
+  /* a damaged cache entry is not trusted: compiled again, and the entry repaired */
   f = fopen (file, "w");
   fputs ("junk", f);
   fclose (f);
   ck_assert_int_eq (seccomp_compile_cached (a->seccomp, dir, &p3, &err), 0);
   ck_assert_int_eq (run_in_child (&p3, probe_getcwd_errno), 42);
+  ck_assert_int_eq (stat (file, &st), 0);
+  ck_assert_int_eq (st.st_size, (off_t)(p3.len * sizeof (struct sock_filter)));
   unlink (file);
+  unlink (other);
   rmdir (dir);
   free (file);
+  free (other);
+  seccomp_program_release (&p4);
+  seccomp_program_release (&p5);
   seccomp_program_release (&p1);
   seccomp_program_release (&p2);
   seccomp_program_release (&p3);
