@@ -6,8 +6,7 @@
 
 . "$(dirname "${BASH_SOURCE[0]}")/../runtime/lib.sh"
 
-OWN_CG=$(awk -F: '$2 == "memory" {print $3}' /proc/self/cgroup)
-OWN_CG=${OWN_CG%/}
+OWN_CG=$(own_cgroup)
 CG_PARENT="$OWN_CG/capsule-engine-tests-$$"
 IMAGE=localhost/capsule-test:latest
 

@@ -70,3 +70,29 @@ cap() { "$CAPSULE" --root "$ROOT" "$@"; }
 leftover_cgroups() {
   find /sys/fs/cgroup -maxdepth 6 -type d -name "capsule-$1" 2>/dev/null
 }
+
+# cg_file ID FILE: FILE (pids.events, memory.events…) of container ID's cgroup, whichever
+# hierarchy holds it (v1: one directory a controller; v2: the unified one)
+cg_file() {
+  local d
+  for d in $(leftover_cgroups "$1"); do
+    [ -f "$d/$2" ] && { echo "$d/$2"; return 0; }
+  done
+  echo "/nonexistent/$2"
+}
+
+# own_cgroup: this shell's cgroup (v1: the pids hierarchy's; v2: the unified one), no trailing /
+own_cgroup() {
+  local c
+  c=$(awk -F: '$2 == "pids" {print $3}' /proc/self/cgroup)
+  [ -n "$c" ] || c=$(awk -F: '$1 == "0" && $2 == "" {print $3}' /proc/self/cgroup)
+  echo "${c%/}"
+}
+
+# proc_cgroup PID: the same for another process
+proc_cgroup() {
+  local c
+  c=$(awk -F: '$2 == "pids" {print $3}' "/proc/$1/cgroup" 2>/dev/null)
+  [ -n "$c" ] || c=$(awk -F: '$1 == "0" && $2 == "" {print $3}' "/proc/$1/cgroup" 2>/dev/null)
+  echo "${c%/}"
+}

@@ -13,9 +13,16 @@ files=("$@")
 [ ${#files[@]} -gt 0 ] || files=("$HERE"/test-*.sh)
 for t in "${files[@]}"; do
   echo "# $(basename "$t")"
-  out=$("$INIT" -s -- bash "$t" 2>&1)
+  # every file bounded: one that hangs fails and the rest still run (TERM first: its trap
+  # deletes its containers)
+  out=$(timeout -k 20 "${TEST_FILE_TIMEOUT:-900}" "$INIT" -s -- bash "$t" 2>&1)
   rc=$?
   echo "$out"
+  if [ $rc = 124 ] || [ $rc = 137 ]; then
+    echo "not ok - $(basename "$t") did not end within ${TEST_FILE_TIMEOUT:-900} s"
+    failed=$((failed + 1))
+    continue
+  fi
   if [ $rc = 77 ]; then
     skipped=$((skipped + 1))
     continue

@@ -7,15 +7,27 @@ B=$WORK/b
 make_bundle "$B" || { fail "make bundle"; finish; exit; }
 RECV="$PY $(dirname "$0")/console-receiver.py"
 
+# wait_receiver PID: the receiver ends when the pty closes; bounded, so a create that failed
+# before handing the pty over fails this check instead of hanging the suite
+wait_receiver() {
+  local i
+  for i in $(seq 600); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$1" 2>/dev/null
+  wait "$1"
+}
+
 edit_config "$B" 'c["process"]["terminal"] = True'
 set_args "$B" sh -c 'tty; test -t 0 && test -t 1 && test -t 2 && echo all-ttys; stty size'
 $RECV "$WORK/console.sock" > "$WORK/console.out" &
 rpid=$!
-for i in $(seq 50); do [ -S "$WORK/console.sock" ] && break; sleep 0.05; done
+for i in $(seq 600); do [ -S "$WORK/console.sock" ] && break; sleep 0.05; done
 cap create --bundle "$B" --console-socket "$WORK/console.sock" term1
 check_eq "create with --console-socket" "0" "$?"
 cap start term1
-wait $rpid
+wait_receiver $rpid
 OUT=$(cat "$WORK/console.out")
 check_match "the process's stdio is a pty from the container's devpts" '^/dev/pts/0$' "$(echo "$OUT" | sed -n 2p)"
 check_match "fds 0, 1 and 2 are the terminal" 'all-ttys' "$OUT"
@@ -42,9 +54,9 @@ check_match "exec -t gives the process a pty" '/dev/pts/[0-9]' "$OUT"
 rm -f "$WORK/console.sock"
 $RECV "$WORK/console.sock" > "$WORK/console2.out" &
 rpid=$!
-for i in $(seq 50); do [ -S "$WORK/console.sock" ] && break; sleep 0.05; done
+for i in $(seq 600); do [ -S "$WORK/console.sock" ] && break; sleep 0.05; done
 cap exec --detach -t --console-socket "$WORK/console.sock" term4 sh -c 'echo detached-with-tty; tty'
-wait $rpid
+wait_receiver $rpid
 check_match "exec --detach -t --console-socket hands the pty over" 'detached-with-tty' "$(cat "$WORK/console2.out")"
 OUT=$(cap exec --detach -t term4 true 2>&1)
 check_match "exec --detach -t without a console socket is refused" 'needs --console-socket' "$OUT"
