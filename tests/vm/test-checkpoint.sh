@@ -17,7 +17,7 @@ in_parent "$B" $id
 edit_config "$B" "c['mounts'].append({'destination': '/mnt/data', 'type': 'bind', 'source': '$WORK/data', 'options': ['rbind', 'rw']})
 c['linux']['resources'] = {'memory': {'limit': 67108864}, 'pids': {'limit': 32}}"
 # stdio: the container's own /dev/null, so nothing ties it to this shell
-set_args "$B" /bin/sh -c 'exec < /dev/null > /dev/null 2>&1; i=0; while :; do i=$((i + 1)); echo $i > /mnt/data/count; sleep 0.2; done'
+set_args "$B" /bin/sh -c 'exec < /dev/null > /dev/null 2>&1; i=0; while :; do i=$((i + 1)); echo $i > /mnt/data/count; echo $i >> /mnt/data/log; sleep 0.2; done'
 count() { cat "$WORK/data/count" 2>/dev/null || echo 0; }
 # criu's log, shown when a dump or restore fails (CI prints every line that is not a passing check)
 criu_log() { [ -f "$1" ] && grep -E 'Error|Warn' "$1" | tail -15 | sed 's/^/#   /'; }
@@ -45,6 +45,9 @@ check_match "state says running" '"status": "running"' "$(cap state $id 2>&1)"
 wait_for 60 past $((at + 3))
 now=$(count)
 check_eq "the count goes on from where it stopped" "yes" "$([ "$now" -gt "$at" ] && [ "$now" -lt $((at + 200)) ] && echo yes)"
+# every value once, in order: a process that started again from 0 (or skipped) breaks the run
+check_eq "the first value after the restore is the next one (1..N with no restart or gap)" "ok" \
+  "$(awk 'NR != $1 {bad = 1} END {print (NR > 0 && !bad) ? "ok" : "broken at line " NR}' "$WORK/data/log")"
 pid=$(json_get "$(cap state $id)" "j['pid']")
 check_eq "the restored process is in the container's cgroup" "0::$PARENT/capsule-$id" "$(cat /proc/$pid/cgroup 2>&1)"
 check_eq "with memory.max from the bundle" "67108864" "$(knob $id memory.max)"
@@ -90,7 +93,9 @@ check_eq "and still sees the lower layer" "base" "$(cat "$O/upper/seen" 2>&1)"
 cap delete --force $id 2>/dev/null
 
 # mistakes are named
-check_match "restore of an id that exists is refused" 'already exists|does not exist' "$(cap run -d --bundle "$B" $id > /dev/null 2>&1; cap restore -d --bundle "$B" --image-path "$WORK/img2" $id 2>&1)"
+cap run -d --bundle "$B" $id > /dev/null 2>&1
+check_match "(a container of that id runs)" '"status": "running"' "$(cap state $id 2>&1)"
+check_match "restore of an id that exists is refused" 'already exists' "$(cap restore -d --bundle "$B" --image-path "$WORK/img2" $id 2>&1)"
 cap delete --force $id 2>/dev/null
 mkdir -p "$WORK/empty"
 check_match "restore from a directory without an image says so" 'holds no checkpoint' "$(cap restore -d --bundle "$B" --image-path "$WORK/empty" x 2>&1)"
