@@ -761,6 +761,7 @@ m_shim_status (void *ctx, struct call *c, const json_value *params, char **ret)
   struct shim *s = ctx;
   _cleanup_json_writer_ json_writer *w = json_writer_new (false);
   int running = 0, expired = 0, live = 0, starting = 0, busy = 0, warm = 0, asleep = 0;
+  int primed = 0;
   (void)c;
   (void)params;
   for (struct session *se = s->sessions.list; se; se = se->next)
@@ -769,6 +770,7 @@ m_shim_status (void *ctx, struct call *c, const json_value *params, char **ret)
       bool run = se->status == SESSION_RUNNING;
       running += run;
       warm += se->status == SESSION_WARM && st == SB_READY;
+      primed += se->status == SESSION_WARM && st == SB_READY && se->primed;
       expired += se->status == SESSION_EXPIRED;
       live += run && st == SB_READY;
       starting += run && st == SB_STARTING;
@@ -789,6 +791,7 @@ m_shim_status (void *ctx, struct call *c, const json_value *params, char **ret)
   json_w_kv_int (w, "starting", starting);
   json_w_kv_int (w, "busy", busy);
   json_w_kv_int (w, "warm", warm);
+  json_w_kv_int (w, "warm_primed", primed);
   json_w_kv_int (w, "checkpointed", asleep);
   json_w_close_object (w);
   json_w_kv_int (w, "warm_claims", s->sessions.warm_claims);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -817,6 +818,34 @@ on_executor_io (struct loop_io *io, uint32_t revents)
     }
   if (take_lines (sb))
     loop_timer_in (sb->host->loop, &sb->more_timer, 0);
+}
+
+void
+sandbox_set_nice (struct sandbox *sb, int nice)
+{
+  /* capsule-init's children are the interpreter (and what it started); nice is per thread on
+     Linux, so every thread of each, also the ones made since the last call */
+  _cleanup_free_ char *children = NULL;
+  char path[64];
+  if (sb->pid <= 0)
+    return;
+  snprintf (path, sizeof path, "/proc/%d/task/%d/children", (int)sb->pid, (int)sb->pid);
+  if (read_file_at (AT_FDCWD, path, 1 << 16, &children, NULL, NULL) < 0)
+    return;
+  for (char *save = NULL, *tok = strtok_r (children, " \n", &save); tok;
+       tok = strtok_r (NULL, " \n", &save))
+    {
+      DIR *d;
+      struct dirent *e;
+      snprintf (path, sizeof path, "/proc/%s/task", tok);
+      d = opendir (path);
+      if (d == NULL)
+        continue;
+      while ((e = readdir (d)))
+        if (e->d_name[0] != '.')
+          setpriority (PRIO_PROCESS, atoi (e->d_name), nice);
+      closedir (d);
+    }
 }
 
 void

@@ -129,6 +129,8 @@ int sandbox_restore (struct sandbox *sb, capsule_error **err);
 void sandbox_adopt (struct sandbox *sb);
 
 int sandbox_send (struct sandbox *sb, const char *line);
+/* Every thread of the interpreter at nice NICE (19 while a warm sandbox primes, 0 once claimed). */
+void sandbox_set_nice (struct sandbox *sb, int nice);
 /* Send SIG to capsule-init (which passes INT and TERM on to the interpreter). */
 void sandbox_signal (struct sandbox *sb, int sig);
 /* The executor's connection dropped on purpose: reconnect (a new connection replaces ours). */

@@ -275,10 +275,85 @@ drop (struct session *se)
 static struct session *
 take_warm (struct sessions *ss, const struct tier *tier)
 {
+  struct session *any = NULL;
   for (struct session *se = ss->list; se; se = se->next)
     if (se->status == SESSION_WARM && se->sb && se->sb->state == SB_READY && se->tier == tier)
-      return se;
-  return NULL;
+      {
+        if (se->primed)
+          return se; /* the one whose first cell will not wait for imports */
+        if (any == NULL)
+          any = se;
+      }
+  return any;
+}
+
+/* ------------------------------------------------------------------ priming */
+
+#define PRIME_ID "capsule-prime"
+
+static uint64_t
+mem_available (void)
+{
+  _cleanup_free_ char *text = NULL;
+  unsigned long long kb;
+  const char *p;
+  if (read_file_at (AT_FDCWD, "/proc/meminfo", 1 << 16, &text, NULL, NULL) < 0)
+    return 0;
+  p = strstr (text, "MemAvailable:");
+  if (p == NULL || sscanf (p, "MemAvailable: %llu kB", &kb) != 1)
+    return 0;
+  return (uint64_t)kb << 10;
+}
+
+/* A warm sandbox, connected: import what every session imports, at the lowest CPU priority so
+   no call waits for it, and only while the host has memory to spare. */
+static void
+maybe_prime (struct session *se)
+{
+  const struct tiers *t = se->ss->tiers;
+  _cleanup_json_writer_ json_writer *w = NULL;
+  _cleanup_free_ char *line = NULL;
+  if (se->primed || se->priming || t->prime_modules == NULL)
+    return;
+  if (mem_available () < t->prime_min_available)
+    return;
+  w = json_writer_new (false);
+  json_w_open_object (w);
+  json_w_kv_string (w, "id", PRIME_ID);
+  json_w_kv_string (w, "method", "prime");
+  json_w_key (w, "modules");
+  json_w_open_array (w);
+  for (char **m = t->prime_modules; *m; m++)
+    json_w_string (w, *m);
+  json_w_close_array (w);
+  json_w_kv_bool (w, "plot", t->prime_plot);
+  json_w_close_object (w);
+  line = xasprintf ("%s\n", json_writer_text (w, NULL));
+  sandbox_set_nice (se->sb, 19);
+  if (sandbox_send (se->sb, line) == 0)
+    se->priming = true;
+}
+
+static void
+prime_done (struct session *se, const json_value *msg)
+{
+  const char *event = json_string (json_get (msg, "event"));
+  struct cell *c = se->queue;
+  if (!se->priming)
+    return;
+  se->priming = false;
+  se->primed = event && strcmp (event, "reply") == 0;
+  if (se->status == SESSION_RUNNING && se->sb)
+    sandbox_set_nice (se->sb,
+                      0); /* claimed while it primed: threads made since at full speed too */
+  if (c && c->busy_wait)
+    {
+      /* the first cell came while it primed and was told busy: send it now */
+      c->busy_wait = false;
+      c->not_before_ms = 0;
+      if (c->phase == CELL_QUEUED)
+        kick (se);
+    }
 }
 
 static void
@@ -323,6 +398,7 @@ session_create (struct sessions *ss, const char *name, const char *tenant, const
     {
       /* claimed: it becomes this container, fresh as if just made */
       ss->warm_claims++;
+      sandbox_set_nice (se->sb, 0);
       se->seq = ++ss->next_seq;
       se->created_at = se->last_active_at = shim_now ();
     }
@@ -616,6 +692,11 @@ on_message (void *owner, const json_value *msg)
   struct cell *c = se->queue;
   const char *event = json_string (json_get (msg, "event"));
   const char *id = json_string (json_get (msg, "id"));
+  if (id && strcmp (id, PRIME_ID) == 0)
+    {
+      prime_done (se, msg);
+      return;
+    }
   if (c == NULL || event == NULL || id == NULL)
     return;
   if (strcmp (event, "reply") == 0 && strncmp (id, "last:", 5) == 0
@@ -752,7 +833,10 @@ on_ready (void *owner)
     }
   se->waking = false;
   if (se->status != SESSION_RUNNING)
-    return; /* a warm one, waiting to be claimed */
+    {
+      maybe_prime (se); /* a warm one, waiting to be claimed */
+      return;
+    }
   store_save (se);
   answer_wait (&se->wait_ready, se, NULL);
   if (c && c->phase != CELL_QUEUED)

@@ -112,6 +112,8 @@ struct session
   int restore_failures;
   bool sleep_failed; /* a checkpoint failed: no more tries on idleness */
   bool waking;       /* a restore runs for it */
+  bool priming;      /* a warm sandbox imports the data stack (tiers.json "prime") */
+  bool primed;       /* ... and has */
   char *lost_reason; /* the next start says interpreter_restarted, and why */
   struct session_wait wait_ready, wait_sleep;
   struct files files;

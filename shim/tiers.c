@@ -57,6 +57,60 @@ parse_tier (const json_value *obj, const char *what, const char *name, struct ti
   return 0;
 }
 
+static bool
+module_name_ok (const char *s)
+{
+  /* dotted identifiers, as the executor checks them again */
+  size_t part = 0, parts = 1;
+  if (strlen (s) > 200)
+    return false;
+  for (const char *p = s; *p; p++)
+    {
+      if (*p == '.')
+        {
+          if (part == 0 || ++parts > 8)
+            return false;
+          part = 0;
+          continue;
+        }
+      if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (part > 0 && *p >= '0' && *p <= '9'))
+          || ++part > 64)
+        return false;
+    }
+  return part > 0;
+}
+
+static int
+parse_prime (const json_value *doc, const char *what, struct tiers *t, capsule_error **err)
+{
+  json_value *prime = json_get (doc, "prime"), *mods, *plot;
+  size_t n;
+  t->prime_min_available = 2ULL << 30;
+  if (prime == NULL)
+    return 0;
+  if (!json_is_object (prime))
+    return capsule_error_make (err, 0, "%s: prime: expected an object", what);
+  mods = json_get (prime, "modules");
+  n = mods ? json_array_len (mods) : 0;
+  if (mods && (!json_is_array (mods) || n > 32))
+    return capsule_error_make (err, 0, "%s: prime.modules: expected at most 32 module names", what);
+  t->prime_modules = xmalloc0 ((n + 1) * sizeof (char *));
+  for (size_t i = 0; i < n; i++)
+    {
+      const char *m = json_string (json_array_get (mods, i));
+      if (m == NULL || !module_name_ok (m))
+        return capsule_error_make (err, 0, "%s: prime.modules[%zu]: not a dotted module name", what,
+                                   i);
+      t->prime_modules[i] = xstrdup (m);
+    }
+  plot = json_get (prime, "plot");
+  if (plot && !json_is_bool (plot))
+    return capsule_error_make (err, 0, "%s: prime.plot: expected true or false", what);
+  t->prime_plot = plot && json_bool (plot);
+  return size_field (prime, what, "-", "min_available", false, &t->prime_min_available, err);
+}
+
 int
 tiers_parse (const char *text, const char *what, struct tiers *ret, capsule_error **err)
 {
@@ -94,7 +148,8 @@ tiers_parse (const char *text, const char *what, struct tiers *ret, capsule_erro
   t.checkpoint_after_s = 300;
   if (size_field (doc, what, "-", "tenant_pool", false, &t.pool, err) < 0
       || size_field (doc, what, "-", "checkpoint_after_seconds", false, &t.checkpoint_after_s, err)
-             < 0)
+             < 0
+      || parse_prime (doc, what, &t, err) < 0)
     {
       tiers_release (&t);
       return -1;
@@ -118,6 +173,7 @@ tiers_release (struct tiers *t)
   for (size_t i = 0; i < t->n; i++)
     free (t->tier[i].name);
   free (t->default_tier);
+  strv_free (t->prime_modules);
   memset (t, 0, sizeof *t);
 }
 

@@ -4,8 +4,9 @@
  * pids limit, cpu weight), a workspace size cap and an open-file limit. */
 #pragma once
 
-#include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -29,6 +30,10 @@ struct tiers
   char *default_tier;
   uint64_t pool; /* default per-tenant pool, bytes */
   uint64_t checkpoint_after_s;
+  /* "prime": what warm sandboxes import before a create claims them */
+  char **prime_modules;         /* NULL-terminated; NULL when nothing is primed */
+  bool prime_plot;              /* and draw a throw-away figure */
+  uint64_t prime_min_available; /* bytes of MemAvailable below which nothing is primed */
 };
 
 int tiers_parse (const char *text, const char *what, struct tiers *ret, capsule_error **err);

@@ -86,6 +86,14 @@ Methods
     while a cell runs. ``execution_count`` keeps counting.
 ``last_result`` -> ``{"last_result": null | {...the last result line..., "delivered": bool}}``
     The result of the most recent finished cell, and whether it reached a client.
+``prime`` ``{"modules": [str], "plot"?: bool}`` -> ``{"primed": [str], "failed": [str], "ms": float}``
+    Done once, before the session is anyone's: imports the modules (at most 32 dotted names) and,
+    with ``plot``, draws and renders a throw-away matplotlib figure (fonts, the Agg renderer),
+    then closes every figure and collects garbage. Nothing of it is in the user's namespace, in
+    the data dir or in ``execution_count``; its output is discarded. Refused with ``busy``
+    like a cell; SIGINT stops it. The first ``execute`` that comes while it runs is not refused:
+    it stops the prime (between imports, or by KeyboardInterrupt inside one) and runs next, so
+    a session's first cell never waits for the rest of the prime.
 
 Connections: one client at a time. A new connection drops the previous one. A cell whose
 client went away keeps running; its stream output and its result go to whichever client is
@@ -105,11 +113,13 @@ from __future__ import annotations
 import ast
 import builtins
 import codecs
+import gc
 import io
 import json
 import linecache
 import os
 import queue
+import re
 import select
 import signal
 import socket
@@ -136,6 +146,7 @@ CO_COROUTINE = 0x0080
 NO_STDIN_MESSAGE = "input() is not available: this sandbox has no interactive stdin"
 
 MATPLOTLIB_DIR = "/tmp/capsule-matplotlib"
+PRIME_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}")
 # Built into the image by rootfs/build: saves matplotlib's font scan (seconds) in every session.
 MATPLOTLIB_SEED = "/usr/share/capsule/matplotlib"
 
@@ -460,6 +471,11 @@ class Executor:
         self.state_lock = threading.Lock()
         self.busy = False
         self.running_cell = False
+        # a prime gives way to the first execute: it stops (KeyboardInterrupt, or before its next
+        # module) and the execute, queued behind it, keeps the executor busy
+        self.priming = False
+        self.prime_cancelled = False
+        self.queued_after_prime = False
         self.conn: Optional[Connection] = None
         self.last_result: Optional[dict] = None
         # Held while a result is sent and marked delivered, so last_result never reports a
@@ -473,6 +489,7 @@ class Executor:
             "interrupt": self.m_interrupt,
             "reset": self.m_reset,
             "last_result": self.m_last_result,
+            "prime": self.m_prime,
         }
 
     @staticmethod
@@ -640,8 +657,15 @@ class Executor:
     def _reply(self, conn: Connection, req_id: Any, **fields: Any) -> None:
         conn.send({"id": req_id, "event": "reply", **fields})
 
-    def _claim(self) -> None:
+    def _claim(self, execute: bool = False) -> None:
         with self.state_lock:
+            if self.busy and execute and self.priming and not self.queued_after_prime:
+                # the session's first cell: it never waits for the prime to finish
+                self.queued_after_prime = True
+                self.prime_cancelled = True
+                if self.running_cell:
+                    os.kill(os.getpid(), signal.SIGINT)
+                return
             if self.busy:
                 raise ProtocolError("busy", "a cell is already running")
             self.busy = True
@@ -653,12 +677,27 @@ class Executor:
             raise ProtocolError("invalid_params", "\"code\" must be a string")
         if not isinstance(stream, bool):
             raise ProtocolError("invalid_params", "\"stream\" must be a boolean")
-        self._claim()
+        self._claim(execute=True)
         self.requests.put(("execute", conn, req_id, code, stream))
 
     def m_reset(self, conn: Connection, req_id: Any, request: dict) -> None:
         self._claim()
         self.requests.put(("reset", conn, req_id, None, False))
+
+    def m_prime(self, conn: Connection, req_id: Any, request: dict) -> None:
+        modules = request.get("modules", [])
+        plot = request.get("plot", False)
+        if (not isinstance(modules, list) or len(modules) > 32
+                or not all(isinstance(m, str) and PRIME_NAME.fullmatch(m) for m in modules)):
+            raise ProtocolError("invalid_params",
+                                "\"modules\" must be a list of at most 32 dotted module names")
+        if not isinstance(plot, bool):
+            raise ProtocolError("invalid_params", "\"plot\" must be a boolean")
+        self._claim()
+        with self.state_lock:
+            self.priming = True
+            self.prime_cancelled = False
+        self.requests.put(("prime", conn, req_id, "\n".join(modules), plot))
 
     def m_ping(self, conn: Connection, req_id: Any, request: dict) -> None:
         self._reply(conn, req_id, pid=os.getpid(), python=sys.version.split()[0],
@@ -686,6 +725,17 @@ class Executor:
     def _run_request(self, kind: str, conn: Connection, req_id: Any, code: Optional[str],
                      stream: bool) -> None:
         keep_no_new_privs()
+        if kind == "prime":
+            try:
+                reply = self._prime(code.split("\n") if code else [], stream)
+            finally:
+                with self.state_lock:
+                    self.priming = False
+                    # an execute that came meanwhile is queued and holds the executor now
+                    self.busy = self.queued_after_prime
+                    self.queued_after_prime = False
+            self._send_current(conn, {"id": req_id, "event": "reply", **reply})
+            return
         if kind == "reset":
             self._reset()
             with self.state_lock:
@@ -709,6 +759,52 @@ class Executor:
                 self.busy = False
             if self._send_current(conn, fit_frame(line, self.max_frame)):
                 result["delivered"] = True
+
+    def _prime(self, modules: list[str], plot: bool) -> dict:
+        """Import what every session imports, in no namespace the user sees; see ``prime``."""
+        import importlib
+        started = time.monotonic()
+        primed, failed = [], []
+        cap = Capture(0, False, lambda obj: None, None)  # output of imports goes nowhere
+        self._install_streams()
+        self.hub.start(cap)
+        self.running_cell = True
+        try:
+            for name in modules:
+                if self.prime_cancelled:
+                    raise KeyboardInterrupt
+                try:
+                    importlib.import_module(name)
+                    primed.append(name)
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:  # not in this image, or broken: the user will see it
+                    failed.append(name)
+            if plot and "matplotlib.pyplot" in sys.modules and not self.prime_cancelled:
+                plt = sys.modules["matplotlib.pyplot"]
+                try:
+                    figure, axes = plt.subplots()
+                    axes.plot([0, 1, 2], [0, 1, 4], label="x")
+                    axes.set_title("prime")
+                    axes.legend()
+                    figure.savefig(io.BytesIO(), format="png")
+                except Exception as exc:
+                    log(f"prime: the throw-away plot failed: {exc!r}")
+                finally:
+                    plt.close("all")
+        except KeyboardInterrupt:
+            failed.append("(interrupted)")
+        finally:
+            self.running_cell = False
+            self.hub.finish(cap)
+        primed = [name for name in primed if name in sys.modules]
+        # what the imports left for the collector, and the "last exception" they may have set
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            if hasattr(sys, name):
+                delattr(sys, name)
+        gc.collect()
+        return {"primed": primed, "failed": failed,
+                "ms": round((time.monotonic() - started) * 1000, 3)}
 
     def _reset(self) -> None:
         self.main_module = self._fresh_main()

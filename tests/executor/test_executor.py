@@ -394,6 +394,62 @@ class ExecutorTest(unittest.TestCase):
         self.assertEqual(reply, {"id": "r", "event": "reply", "reset": True})
         self.assertEqual(self.execute("'gone' in globals()")["result"], "False")
 
+    # -- priming (a warm sandbox, before anyone's session)
+
+    def test_prime_imports_and_leaves_no_trace(self) -> None:
+        slow = Client(self.sock_path, timeout=300)  # a bound, not a speed target
+        reply, _ = slow.call({"id": "p", "method": "prime", "plot": True,
+                                     "modules": ["json", "numpy", "matplotlib.pyplot",
+                                                 "no_such_module_here"]})
+        self.assertEqual(reply["event"], "reply", reply)
+        self.assertEqual(reply["primed"], ["json", "numpy", "matplotlib.pyplot"])
+        self.assertEqual(reply["failed"], ["no_such_module_here"])
+        self.assertGreater(reply["ms"], 0)
+        # a fresh session to the user: count 1, an empty namespace, no files, no figures, and
+        # nothing of the failed import left behind as "the last exception"
+        first = self.execute("sorted(k for k in globals() if not k.startswith('__'))", client=slow)
+        self.assertEqual(first["execution_count"], 1)
+        self.assertEqual(first["result"], "[]")
+        self.assertEqual(first["stdout"] + first["stderr"], "")
+        self.assertEqual(os.listdir(self.data), [])
+        after = self.execute("import sys, matplotlib.pyplot as plt\n"
+                             "(plt.get_fignums(), hasattr(sys, 'last_value'), "
+                             "'numpy' in sys.modules)", client=slow)
+        self.assertEqual(after["result"], "([], False, True)")
+        self.assertEqual(after["images"], [])
+        slow.close()
+
+    def test_prime_refuses_bad_names_and_runs_once_at_a_time(self) -> None:
+        for bad in (["os; import x"], ["../x"], "numpy", [1], ["a"] * 33, [".x"], ["x" * 70]):
+            reply, _ = self.client.call({"id": "b", "method": "prime", "modules": bad})
+            self.assertEqual(reply["event"], "error", bad)
+            self.assertEqual(reply["error"]["code"], "invalid_params", bad)
+        self.client.send({"id": "g", "method": "execute", "code": self.GATED + "1"})
+        self.wait_busy()
+        reply, _ = self.client.call({"id": "p2", "method": "prime", "modules": ["json"]})
+        self.assertEqual(reply["error"]["code"], "busy")
+        self.open_gate()
+        self.assertEqual(self.client.recv()["id"], "g")
+        self.assert_alive()
+
+    def test_first_execute_does_not_wait_for_the_prime(self) -> None:
+        slow = Client(self.sock_path, timeout=300)
+        slow.send({"id": "p", "method": "prime", "plot": True,
+                   "modules": ["numpy", "pandas", "matplotlib.pyplot", "scipy"]})
+        slow.send({"id": "first", "method": "execute", "code": "1 + 1"})
+        lines = {}
+        while len(lines) < 2:
+            line = slow.recv()
+            lines[line["id"]] = line
+        self.assertEqual(lines["first"]["event"], "result", lines)
+        self.assertEqual(lines["first"]["result"], "2")
+        self.assertEqual(lines["first"]["execution_count"], 1)
+        self.assertEqual(lines["p"]["event"], "reply", lines)
+        # both lines came in one read, long before numpy could be imported: the prime gave way
+        self.assertIn("(interrupted)", lines["p"]["failed"], lines["p"])
+        self.assertEqual(self.execute("2 + 2", client=slow)["execution_count"], 2)
+        slow.close()
+
     # -- connections
 
     def test_reconnect_and_last_result(self) -> None:

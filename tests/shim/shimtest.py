@@ -126,6 +126,7 @@ class ShimTestCase(unittest.TestCase):
     """One shim for the whole class."""
 
     extra_args = []
+    tiers = TEST_TIERS
 
     @classmethod
     def setUpClass(cls):
@@ -137,7 +138,7 @@ class ShimTestCase(unittest.TestCase):
         cls.state = os.path.join(cls.work, "state")
         tiers = os.path.join(cls.work, "tiers.json")
         with open(tiers, "w") as f:
-            json.dump(TEST_TIERS, f)
+            json.dump(cls.tiers, f)
         cls.log = open(os.path.join(cls.work, "shim.log"), "wb")
         cls.proc = subprocess.Popen(
             [SHIM, "--socket", cls.socket, "--state-dir", cls.state, "--tiers", tiers,

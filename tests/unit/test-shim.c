@@ -62,8 +62,45 @@ START_TEST (test_tiers_shipped)
       ck_assert_uint_gt (x->workspace, 0);
     }
   ck_assert_uint_eq (t.pool, 64ULL << 30);
+  /* the shipped file primes the data stack, with a figure, unless memory is short */
+  ck_assert_ptr_nonnull (t.prime_modules);
+  ck_assert_str_eq (t.prime_modules[0], "numpy");
+  ck_assert (t.prime_plot);
+  ck_assert_uint_eq (t.prime_min_available, 2ULL << 30);
   tiers_release (&t);
   free (path);
+}
+END_TEST
+
+static void tiers_bad (const char *text, const char *want);
+
+#define ONE_TIER "\"tiers\": {\"1g\": {\"memory\": \"1g\", \"workspace\": \"1g\"}}"
+
+START_TEST (test_tiers_prime)
+{
+  struct tiers t;
+  capsule_error *err = NULL;
+  ck_assert_int_eq (tiers_parse ("{" ONE_TIER "}", "tiers.json", &t, &err), 0);
+  ck_assert_ptr_null (t.prime_modules); /* nothing primed unless asked */
+  tiers_release (&t);
+  ck_assert_int_eq (tiers_parse ("{\"prime\": {\"modules\": [\"a.b_c\", \"x2\"], \"min_available\": "
+                                 "\"1m\"}, " ONE_TIER "}",
+                                 "tiers.json", &t, &err),
+                    0);
+  ck_assert_str_eq (t.prime_modules[0], "a.b_c");
+  ck_assert_str_eq (t.prime_modules[1], "x2");
+  ck_assert_ptr_null (t.prime_modules[2]);
+  ck_assert (!t.prime_plot);
+  ck_assert_uint_eq (t.prime_min_available, 1 << 20);
+  tiers_release (&t);
+  tiers_bad ("{\"prime\": [], " ONE_TIER "}", "prime: expected an object");
+  tiers_bad ("{\"prime\": {\"modules\": [\"os; import x\"]}, " ONE_TIER "}",
+             "prime.modules[0]: not a dotted module name");
+  tiers_bad ("{\"prime\": {\"modules\": [\"a..b\"]}, " ONE_TIER "}", "prime.modules[0]");
+  tiers_bad ("{\"prime\": {\"modules\": [\"1a\"]}, " ONE_TIER "}", "prime.modules[0]");
+  tiers_bad ("{\"prime\": {\"modules\": [7]}, " ONE_TIER "}", "prime.modules[0]");
+  tiers_bad ("{\"prime\": {\"plot\": 1}, " ONE_TIER "}", "prime.plot: expected true or false");
+  tiers_bad ("{\"prime\": {\"min_available\": \"x\"}, " ONE_TIER "}", "min_available");
 }
 END_TEST
 
@@ -409,6 +446,7 @@ main (void)
   tcase_add_test (tc, test_tiers_parse);
   tcase_add_test (tc, test_tiers_shipped);
   tcase_add_test (tc, test_tiers_bad);
+  tcase_add_test (tc, test_tiers_prime);
   tcase_add_test (tc, test_pools);
   tcase_add_test (tc, test_format_size);
   tcase_add_test (tc, test_line_reader);
