@@ -83,10 +83,11 @@ START_TEST (test_tiers_prime)
   ck_assert_int_eq (tiers_parse ("{" ONE_TIER "}", "tiers.json", &t, &err), 0);
   ck_assert_ptr_null (t.prime_modules); /* nothing primed unless asked */
   tiers_release (&t);
-  ck_assert_int_eq (tiers_parse ("{\"prime\": {\"modules\": [\"a.b_c\", \"x2\"], \"min_available\": "
-                                 "\"1m\"}, " ONE_TIER "}",
-                                 "tiers.json", &t, &err),
-                    0);
+  ck_assert_int_eq (
+      tiers_parse ("{\"prime\": {\"modules\": [\"a.b_c\", \"x2\"], \"min_available\": "
+                   "\"1m\"}, " ONE_TIER "}",
+                   "tiers.json", &t, &err),
+      0);
   ck_assert_str_eq (t.prime_modules[0], "a.b_c");
   ck_assert_str_eq (t.prime_modules[1], "x2");
   ck_assert_ptr_null (t.prime_modules[2]);
