@@ -693,17 +693,19 @@ start_fifo (const char *root, const struct container_state *st, capsule_error **
                                "start container `%s`: its process is gone", st->id);
   if (write (fd, "0", 1) != 1)
     return capsule_error_make (err, errno, "start container `%s`", st->id);
-  close (steal_fd (&fd));
   /* The container holds exec.fifo open until its execve (or death) closes it: once nobody reads
-     it, the process has started, so poststart hooks run after the exec as the spec wants. */
+     it, the process has started, so poststart hooks run after the exec as the spec wants.  The
+     write end says so itself: POLLERR once the last reader is gone (no polling on a timer). */
   for (;;)
     {
-      struct timespec pause = { 0, 200 * 1000 };
-      int probe = open (fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-      if (probe < 0)
+      struct pollfd p = { fd, 0, 0 };
+      int r = poll (&p, 1, -1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return capsule_error_make (err, errno, "start container `%s`: wait for its exec", st->id);
+      if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
         break;
-      close (probe);
-      nanosleep (&pause, NULL);
     }
   unlink (fifo);
   return 0;
