@@ -44,6 +44,19 @@ check_eq() {
 check_match() {
   if printf '%s' "$3" | grep -Eq -- "$2"; then pass "$1"; else fail "$1" "[$3] does not match /$2/"; fi
 }
+# check_ne NAME UNWANTED ACTUAL: fixed strings, no pattern
+check_ne() {
+  if [ "$2" != "$3" ]; then pass "$1"; else fail "$1" "got [$3], which it must not be"; fi
+}
+# wait_file SECONDS FILE: until FILE exists (an event the test's process makes), bounded
+wait_file() {
+  local i
+  for i in $(seq $(($1 * 20))); do
+    [ -e "$2" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
 check_nomatch() {
   if printf '%s' "$3" | grep -Eq -- "$2"; then fail "$1" "[$3] matches /$2/"; else pass "$1"; fi
 }
