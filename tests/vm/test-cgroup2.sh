@@ -35,6 +35,9 @@ check_eq "cpu.weight from cpu.shares 512 (runc's mapping)" "20" "$(knob $id cpu.
 cap start $id
 check_eq "start succeeds" "0" "$?"
 wait_for 60 grep -q '^[0-9]' "$WORK/out"
+# the shell has exec'd sleep (cat gone): the pids figure below is then exactly 1
+is_sleep() { [ "$(cat /proc/$pid/comm 2>/dev/null)" = sleep ]; }
+wait_for 60 is_sleep
 check_eq "inside, its cgroup namespace is rooted at its own cgroup and shows its limit" \
   "0::/ 67108864" "$(echo $(cat "$WORK/out"))"
 
