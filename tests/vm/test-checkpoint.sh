@@ -92,6 +92,36 @@ check_eq "it writes on into the same upper layer" "yes" "$([ "$(ocount)" -gt "$a
 check_eq "and still sees the lower layer" "base" "$(cat "$O/upper/seen" 2>&1)"
 cap delete --force $id 2>/dev/null
 
+# an overlay root the caller prepared (image below, the container's writable layer above):
+# dumped and restored on the same layers, so it counts on into the same upper directory
+R=$WORK/rootovl
+mkdir -p "$R/upper" "$R/work" "$R/merged"
+cp -a "$WORK/b2/rootfs" "$R/lower"
+chown -R 100000:100000 "$R/lower" "$R/upper" "$R/work"
+if mount -t overlay overlay -o "lowerdir=$R/lower,upperdir=$R/upper,workdir=$R/work,redirect_dir=off,metacopy=off,index=off" "$R/merged"; then
+  id=ovlroot
+  make_bundle "$WORK/b3" || fail "make bundle"
+  in_parent "$WORK/b3" $id
+  edit_config "$WORK/b3" "c['root'] = {'path': '$R/merged', 'readonly': False}"
+  set_args "$WORK/b3" /bin/sh -c 'exec < /dev/null > /dev/null 2>&1; i=0; while :; do i=$((i + 1)); echo $i > /count; echo $i >> /count.log; sleep 0.2; done'
+  rcount() { cat "$R/upper/count" 2>/dev/null || echo 0; }
+  rpast() { [ "$(rcount)" -ge "$1" ]; }
+  cap run -d --bundle "$WORK/b3" $id
+  wait_for 60 rpast 2
+  OUT=$(cap checkpoint --image-path "$WORK/img-root" $id 2>&1)
+  check_eq "a container on an overlay root checkpoints" "" "$OUT" || criu_log "$WORK/img-root/dump.log"
+  at=$(rcount)
+  OUT=$(cap restore -d --bundle "$WORK/b3" --image-path "$WORK/img-root" $id 2>&1)
+  check_eq "and restores" "" "$OUT" || criu_log "$WORK/img-root/restore.log"
+  wait_for 60 rpast $((at + 2))
+  check_eq "it counts on in the same upper layer, with no restart or gap" "ok" \
+    "$(awk 'NR != $1 {bad = 1} END {print (NR > 2 && !bad) ? "ok" : "broken at line " NR}' "$R/upper/count.log")"
+  cap delete --force $id 2>/dev/null
+  umount "$R/merged"
+else
+  fail "mount an overlay root"
+fi
+
 # mistakes are named
 cap run -d --bundle "$B" $id > /dev/null 2>&1
 check_match "(a container of that id runs)" '"status": "running"' "$(cap state $id 2>&1)"
