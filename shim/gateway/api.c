@@ -1300,6 +1300,13 @@ post_iter (void *cls, enum MHD_ValueKind kind, const char *key, const char *file
   return MHD_YES;
 }
 
+/* How much of a body over LIMIT is still read (and dropped) before the connection is cut. */
+static uint64_t
+drain_limit (uint64_t limit)
+{
+  return 2 * limit + (16u << 20);
+}
+
 /* Set up the body of a request that takes one; false when the request is refused at once
    (*RET_STATUS and *RET_JSON say how). */
 static bool
@@ -1312,13 +1319,23 @@ body_begin (struct MHD_Connection *conn, struct req *q, unsigned *ret_status, ch
   uint64_t limit = multipart ? gw.max_upload + 65536 : gw.max_body;
   if (cl && parse_u64 (cl, &declared) == 0 && declared > limit)
     {
-      *ret_status = 413;
-      *ret_json
+      const char *expect = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Expect");
+      char *json
           = error_fmt (multipart ? "file_too_large" : "body_too_large", multipart ? "file" : NULL,
-                       "the request body of %llu bytes is larger than the limit of %llu "
-                       "bytes",
+                       "the request body of %llu bytes is larger than the limit of %llu bytes",
                        (unsigned long long)declared, (unsigned long long)limit);
-      return false;
+      /* a client that waits for 100-continue sent nothing yet, and one whose body is far too
+         large is not read: both are answered at once (then the connection closes); any other
+         is read to its end, dropping the bytes, so that it reads the answer instead of a reset */
+      if ((expect && strcasecmp (expect, "100-continue") == 0) || declared > drain_limit (limit))
+        {
+          *ret_status = 413;
+          *ret_json = json;
+          return false;
+        }
+      fail_body (q, 413, json);
+      q->body_kind = multipart ? BODY_MULTIPART : BODY_JSON;
+      return true;
     }
   if (!multipart)
     {
@@ -1592,6 +1609,11 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
     {
       body_data (q, upload_data, *upload_data_size);
       *upload_data_size = 0;
+      /* an endless body (chunked) is cut off */
+      if (q->err_status
+          && q->body_bytes
+                 > drain_limit (q->body_kind == BODY_MULTIPART ? gw.max_upload : gw.max_body))
+        return MHD_NO;
       return MHD_YES;
     }
   if (q->err_status)
