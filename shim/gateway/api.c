@@ -1616,6 +1616,16 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
         return MHD_NO;
       return MHD_YES;
     }
+  if (q->pp)
+    {
+      /* a body that ended inside a part (no closing boundary) is refused, not half taken */
+      enum MHD_Result whole = MHD_destroy_post_processor (q->pp);
+      q->pp = NULL;
+      if (whole != MHD_YES)
+        fail_body (q, 400,
+                   error_fmt ("invalid_request", NULL,
+                              "the multipart/form-data body ends before its closing boundary"));
+    }
   if (q->err_status)
     {
       unsigned st = q->err_status;

@@ -1,2 +1,127 @@
-# Raw HTTP corner cases with curl, sourced by run.sh (ok/bad, GATEWAY_URL, KEY_A are there).
-:
+# Raw HTTP corner cases with curl (and python for a slow client), sourced by run.sh: ok/bad,
+# GATEWAY_URL, KEY_A, KEY_B, KEYS_FILE, GATEWAY_PID and WORK are there.  Each hostile request
+# gets OpenAI's error object with its status; run.sh checks afterwards that the gateway is up.
+
+U=$GATEWAY_URL
+AUTH="Authorization: Bearer $KEY_A"
+T=$WORK/http
+mkdir -p "$T"
+
+# expect NAME STATUS CURL-ARGS...: the status, and when it is an error, OpenAI's error shape
+expect() {
+  local name=$1 want=$2 got shape
+  shift 2
+  got=$(curl -sS -o "$T/body" -w '%{http_code}' --max-time 60 "$@" 2>"$T/err")
+  if [ "$got" != "$want" ]; then
+    bad "$name: HTTP $got, expected $want ($(head -c 300 "$T/body") $(cat "$T/err"))"
+    return 1
+  fi
+  if [ "$want" -ge 400 ] && [ "$want" != 431 ]; then
+    shape=$(python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; print(sorted(e) == ["code","message","param","type"] and isinstance(e["message"], str))' "$T/body" 2>&1)
+    if [ "$shape" != True ]; then
+      bad "$name: not OpenAI's error object: $(head -c 300 "$T/body")"
+      return 1
+    fi
+  fi
+  ok "$name (HTTP $got)"
+}
+
+expect "unknown path is 404" 404 -H "$AUTH" "$U/v1/nothing"
+expect "outside /v1 is 404" 404 -H "$AUTH" "$U/"
+expect "a method a path does not take is 405" 405 -X PUT -H "$AUTH" "$U/v1/containers"
+expect "no key is 401 before anything else" 401 "$U/v1/nothing"
+expect "a key with a NUL-free but wrong value is 401" 401 -H "Authorization: Bearer $KEY_A-x" "$U/v1/containers"
+expect "an empty bearer is 401" 401 -H "Authorization: Bearer " "$U/v1/containers"
+expect "a wrong container id is 404" 404 -H "$AUTH" "$U/v1/containers/cntr_0000"
+expect "an id with escaped slashes is 404" 404 -H "$AUTH" "$U/v1/containers/..%2F..%2Fetc"
+expect "a file id that climbs out is 404" 404 -H "$AUTH" "$U/v1/files/file-..%2F..%2Fkeys"
+expect "a double slash is 404" 404 -H "$AUTH" "$U/v1/containers//files"
+expect "invalid JSON is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary '{"name": ' "$U/v1/containers"
+expect "JSON that is not an object is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary '[1,2]' "$U/v1/containers"
+expect "a \\u0000 in JSON is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary '{"name":"a\u0000b"}' "$U/v1/containers"
+python3 -c 'print("{\"name\":" + "[" * 100000 + "]" * 100000 + "}")' >"$T/deep.json"
+expect "JSON nested 100000 deep is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary @"$T/deep.json" "$U/v1/containers"
+expect "HEAD answers like GET, without a body" 200 -I -H "$AUTH" "$U/v1/containers"
+[ ! -s "$T/body" ] || [ "$(head -c 4 "$T/body")" = "HTTP" ] && ok "HEAD has no body" || bad "HEAD has a body"
+
+# multipart
+printf 'x' >"$T/one"
+expect "multipart without a boundary is 400" 400 -H "$AUTH" -H "Content-Type: multipart/form-data" \
+  --data-binary @"$T/one" "$U/v1/files"
+printf 'not multipart at all\r\n' >"$T/garbage"
+expect "a body that is no multipart is 400" 400 -H "$AUTH" -H "Content-Type: multipart/form-data; boundary=XyZ" \
+  --data-binary @"$T/garbage" "$U/v1/files"
+printf -- '--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--XyZ\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\nContent-Type: text/plain\r\n\r\nhalf of a fi' >"$T/cut"
+expect "multipart cut off inside the file is 400, not half a file" 400 -H "$AUTH" \
+  -H "Content-Type: multipart/form-data; boundary=XyZ" --data-binary @"$T/cut" "$U/v1/files"
+listed=$(curl -sS -H "$AUTH" "$U/v1/files")
+case $listed in *cut.txt*) bad "the cut-off upload is not a file" ;; *) ok "the cut-off upload is not a file" ;; esac
+expect "a multipart field the endpoint does not take is 400" 400 -H "$AUTH" -F purpose=user_data -F colour=red \
+  -F "file=@$T/one;filename=one.txt" "$U/v1/files"
+expect "multipart to a JSON endpoint is 400" 400 -H "$AUTH" -F code=1 "$U/v1/containers/cntr_x/executions"
+expect "/v1/files with JSON is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary '{}' "$U/v1/files"
+
+# chunked bodies
+printf '{"name": "chunked"}' >"$T/create.json"
+expect "a chunked JSON body creates a container" 200 -H "$AUTH" -H "Content-Type: application/json" \
+  -H "Transfer-Encoding: chunked" --data-binary @"$T/create.json" "$U/v1/containers"
+cid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T/body" 2>/dev/null)
+[ -n "$cid" ] && expect "and it is deleted" 200 -X DELETE -H "$AUTH" "$U/v1/containers/$cid"
+head -c $((9 << 20)) /dev/zero >"$T/nine"
+expect "a chunked upload over the limit is 413" 413 -H "$AUTH" -H "Transfer-Encoding: chunked" -H "Expect:" \
+  -F purpose=user_data -F "file=@$T/nine;filename=nine.bin" "$U/v1/files"
+expect "an upload over the limit by Content-Length is 413" 413 -H "$AUTH" -H "Expect:" \
+  -F purpose=user_data -F "file=@$T/nine;filename=nine.bin" "$U/v1/files"
+expect "with Expect: 100-continue it is 413 before the body" 413 -H "$AUTH" -H "Expect: 100-continue" \
+  -F purpose=user_data -F "file=@$T/nine;filename=nine.bin" "$U/v1/files"
+head -c $((3 << 20)) /dev/zero | tr '\0' ' ' >"$T/big.json"
+expect "a JSON body over its cap is 413" 413 -H "$AUTH" -H "Content-Type: application/json" -H "Expect:" \
+  --data-binary @"$T/big.json" "$U/v1/containers"
+left=$(find "$WORK/gateway-state" -name '.upload-*' | wc -l)
+[ "$left" = 0 ] && ok "no upload was left half-written in the store" || bad "$left half-written uploads left in the store"
+
+# a huge header: refused (libmicrohttpd answers 431), the gateway stays up
+python3 -c 'print("X-Big: " + "a" * 100000)' >"$T/header"
+expect "a 100 KB header is refused" 431 -H "$AUTH" -H @"$T/header" "$U/v1/containers"
+expect "and the next request is answered" 200 -H "$AUTH" "$U/v1/containers"
+
+# a slow client is cut off (the test gateway's --timeout is 3 s)
+slow=$(timeout 60 python3 - "$U" <<'PY'
+import socket, sys, time, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+s = socket.create_connection((u.hostname, u.port))
+s.sendall(b"GET /v1/containers HTTP/1.1\r\nHost: x\r\n")  # and never the end of the headers
+start = time.monotonic()
+s.settimeout(30)
+try:
+    while s.recv(4096):
+        pass
+except OSError:
+    pass
+print("closed after %.1f s" % (time.monotonic() - start))
+PY
+)
+case $slow in "closed after "[0-9].*) ok "a client that stops sending is cut off ($slow)" ;; *) bad "a slow client is cut off: $slow" ;; esac
+
+# the keys file is reread on SIGHUP: a new key works, a broken file keeps the keys it had
+KEY_C=sk-capsule-test-c-$RANDOM
+echo "sha256:$(printf %s "$KEY_C" | sha256sum | cut -d' ' -f1) tenant-c" >>"$KEYS_FILE"
+wait_log() { # wait_log N PATTERN: the Nth line matching PATTERN appears in the gateway's log
+  local i
+  for i in $(seq 1 1500); do
+    [ "$(grep -c "$2" "$WORK/gateway.log")" -ge "$1" ] && return 0
+    sleep 0.02
+  done
+  return 1
+}
+n=$(grep -c "keys reloaded" "$WORK/gateway.log")
+kill -HUP "$GATEWAY_PID"
+wait_log $((n + 1)) "keys reloaded" && ok "SIGHUP rereads the keys" || bad "SIGHUP rereads the keys"
+expect "a key added to the file works after SIGHUP" 200 -H "Authorization: Bearer $KEY_C" "$U/v1/containers"
+cp "$KEYS_FILE" "$T/keys.good"
+echo "this line is not a key" >>"$KEYS_FILE"
+n=$(grep -c "expected \"sha256:" "$WORK/gateway.log")
+kill -HUP "$GATEWAY_PID"
+wait_log $((n + 1)) "expected \"sha256:" && ok "a broken keys file is reported" || bad "a broken keys file is reported"
+expect "and the keys it had still work" 200 -H "$AUTH" "$U/v1/containers"
+cp "$T/keys.good" "$KEYS_FILE"
