@@ -1247,7 +1247,8 @@ post_iter (void *cls, enum MHD_ValueKind kind, const char *key, const char *file
     return MHD_YES; /* the rest is read and dropped */
   if (strcmp (key, "file") == 0)
     {
-      if (off == 0)
+      /* libmicrohttpd may call more than once at offset 0 (the first with no data) */
+      if (off == 0 && !(q->have_file && q->up_bytes == 0))
         {
           if (q->have_file)
             {
