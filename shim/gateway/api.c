@@ -218,8 +218,8 @@ shim_answer_release (struct shim_answer *a)
 /* Call the shim; returns MHD_YES with A filled, or has answered the client already (an error) and
  * returns what MHD wants to hear in *RET. */
 static bool
-shim_call (struct MHD_Connection *conn, const char *method, const char *params,
-           struct shim_answer *a, enum MHD_Result *ret)
+shim_call_fd (struct MHD_Connection *conn, const char *method, const char *params, int fd,
+              struct shim_answer *a, enum MHD_Result *ret)
 {
   _cleanup_error_ capsule_error *err = NULL;
   struct shimc *c = shim_of (conn);
@@ -229,7 +229,7 @@ shim_call (struct MHD_Connection *conn, const char *method, const char *params,
       *ret = respond_error (conn, 500, "server_error", NULL, "no shim connection");
       return false;
     }
-  if (shimc_call (c, gw.shim_socket, method, params, NULL, NULL, &a->msg, &err) < 0)
+  if (shimc_call_fd (c, gw.shim_socket, method, params, fd, NULL, NULL, &a->msg, &err) < 0)
     {
       *ret = respond_shim_down (conn, err);
       return false;
@@ -238,11 +238,22 @@ shim_call (struct MHD_Connection *conn, const char *method, const char *params,
   if (a->result == NULL)
     {
       json_value *e = json_get (a->msg, "error");
+      /* a call refused before its method ran leaves its descriptor queued on the connection,
+         where the next call (maybe another tenant's) would take it: start afresh */
+      if (fd >= 0)
+        shimc_close (c);
       *ret = respond_shim_error (conn, e);
       shim_answer_release (a);
       return false;
     }
   return true;
+}
+
+static bool
+shim_call (struct MHD_Connection *conn, const char *method, const char *params,
+           struct shim_answer *a, enum MHD_Result *ret)
+{
+  return shim_call_fd (conn, method, params, -1, a, ret);
 }
 
 /* A writer for the params of a shim call, opened, with the tenant in it. */
@@ -393,42 +404,17 @@ content_headers (struct MHD_Response *r, const char *name)
 
 /* ------------------------------------------------------------------ uploads to the shim */
 
-/* files.create of the LEN bytes at DATA as PATH in container CID. */
+/* files.create of the bytes of FD (not taken) as PATH in container CID: the descriptor goes to
+   the shim beside the call, the bytes are never copied into JSON. */
 static bool
 shim_upload (struct MHD_Connection *conn, const struct req *q, const char *cid, const char *path,
-             const void *data, size_t len, struct shim_answer *a, enum MHD_Result *ret)
+             int fd, struct shim_answer *a, enum MHD_Result *ret)
 {
   _cleanup_json_writer_ json_writer *w = params_new (q);
-  _cleanup_free_ char *b64 = base64_encode (data, len);
   json_w_kv_string (w, "container_id", cid);
   json_w_kv_string (w, "path", path);
-  json_w_kv_string (w, "content", b64);
-  free (steal_pointer (&b64));
-  return shim_call (conn, "files.create", params_done (w), a, ret);
-}
-
-/* The bytes of descriptor FD, mapped. */
-static void *
-map_fd (int fd, size_t *ret_len)
-{
-  struct stat st;
-  void *m;
-  if (fstat (fd, &st) < 0)
-    return NULL;
-  *ret_len = st.st_size;
-  if (st.st_size == 0)
-    return xstrdup ("");
-  m = mmap (NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  return m == MAP_FAILED ? NULL : m;
-}
-
-static void
-unmap (void *m, size_t len)
-{
-  if (len == 0)
-    free (m);
-  else if (m)
-    munmap (m, len);
+  json_w_kv_bool (w, "content_fd", true);
+  return shim_call_fd (conn, "files.create", params_done (w), fd, a, ret);
 }
 
 /* A stored /v1/files file into container CID, under its filename. */
@@ -438,8 +424,6 @@ upload_stored (struct MHD_Connection *conn, const struct req *q, const char *cid
 {
   struct fobject *o = fstore_get (&gw.store, q->tenant, file_id);
   _cleanup_close_ int fd = -1;
-  size_t len = 0;
-  void *m;
   bool ok;
   if (o == NULL || (fd = fstore_open (&gw.store, q->tenant, file_id)) < 0)
     {
@@ -448,15 +432,7 @@ upload_stored (struct MHD_Connection *conn, const struct req *q, const char *cid
       *ret = respond_error (conn, 404, "not_found", param, msg);
       return false;
     }
-  m = map_fd (fd, &len);
-  if (m == NULL)
-    {
-      fobject_free (o);
-      *ret = respond_error (conn, 500, "file_unreadable", param, "the stored file did not read");
-      return false;
-    }
-  ok = shim_upload (conn, q, cid, o->filename, m, len, a, ret);
-  unmap (m, len);
+  ok = shim_upload (conn, q, cid, o->filename, fd, a, ret);
   fobject_free (o);
   return ok;
 }
@@ -670,9 +646,6 @@ cfiles_create (struct MHD_Connection *conn, struct req *q)
   enum MHD_Result ret = MHD_NO;
   if (q->body_kind == BODY_MULTIPART)
     {
-      size_t len = 0;
-      void *m;
-      bool ok;
       if (q->have_file && q->file_id)
         return respond_error (conn, 400, "invalid_request", "file",
                               "give either file or file_id, not both");
@@ -685,11 +658,9 @@ cfiles_create (struct MHD_Connection *conn, struct req *q)
       if (!q->have_file)
         return respond_error (conn, 400, "missing_required_parameter", "file",
                               "Missing required parameter: 'file'.");
-      if ((m = map_fd (q->up_fd, &len)) == NULL)
-        return respond_error (conn, 500, "server_error", "file", "the upload did not read back");
-      ok = shim_upload (conn, q, q->id, q->filename, m, len, &a, &ret);
-      unmap (m, len);
-      return ok ? respond_result (conn, a.result) : ret;
+      if (!shim_upload (conn, q, q->id, q->filename, q->up_fd, &a, &ret))
+        return ret;
+      return respond_result (conn, a.result);
     }
   else
     {
@@ -726,26 +697,26 @@ static enum MHD_Result
 cfile_content (struct MHD_Connection *conn, struct req *q)
 {
   _cleanup_json_writer_ json_writer *w = params_new (q);
+  _cleanup_json_writer_ json_writer *c = params_new (q);
   _cleanup_answer_ struct shim_answer f = { 0 }, a = { 0 };
-  _cleanup_free_ unsigned char *data = NULL;
+  _cleanup_close_ int fd = -1;
   struct MHD_Response *r;
-  const char *b64, *path;
   enum MHD_Result ret;
-  size_t len = 0;
+  struct stat st;
   json_w_kv_string (w, "container_id", q->id);
   json_w_kv_string (w, "file_id", q->fid);
-  params_done (w);
-  if (!shim_call (conn, "files.retrieve", json_writer_text (w, NULL), &f, &ret)
-      || !shim_call (conn, "files.content", json_writer_text (w, NULL), &a, &ret))
+  json_w_kv_string (c, "container_id", q->id);
+  json_w_kv_string (c, "file_id", q->fid);
+  json_w_kv_bool (c, "content_fd", true);
+  if (!shim_call (conn, "files.retrieve", params_done (w), &f, &ret)
+      || !shim_call (conn, "files.content", params_done (c), &a, &ret))
     return ret;
-  path = json_string (json_get (f.result, "path"));
-  b64 = json_string (json_get (a.result, "content"));
-  if (b64 == NULL || base64_decode (b64, strlen (b64), &data, &len) < 0)
-    return respond_error (conn, 502, "server_error", NULL, "the shim sent no valid content");
-  shim_answer_release (&a);
-  r = MHD_create_response_from_buffer (len, data, MHD_RESPMEM_MUST_FREE);
-  data = NULL;
-  content_headers (r, path);
+  /* the bytes came as a sealed memfd beside the answer: sent from there (sendfile) */
+  fd = shimc_take_fd (shim_of (conn));
+  if (fd < 0 || fstat (fd, &st) < 0)
+    return respond_error (conn, 502, "server_error", NULL, "the shim sent no content");
+  r = MHD_create_response_from_fd (st.st_size, steal_fd (&fd));
+  content_headers (r, json_string (json_get (f.result, "path")));
   return send_response (conn, 200, r);
 }
 
@@ -1672,6 +1643,7 @@ api_connection (void *cls, struct MHD_Connection *conn, void **socket_context,
     {
       struct shimc *c = xmalloc0 (sizeof *c);
       c->fd = -1;
+      c->in_fd = -1;
       *socket_context = c;
     }
   else if (*socket_context)

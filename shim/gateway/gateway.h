@@ -43,6 +43,7 @@ void sha256_hex (const void *data, size_t len, char ret[65]);
 struct shimc
 {
   int fd;
+  int in_fd; /* a descriptor the last answer carried (SCM_RIGHTS), or -1 */
   uint64_t next_id;
   struct line_reader in;
 };
@@ -56,11 +57,19 @@ typedef int (*shimc_notify_fn) (void *ctx, const json_value *msg);
 int shimc_call (struct shimc *c, const char *socket_path, const char *method,
                 const char *params_json, shimc_notify_fn notify, void *ctx, json_value **ret_msg,
                 capsule_error **err);
+/* The same with descriptor SEND_FD (not taken) passed along (SCM_RIGHTS). */
+int shimc_call_fd (struct shimc *c, const char *socket_path, const char *method,
+                   const char *params_json, int send_fd, shimc_notify_fn notify, void *ctx,
+                   json_value **ret_msg, capsule_error **err);
+/* The descriptor the last answer carried (taken), or -1. */
+int shimc_take_fd (struct shimc *c);
 /* Send without waiting: the answer is read by shimc_next. */
 int shimc_send (struct shimc *c, const char *socket_path, const char *method,
                 const char *params_json, uint64_t *ret_id, capsule_error **err);
 /* The next message of the connection (a notification or an answer). */
 int shimc_next (struct shimc *c, json_value **ret_msg, capsule_error **err);
+int shimc_send_fd (struct shimc *c, const char *socket_path, const char *method,
+                   const char *params_json, int fd, uint64_t *ret_id, capsule_error **err);
 void shimc_close (struct shimc *c);
 
 /* ------------------------------------------------------------------ the Files API store (store.c) */

@@ -125,3 +125,19 @@ kill -HUP "$GATEWAY_PID"
 wait_log $((n + 1)) "expected \"sha256:" && ok "a broken keys file is reported" || bad "a broken keys file is reported"
 expect "and the keys it had still work" 200 -H "$AUTH" "$U/v1/containers"
 cp "$T/keys.good" "$KEYS_FILE"
+
+# one keep-alive connection carrying two tenants' uploads (a proxy in front does that): B's
+# refused upload must not leave its bytes for A's next one
+printf '{"name": "reuse"}' >"$T/reuse.json"
+cid=$(curl -sS -H "$AUTH" -H "Content-Type: application/json" --data-binary @"$T/reuse.json" "$U/v1/containers" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+printf 'tenant b wrote this' >"$T/b.txt"
+printf 'tenant a wrote this' >"$T/a.txt"
+curl -sS -o /dev/null -H "Authorization: Bearer $KEY_B" -F "file=@$T/b.txt;filename=b.txt" \
+  "$U/v1/containers/$cid/files" --next -sS -o "$T/a.json" -H "$AUTH" \
+  -F "file=@$T/a.txt;filename=a.txt" "$U/v1/containers/$cid/files" 2>"$T/err"
+fid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T/a.json" 2>/dev/null)
+got=$(curl -sS -H "$AUTH" "$U/v1/containers/$cid/files/$fid/content")
+[ "$got" = "tenant a wrote this" ] && ok "a refused upload leaves nothing for the next request on the connection" ||
+  bad "a refused upload leaves nothing for the next request on the connection (got: $got)"
+curl -sS -o /dev/null -X DELETE -H "$AUTH" "$U/v1/containers/$cid"
