@@ -141,3 +141,36 @@ got=$(curl -sS -H "$AUTH" "$U/v1/containers/$cid/files/$fid/content")
 [ "$got" = "tenant a wrote this" ] && ok "a refused upload leaves nothing for the next request on the connection" ||
   bad "a refused upload leaves nothing for the next request on the connection (got: $got)"
 curl -sS -o /dev/null -X DELETE -H "$AUTH" "$U/v1/containers/$cid"
+
+# bounded memory: a 64 MiB upload and download through a gateway that takes them costs it far
+# less than the file (the body streams to disk, the download is sent from the file)
+mkfifo "$T/big.fifo"
+"$GATEWAY" --listen 127.0.0.1:0 --shim-socket "$SHIM_SOCKET" --keys "$KEYS_FILE" \
+  --state-dir "$WORK/gateway-big" --max-upload 64m --files-quota 128m 2>"$T/big.fifo" &
+big_pid=$!
+big_port=
+exec 4<"$T/big.fifo"
+while IFS= read -r -t 30 line <&4; do
+  [[ $line =~ listening\ on\ .*\ port\ ([0-9]+) ]] && { big_port=${BASH_REMATCH[1]}; break; }
+done
+cat <&4 >/dev/null &
+exec 4<&-
+hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+if [ -n "$big_port" ]; then
+  head -c $((64 << 20)) /dev/urandom >"$T/64m"
+  before=$(hwm "$big_pid")
+  id=$(curl -sS -H "$AUTH" -F purpose=user_data -F "file=@$T/64m;filename=64m.bin" \
+    "http://127.0.0.1:$big_port/v1/files" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  same=$(curl -sS -H "$AUTH" "http://127.0.0.1:$big_port/v1/files/$id/content" | cmp - "$T/64m" && echo same)
+  after=$(hwm "$big_pid")
+  [ "$same" = same ] && ok "a 64 MiB file goes in and comes back whole" || bad "a 64 MiB file goes in and comes back whole"
+  grew=$(((after - before) / 1024))
+  [ "$grew" -lt 16 ] && ok "and the gateway's peak RSS grew by $grew MiB for it" ||
+    bad "the gateway's peak RSS grew by $grew MiB for a 64 MiB file"
+  curl -sS -o /dev/null -X DELETE -H "$AUTH" "http://127.0.0.1:$big_port/v1/files/$id"
+else
+  bad "a second gateway with 64 MiB uploads started"
+fi
+kill -TERM "$big_pid"
+wait "$big_pid"
+rm -f "$T/64m"
