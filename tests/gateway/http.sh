@@ -174,3 +174,27 @@ fi
 kill -TERM "$big_pid"
 wait "$big_pid"
 rm -f "$T/64m"
+
+# TLS in the gateway itself: a self-signed certificate, the same API over https
+if openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 >/dev/null 2>&1; then
+  mkfifo "$T/tls.fifo"
+  "$GATEWAY" --listen 127.0.0.1:0 --shim-socket "$SHIM_SOCKET" --keys "$KEYS_FILE" \
+    --state-dir "$WORK/gateway-tls" --tls-cert "$T/tls.crt" --tls-key "$T/tls.key" 2>"$T/tls.fifo" &
+  tls_pid=$!
+  tls_port=
+  exec 4<"$T/tls.fifo"
+  while IFS= read -r -t 30 line <&4; do
+    [[ $line =~ listening\ on\ .*\ port\ ([0-9]+) ]] && { tls_port=${BASH_REMATCH[1]}; break; }
+  done
+  cat <&4 >/dev/null &
+  exec 4<&-
+  expect "the API over TLS" 200 --cacert "$T/tls.crt" -H "$AUTH" "https://127.0.0.1:$tls_port/v1/containers"
+  expect "and 401 over TLS without a key" 401 --cacert "$T/tls.crt" "https://127.0.0.1:$tls_port/v1/containers"
+  plain=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$tls_port/v1/containers" 2>/dev/null)
+  [ "$plain" != 200 ] && ok "plain HTTP to the TLS port gets no answer (got $plain)" || bad "plain HTTP to the TLS port is answered"
+  kill -TERM "$tls_pid"
+  wait "$tls_pid"
+else
+  bad "openssl made a test certificate"
+fi
