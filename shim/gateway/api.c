@@ -132,6 +132,8 @@ respond_shim_down (struct MHD_Connection *conn, capsule_error *err)
 {
   _cleanup_free_ char *msg = xasprintf ("the code interpreter is not reachable: %s", err->msg);
   fprintf (stderr, "capsule-gateway: %s\n", err->msg);
+  if (err->status == ETIMEDOUT)
+    return respond_error (conn, 504, "shim_timeout", NULL, msg);
   return respond_error (conn, 503, "shim_unavailable", NULL, msg);
 }
 
@@ -229,6 +231,9 @@ shim_call_fd (struct MHD_Connection *conn, const char *method, const char *param
       *ret = respond_error (conn, 500, "server_error", NULL, "no shim connection");
       return false;
     }
+  /* only a cell may keep the shim silent longer than a minute (executions_create says how long) */
+  if (strcmp (method, "containers.exec") != 0)
+    c->wait_ms = 0;
   if (shimc_call_fd (c, gw.shim_socket, method, params, fd, NULL, NULL, &a->msg, &err) < 0)
     {
       *ret = respond_shim_down (conn, err);
@@ -447,8 +452,10 @@ delete_quietly (struct MHD_Connection *conn, const struct req *q, const char *ci
   _cleanup_json_ json_value *m = NULL;
   struct shimc *c = shim_of (conn);
   json_w_kv_string (w, "container_id", cid);
-  if (c)
-    shimc_call (c, gw.shim_socket, "containers.delete", params_done (w), NULL, NULL, &m, &err);
+  if (c == NULL)
+    return;
+  c->wait_ms = 0;
+  shimc_call (c, gw.shim_socket, "containers.delete", params_done (w), NULL, NULL, &m, &err);
 }
 
 /* Auto mode: the container a context key of the tenant found last, if it still runs. */
@@ -473,6 +480,7 @@ auto_find (struct MHD_Connection *conn, const struct req *q, const char *key, st
     return false;
   w = params_new (q);
   json_w_kv_string (w, "container_id", cid);
+  c->wait_ms = 0;
   if (shimc_call (c, gw.shim_socket, "containers.retrieve", params_done (w), NULL, NULL, &a->msg,
                   &err)
       < 0)
@@ -928,6 +936,13 @@ executions_create (struct MHD_Connection *conn, struct req *q)
     return respond_error (conn, 400, "missing_required_parameter", "code",
                           "Missing required parameter: 'code'.");
   streaming = json_is_bool (stream) && json_bool (stream);
+  if (shim_of (conn))
+    {
+      /* the cell's own deadline, then the interrupt's grace and a fresh interpreter */
+      json_value *t = json_get (body, "timeout_ms");
+      long long ms = json_is_integer (t) && json_integer (t) > 0 ? json_integer (t) : 60000;
+      shim_of (conn)->wait_ms = ms > 3600000 ? 3720000 : (int)ms + 120000;
+    }
   w = params_new (q);
   json_w_kv_string (w, "container_id", q->id);
   json_w_key (w, "code");

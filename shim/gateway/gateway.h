@@ -43,7 +43,8 @@ void sha256_hex (const void *data, size_t len, char ret[65]);
 struct shimc
 {
   int fd;
-  int in_fd; /* a descriptor the last answer carried (SCM_RIGHTS), or -1 */
+  int in_fd;   /* a descriptor the last answer carried (SCM_RIGHTS), or -1 */
+  int wait_ms; /* how long the shim may be silent in a call (0: --shim-timeout) */
   uint64_t next_id;
   struct line_reader in;
 };
@@ -125,6 +126,7 @@ struct gateway
   const char *public_url; /* for image URLs; NULL: from the request's Host */
   uint64_t max_upload;
   uint64_t max_body; /* JSON bodies */
+  int shim_wait_ms;  /* --shim-timeout */
   bool tls;
   struct fstore store;
   char *auto_dir; /* STATE/auto: auto mode's context keys */

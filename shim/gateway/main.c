@@ -3,7 +3,8 @@
  *
  *   capsule-gateway --keys FILE [--listen ADDR:PORT] [--shim-socket PATH] [--state-dir DIR]
  *                   [--max-upload SIZE] [--files-quota SIZE] [--max-connections N]
- *                   [--timeout SECONDS] [--public-url URL] [--tls-cert PEM --tls-key PEM]
+ *                   [--timeout SECONDS] [--shim-timeout SECONDS] [--public-url URL]
+ *                   [--tls-cert PEM --tls-key PEM]
  *
  * Runs unprivileged: it needs the shim's socket (its group) and a state directory of its own. */
 #define _GNU_SOURCE
@@ -32,7 +33,8 @@ struct gateway gw;
 static const char usage[]
     = "usage: capsule-gateway --keys FILE [--listen ADDR:PORT] [--shim-socket PATH]\n"
       "                       [--state-dir DIR] [--max-upload SIZE] [--files-quota SIZE]\n"
-      "                       [--max-connections N] [--timeout SECONDS] [--public-url URL]\n"
+      "                       [--max-connections N] [--timeout SECONDS] [--shim-timeout SECONDS]\n"
+      "                       [--public-url URL]\n"
       "                       [--tls-cert PEM --tls-key PEM]\n";
 
 static int fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
@@ -120,6 +122,7 @@ main (int argc, char **argv)
     { "files-quota", required_argument, NULL, 'q' },
     { "max-connections", required_argument, NULL, 'c' },
     { "timeout", required_argument, NULL, 't' },
+    { "shim-timeout", required_argument, NULL, 'w' },
     { "public-url", required_argument, NULL, 'p' },
     { "tls-cert", required_argument, NULL, 'C' },
     { "tls-key", required_argument, NULL, 'K' },
@@ -141,6 +144,7 @@ main (int argc, char **argv)
   int o;
 
   gw.shim_socket = DEFAULT_SOCKET;
+  gw.shim_wait_ms = 60000;
   gw.max_upload = 64ull << 20;
   gw.max_body = 2ull << 20; /* a cell's code is at most 1 MiB, as JSON maybe twice that */
   pthread_mutex_init (&gw.keys_lock, NULL);
@@ -174,6 +178,14 @@ main (int argc, char **argv)
       case 't':
         if (parse_u64 (optarg, &timeout) < 0 || timeout < 1 || timeout > 3600)
           return fail ("--timeout: seconds, from 1 to 3600");
+        break;
+      case 'w':
+        {
+          uint64_t w;
+          if (parse_u64 (optarg, &w) < 0 || w < 1 || w > 3600)
+            return fail ("--shim-timeout: seconds, from 1 to 3600");
+          gw.shim_wait_ms = (int)w * 1000;
+        }
         break;
       case 'p':
         gw.public_url = optarg;

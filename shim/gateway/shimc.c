@@ -2,6 +2,7 @@
  * contents travel as descriptors beside the JSON (SCM_RIGHTS), not inside it. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -167,6 +168,18 @@ shimc_next (struct shimc *c, json_value **ret_msg, capsule_error **err)
           shimc_close (c);
           return capsule_error_make (err, EMSGSIZE, "the shim's answer is too long");
         }
+      {
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        int r = poll (&p, 1, c->wait_ms > 0 ? c->wait_ms : gw.shim_wait_ms);
+        if (r < 0 && errno == EINTR)
+          continue;
+        if (r == 0)
+          {
+            /* its answer, if it ever comes, must not be taken for the next call's */
+            shimc_close (c);
+            return capsule_error_make (err, ETIMEDOUT, "the shim did not answer in time");
+          }
+      }
       n = recv_some (c, chunk, sizeof chunk);
       if (n < 0 && errno == EINTR)
         continue;

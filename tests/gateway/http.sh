@@ -7,6 +7,27 @@ AUTH="Authorization: Bearer $KEY_A"
 T=$WORK/http
 mkdir -p "$T"
 
+# extra_gateway NAME ARGS...: another gateway with ARGS; sets extra_pid and extra_port (empty when
+# it did not start), waiting for its "listening" line
+extra_gateway() {
+  local name=$1 line
+  shift
+  mkfifo "$T/$name.fifo"
+  "$GATEWAY" --listen 127.0.0.1:0 --keys "$KEYS_FILE" --state-dir "$WORK/gateway-$name" "$@" \
+    2>"$T/$name.fifo" &
+  extra_pid=$! extra_port=
+  exec 4<"$T/$name.fifo"
+  while IFS= read -r -t 30 line <&4; do
+    [[ $line =~ listening\ on\ .*\ port\ ([0-9]+) ]] && { extra_port=${BASH_REMATCH[1]}; break; }
+  done
+  cat <&4 >/dev/null &
+  exec 4<&-
+}
+stop_extra() {
+  kill -TERM "$extra_pid"
+  wait "$extra_pid"
+}
+
 # expect NAME STATUS CURL-ARGS...: the status, and when it is an error, OpenAI's error shape
 expect() {
   local name=$1 want=$2 got shape
@@ -144,17 +165,8 @@ curl -sS -o /dev/null -X DELETE -H "$AUTH" "$U/v1/containers/$cid"
 
 # bounded memory: a 64 MiB upload and download through a gateway that takes them costs it far
 # less than the file (the body streams to disk, the download is sent from the file)
-mkfifo "$T/big.fifo"
-"$GATEWAY" --listen 127.0.0.1:0 --shim-socket "$SHIM_SOCKET" --keys "$KEYS_FILE" \
-  --state-dir "$WORK/gateway-big" --max-upload 64m --files-quota 128m 2>"$T/big.fifo" &
-big_pid=$!
-big_port=
-exec 4<"$T/big.fifo"
-while IFS= read -r -t 30 line <&4; do
-  [[ $line =~ listening\ on\ .*\ port\ ([0-9]+) ]] && { big_port=${BASH_REMATCH[1]}; break; }
-done
-cat <&4 >/dev/null &
-exec 4<&-
+extra_gateway big --shim-socket "$SHIM_SOCKET" --max-upload 64m --files-quota 128m
+big_pid=$extra_pid big_port=$extra_port
 hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 if [ -n "$big_port" ]; then
   head -c $((64 << 20)) /dev/urandom >"$T/64m"
@@ -171,30 +183,41 @@ if [ -n "$big_port" ]; then
 else
   bad "a second gateway with 64 MiB uploads started"
 fi
-kill -TERM "$big_pid"
-wait "$big_pid"
+stop_extra
 rm -f "$T/64m"
 
 # TLS in the gateway itself: a self-signed certificate, the same API over https
 if openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
   -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 >/dev/null 2>&1; then
-  mkfifo "$T/tls.fifo"
-  "$GATEWAY" --listen 127.0.0.1:0 --shim-socket "$SHIM_SOCKET" --keys "$KEYS_FILE" \
-    --state-dir "$WORK/gateway-tls" --tls-cert "$T/tls.crt" --tls-key "$T/tls.key" 2>"$T/tls.fifo" &
-  tls_pid=$!
-  tls_port=
-  exec 4<"$T/tls.fifo"
-  while IFS= read -r -t 30 line <&4; do
-    [[ $line =~ listening\ on\ .*\ port\ ([0-9]+) ]] && { tls_port=${BASH_REMATCH[1]}; break; }
-  done
-  cat <&4 >/dev/null &
-  exec 4<&-
+  extra_gateway tls --shim-socket "$SHIM_SOCKET" --tls-cert "$T/tls.crt" --tls-key "$T/tls.key"
+  tls_port=$extra_port
   expect "the API over TLS" 200 --cacert "$T/tls.crt" -H "$AUTH" "https://127.0.0.1:$tls_port/v1/containers"
   expect "and 401 over TLS without a key" 401 --cacert "$T/tls.crt" "https://127.0.0.1:$tls_port/v1/containers"
   plain=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$tls_port/v1/containers" 2>/dev/null)
   [ "$plain" != 200 ] && ok "plain HTTP to the TLS port gets no answer (got $plain)" || bad "plain HTTP to the TLS port is answered"
-  kill -TERM "$tls_pid"
-  wait "$tls_pid"
+  stop_extra
 else
   bad "openssl made a test certificate"
 fi
+
+# a shim that is not there is 503; one that does not answer is 504 after --shim-timeout
+extra_gateway down --shim-socket "$WORK/no-such.sock"
+expect "no shim behind the gateway is 503" 503 -H "$AUTH" "http://127.0.0.1:$extra_port/v1/containers"
+stop_extra
+python3 - "$WORK/silent.sock" >"$T/silent.log" 2>&1 <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+print("ready", flush=True)
+held = []
+while True:
+    held.append(s.accept()[0])  # and never a byte back
+PY
+silent_pid=$!
+for _ in $(seq 1 1500); do grep -q ready "$T/silent.log" && break; sleep 0.02; done
+extra_gateway silent --shim-socket "$WORK/silent.sock" --shim-timeout 1
+expect "a shim that does not answer is 504" 504 -H "$AUTH" "http://127.0.0.1:$extra_port/v1/containers"
+stop_extra
+kill "$silent_pid"
+wait "$silent_pid" 2>/dev/null
