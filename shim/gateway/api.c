@@ -489,6 +489,9 @@ auto_find (struct MHD_Connection *conn, const struct req *q, const char *key, st
   status = json_string (json_get (a->result, "status"));
   if (status && strcmp (status, "running") == 0)
     return true;
+  /* gone or expired: the key is forgotten (a new container takes it), so keys do not pile up */
+  if (a->result || json_get (a->msg, "error"))
+    unlink (path);
   shim_answer_release (a);
   return false;
 }

@@ -91,7 +91,9 @@ keys_load (const char *path, struct keys *ret, capsule_error **err)
         goto bad;
       while (*tenant == ' ' || *tenant == '\t')
         tenant++;
-      tenant[strcspn (tenant, " \t\r")] = 0;
+      /* the line ends with the tenant: anything after it is a mistake, never ignored */
+      if (tenant[strcspn (tenant, " \t\r")] != 0)
+        goto bad;
       if (!tenant_name_valid (tenant))
         {
           keys_release (&k);
@@ -112,7 +114,9 @@ keys_load (const char *path, struct keys *ret, capsule_error **err)
     bad:
       keys_release (&k);
       return capsule_error_make (
-          err, 0, "keys file %s:%zu: expected \"sha256:<64 hex digits> TENANT\"", path, lineno);
+          err, 0,
+          "keys file %s:%zu: expected \"sha256:<64 hex digits> TENANT\" and nothing after it", path,
+          lineno);
     }
   *ret = k;
   return 0;
