@@ -221,3 +221,34 @@ expect "a shim that does not answer is 504" 504 -H "$AUTH" "http://127.0.0.1:$ex
 stop_extra
 kill "$silent_pid"
 wait "$silent_pid" 2>/dev/null
+
+# connections are capped: past --max-connections a new one is refused, and served again once
+# the others are gone
+extra_gateway capped --shim-socket "$SHIM_SOCKET" --max-connections 2
+capped=$(timeout 60 python3 - "$extra_port" "$KEY_A" <<'PY'
+import socket, sys
+port, key = int(sys.argv[1]), sys.argv[2]
+req = f"GET /v1/containers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n".encode()
+def status(s):
+    s.sendall(req)
+    s.settimeout(10)
+    try:
+        data = s.recv(65536)
+    except OSError:
+        return "refused"
+    return data.split(b" ")[1].decode() if data else "refused"
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+first = [status(s) for s in held]  # both served, kept alive
+third = socket.create_connection(("127.0.0.1", port))
+over = status(third)
+for s in held + [third]:
+    s.close()
+print(first, over)
+PY
+)
+case $capped in "['200', '200'] refused") ok "a connection past --max-connections is refused" ;;
+  *) bad "a connection past --max-connections is refused (got: $capped)" ;; esac
+# (its threads see the closes in their own time: the request is retried until they have)
+expect "and once they close, the gateway serves again" 200 --retry 10 --retry-all-errors \
+  --retry-max-time 30 -H "$AUTH" "http://127.0.0.1:$extra_port/v1/containers"
+stop_extra
