@@ -57,6 +57,7 @@ struct req
   bool have_file;
   char *filename, *purpose, *file_id;
   uint64_t up_bytes;
+  uint64_t counted; /* of gw.uploading */
   /* the first error met while taking the body, answered once it is all read */
   int err_status;
   char *err_json;
@@ -1251,6 +1252,17 @@ post_iter (void *cls, enum MHD_ValueKind kind, const char *key, const char *file
         }
       if (too_large (q, q->up_bytes + size, gw.max_upload, "file"))
         return MHD_YES;
+      /* every upload under way draws on one budget: many at once cannot fill memory (memfds)
+         or the disk (the store's hidden files) */
+      if (__atomic_add_fetch (&gw.uploading, size, __ATOMIC_RELAXED) > gw.upload_budget)
+        {
+          __atomic_sub_fetch (&gw.uploading, size, __ATOMIC_RELAXED);
+          fail_body (q, 429,
+                     error_json ("rate_limit_error", "too_many_uploads", "file",
+                                 "too many uploads are under way on this server; try again"));
+          return MHD_YES;
+        }
+      q->counted += size;
       if (size && write_all (q->up_fd, data, size) < 0)
         {
           fail_body (q, errno == ENOSPC || errno == EDQUOT ? 413 : 500,
@@ -1634,6 +1646,7 @@ api_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
   (void)toe;
   if (q == NULL)
     return;
+  __atomic_sub_fetch (&gw.uploading, q->counted, __ATOMIC_RELAXED);
   if (q->pp)
     MHD_destroy_post_processor (q->pp);
   if (q->fup.fd >= 0 || q->fup.tmp_path)

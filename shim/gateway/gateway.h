@@ -125,8 +125,10 @@ struct gateway
   const char *keys_path;
   const char *public_url; /* for image URLs; NULL: from the request's Host */
   uint64_t max_upload;
-  uint64_t max_body; /* JSON bodies */
-  int shim_wait_ms;  /* --shim-timeout */
+  uint64_t max_body;      /* JSON bodies */
+  int shim_wait_ms;       /* --shim-timeout */
+  uint64_t upload_budget; /* bytes of all uploads under way at once */
+  uint64_t uploading;
   bool tls;
   struct fstore store;
   char *auto_dir; /* STATE/auto: auto mode's context keys */

@@ -2,8 +2,8 @@
  * OpenAI SDKs work against capsule unchanged.
  *
  *   capsule-gateway --keys FILE [--listen ADDR:PORT] [--shim-socket PATH] [--state-dir DIR]
- *                   [--max-upload SIZE] [--files-quota SIZE] [--max-connections N]
- *                   [--timeout SECONDS] [--shim-timeout SECONDS] [--public-url URL]
+ *                   [--max-upload SIZE] [--files-quota SIZE] [--upload-budget SIZE]
+ *                   [--max-connections N] [--timeout SECONDS] [--shim-timeout SECONDS] [--public-url URL]
  *                   [--tls-cert PEM --tls-key PEM]
  *
  * Runs unprivileged: it needs the shim's socket (its group) and a state directory of its own. */
@@ -33,6 +33,7 @@ struct gateway gw;
 static const char usage[]
     = "usage: capsule-gateway --keys FILE [--listen ADDR:PORT] [--shim-socket PATH]\n"
       "                       [--state-dir DIR] [--max-upload SIZE] [--files-quota SIZE]\n"
+      "                       [--upload-budget SIZE]\n"
       "                       [--max-connections N] [--timeout SECONDS] [--shim-timeout SECONDS]\n"
       "                       [--public-url URL]\n"
       "                       [--tls-cert PEM --tls-key PEM]\n";
@@ -120,6 +121,7 @@ main (int argc, char **argv)
     { "state-dir", required_argument, NULL, 'd' },
     { "max-upload", required_argument, NULL, 'u' },
     { "files-quota", required_argument, NULL, 'q' },
+    { "upload-budget", required_argument, NULL, 'b' },
     { "max-connections", required_argument, NULL, 'c' },
     { "timeout", required_argument, NULL, 't' },
     { "shim-timeout", required_argument, NULL, 'w' },
@@ -145,6 +147,7 @@ main (int argc, char **argv)
 
   gw.shim_socket = DEFAULT_SOCKET;
   gw.shim_wait_ms = 60000;
+  gw.upload_budget = 512ull << 20;
   gw.max_upload = 64ull << 20;
   gw.max_body = 2ull << 20; /* a cell's code is at most 1 MiB, as JSON maybe twice that */
   pthread_mutex_init (&gw.keys_lock, NULL);
@@ -170,6 +173,10 @@ main (int argc, char **argv)
       case 'q':
         if (parse_size (optarg, &quota) < 0)
           return fail ("--files-quota: \"%s\" is not a size like 1g", optarg);
+        break;
+      case 'b':
+        if (parse_size (optarg, &gw.upload_budget) < 0)
+          return fail ("--upload-budget: \"%s\" is not a size like 512m", optarg);
         break;
       case 'c':
         if (parse_u64 (optarg, &max_conn) < 0 || max_conn < 1 || max_conn > 200)

@@ -252,3 +252,13 @@ case $capped in "['200', '200'] refused") ok "a connection past --max-connection
 expect "and once they close, the gateway serves again" 200 --retry 10 --retry-all-errors \
   --retry-max-time 30 -H "$AUTH" "http://127.0.0.1:$extra_port/v1/containers"
 stop_extra
+
+# every upload under way draws on one budget (--upload-budget): past it 429, and the budget is
+# given back when a request ends
+extra_gateway budget --shim-socket "$SHIM_SOCKET" --upload-budget 1m --max-upload 8m
+head -c $((2 << 20)) /dev/zero >"$T/two"
+expect "an upload past the server's budget is 429" 429 -H "$AUTH" -H "Expect:" -F purpose=user_data \
+  -F "file=@$T/two;filename=two.bin" "http://127.0.0.1:$extra_port/v1/files"
+expect "and a small one after it is taken" 200 -H "$AUTH" -F purpose=user_data \
+  -F "file=@$T/one;filename=one.txt" "http://127.0.0.1:$extra_port/v1/files"
+stop_extra
