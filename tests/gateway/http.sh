@@ -262,3 +262,36 @@ expect "an upload past the server's budget is 429" 429 -H "$AUTH" -H "Expect:" -
 expect "and a small one after it is taken" 200 -H "$AUTH" -F purpose=user_data \
   -F "file=@$T/one;filename=one.txt" "http://127.0.0.1:$extra_port/v1/files"
 stop_extra
+
+# auto mode across an expiry: a shim whose minutes last a second, a context key's container
+# expires, and the same key then gets a new one
+"$SHIM" --socket "$WORK/fast.sock" --state-dir "$WORK/state-fast" --tiers "$WORK/tiers.json" \
+  --minute 1 --warm 0 >"$WORK/shim-fast.log" 2>&1 &
+fast_pid=$!
+if CLEANUP_SOCKET=$WORK/fast.sock python3 "$HERE/shim-cleanup.py" wait; then
+  extra_gateway fast --shim-socket "$WORK/fast.sock"
+  F=http://127.0.0.1:$extra_port
+  body='{"context_key": "conversation-x", "expires_after": {"anchor": "last_active_at", "minutes": 1}}'
+  first=$(curl -sS -H "$AUTH" -H "Content-Type: application/json" --data-binary "$body" "$F/v1/containers" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  expired=
+  for _ in $(seq 1 1500); do # the event: its status turns to expired (listed: a retrieve would
+    # keep it alive)
+    st=$(curl -sS -H "$AUTH" "$F/v1/containers?limit=100" |
+      python3 -c 'import json,sys; print([c["status"] for c in json.load(sys.stdin)["data"] if c["id"] == sys.argv[1]])' "$first")
+    st=${st//[^a-z]/}
+    [ "$st" = expired ] && { expired=yes; break; }
+    sleep 0.02
+  done
+  [ -n "$expired" ] && ok "a container of a context key expires" || bad "a container of a context key expires"
+  second=$(curl -sS -H "$AUTH" -H "Content-Type: application/json" --data-binary "$body" "$F/v1/containers" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  [ -n "$second" ] && [ "$second" != "$first" ] && ok "and the same key then gets a new one" ||
+    bad "and the same key then gets a new one ($first, $second)"
+  stop_extra
+  left=$(CLEANUP_SOCKET=$WORK/fast.sock python3 "$HERE/shim-cleanup.py" delete tenant-a)
+else
+  bad "a second shim (short minutes) started"
+fi
+kill -TERM "$fast_pid"
+wait "$fast_pid"
