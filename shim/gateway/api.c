@@ -57,7 +57,8 @@ struct req
   bool have_file;
   char *filename, *purpose, *file_id;
   uint64_t up_bytes;
-  uint64_t counted; /* of gw.uploading */
+  uint64_t counted;   /* of gw.uploading */
+  uint64_t drain_max; /* of a refused body, what is read before the connection is cut */
   /* the first error met while taking the body, answered once it is all read */
   int err_status;
   char *err_json;
@@ -1536,21 +1537,19 @@ dispatch (struct MHD_Connection *conn, struct req *q)
 
 /* ------------------------------------------------------------------ authentication */
 
-static bool
-authenticate (struct MHD_Connection *conn, struct req *q, enum MHD_Result *ret)
+/* NULL, or the 401 answer's JSON. */
+static char *
+authenticate (struct MHD_Connection *conn, struct req *q)
 {
   const char *h = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Authorization");
   const char *key;
   bool ok;
   if (h == NULL || strncasecmp (h, "Bearer ", 7) != 0)
     {
-      *ret = respond_json (
-          conn, 401,
-          error_json ("invalid_request_error", NULL, NULL,
-                      "You didn't provide an API key. You need to provide your API key in an "
-                      "Authorization header using Bearer auth (i.e. Authorization: Bearer "
-                      "YOUR_KEY)."));
-      return false;
+      return error_json ("invalid_request_error", NULL, NULL,
+                         "You didn't provide an API key. You need to provide your API key in an "
+                         "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                         "YOUR_KEY).");
     }
   key = h + 7;
   while (*key == ' ')
@@ -1559,13 +1558,29 @@ authenticate (struct MHD_Connection *conn, struct req *q, enum MHD_Result *ret)
   ok = keys_lookup (&gw.keys, key, strlen (key), q->tenant);
   pthread_mutex_unlock (&gw.keys_lock);
   if (!ok)
-    {
-      *ret = respond_json (conn, 401,
-                           error_json ("invalid_request_error", "invalid_api_key", NULL,
-                                       "Incorrect API key provided."));
-      return false;
-    }
-  return true;
+    return error_json ("invalid_request_error", "invalid_api_key", NULL,
+                       "Incorrect API key provided.");
+  return NULL;
+}
+
+#define REFUSE_DRAIN_MAX (1u << 20)
+
+/* Refuse a request before its body is read: a small body (what an SDK sends with a wrong key or
+   to a wrong path) is read and dropped first, so that the client reads the answer instead of a
+   reset; a large one, or one that waits for 100-continue, is answered at once. */
+static enum MHD_Result
+refuse (struct MHD_Connection *conn, struct req *q, unsigned status, char *json)
+{
+  const char *cl = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Content-Length");
+  const char *te = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Transfer-Encoding");
+  const char *expect = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Expect");
+  uint64_t n = 0;
+  bool body = (cl && parse_u64 (cl, &n) == 0 && n > 0) || te;
+  if (!body || (expect && strcasecmp (expect, "100-continue") == 0) || n > REFUSE_DRAIN_MAX)
+    return respond_json (conn, status, json);
+  fail_body (q, status, json);
+  q->drain_max = REFUSE_DRAIN_MAX;
+  return MHD_YES;
 }
 
 /* ------------------------------------------------------------------ MHD's callbacks */
@@ -1575,7 +1590,6 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
             const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
   struct req *q = *req_cls;
-  enum MHD_Result ret;
   (void)cls;
   (void)version;
   if (q == NULL)
@@ -1590,21 +1604,21 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
       q->get = strcmp (method, "GET") == 0 || strcmp (method, "HEAD") == 0;
       q->post = strcmp (method, "POST") == 0;
       q->del = strcmp (method, "DELETE") == 0;
-      if (!authenticate (conn, q, &ret))
-        return ret;
+      if ((json = authenticate (conn, q)))
+        return refuse (conn, q, 401, json);
       route (q, url);
       if (q->route == R_NONE)
         {
           _cleanup_free_ char *m = xasprintf ("Invalid URL (%s %s)", method, url);
-          return respond_error (conn, 404, NULL, NULL, m);
+          return refuse (conn, q, 404, error_json ("invalid_request_error", NULL, NULL, m));
         }
       if (!allowed (q, &takes_body))
         {
           _cleanup_free_ char *m = xasprintf ("Invalid method for URL (%s %s)", method, url);
-          return respond_error (conn, 405, NULL, NULL, m);
+          return refuse (conn, q, 405, error_json ("invalid_request_error", NULL, NULL, m));
         }
       if (takes_body && !body_begin (conn, q, &status, &json))
-        return respond_json (conn, status, json);
+        return refuse (conn, q, status, json);
       return MHD_YES;
     }
   if (*upload_data_size)
@@ -1613,8 +1627,10 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
       *upload_data_size = 0;
       /* an endless body (chunked) is cut off */
       if (q->err_status
-          && q->body_bytes
-                 > drain_limit (q->body_kind == BODY_MULTIPART ? gw.max_upload : gw.max_body))
+          && q->body_bytes > (q->drain_max
+                                  ? q->drain_max
+                                  : drain_limit (q->body_kind == BODY_MULTIPART ? gw.max_upload
+                                                                                : gw.max_body)))
         return MHD_NO;
       return MHD_YES;
     }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import { a, b, container, raw, rejects, URL_ } from "./lib.mjs";
 
 test("a missing or wrong key is 401 in OpenAI's shape", async () => {
@@ -13,6 +13,15 @@ test("a missing or wrong key is 401 in OpenAI's shape", async () => {
   assert.ok(e instanceof OpenAI.AuthenticationError);
   const notBearer = await fetch(`${URL_}/v1/containers`, { headers: { Authorization: "Basic eA==" } });
   assert.equal(notBearer.status, 401);
+  // with a body too: the SDK reads the 401, not a reset connection
+  await rejects(assert, wrong.containers.create({ name: "x" }), 401, "invalid_api_key");
+  const upload = await rejects(
+    assert,
+    wrong.files.create({ file: await toFile(Buffer.alloc(200000, 1), "x.bin"), purpose: "user_data" }),
+    401,
+  );
+  assert.ok(upload instanceof OpenAI.AuthenticationError);
+  await rejects(assert, a.post("/nowhere", { body: { x: 1 } }), 404);
 });
 
 test("create, retrieve, list, delete", async () => {
