@@ -849,6 +849,49 @@ sse_event (struct buf *b, const char *event, const char *data)
   buf_append (b, "\n\n", 2);
 }
 
+/* One message of the shim into the stream: an output of the cell as an event, the call's
+   answer as the whole object (or an error event); what is not this call's is dropped. */
+static void
+stream_message (struct exec_stream *s, const json_value *m)
+{
+  json_value *mid = json_get (m, "id");
+  if (mid == NULL)
+    {
+      _cleanup_json_writer_ json_writer *w = json_writer_new (false);
+      json_value *p = json_get (m, "params");
+      const char *method = json_string (json_get (m, "method"));
+      if (method == NULL || strcmp (method, "exec.output") != 0 || !json_is_object (p))
+        return;
+      json_w_open_object (w);
+      json_w_kv_string (w, "type", "exec.output");
+      for (size_t i = 0; i < json_object_len (p); i++)
+        {
+          json_w_key (w, json_object_key (p, i));
+          w_value (w, json_object_value (p, i));
+        }
+      json_w_close_object (w);
+      sse_event (&s->out, "exec.output", json_writer_text (w, NULL));
+      return;
+    }
+  if (!json_is_integer (mid) || (uint64_t)json_integer (mid) != s->id)
+    return;
+  s->done = true;
+  if (json_get (m, "result"))
+    {
+      _cleanup_free_ char *x = execution_answer (s->conn, json_get (m, "result"), s->code);
+      sse_event (&s->out, "container.execution", x);
+    }
+  else
+    {
+      json_value *d = json_get (json_get (m, "error"), "data");
+      _cleanup_free_ char *e
+          = error_json (json_string (json_get (d, "type")) ?: "server_error",
+                        json_string (json_get (d, "code")), json_string (json_get (d, "param")),
+                        json_string (json_get (d, "message")) ?: "the execution failed");
+      sse_event (&s->out, "error", e);
+    }
+}
+
 static ssize_t
 exec_stream_read (void *cls, uint64_t pos, char *out, size_t max)
 {
@@ -858,7 +901,6 @@ exec_stream_read (void *cls, uint64_t pos, char *out, size_t max)
     {
       _cleanup_error_ capsule_error *err = NULL;
       _cleanup_json_ json_value *m = NULL;
-      json_value *mid;
       if (s->done)
         return MHD_CONTENT_READER_END_OF_STREAM;
       if (shimc_next (s->c, &m, &err) < 0)
@@ -870,42 +912,7 @@ exec_stream_read (void *cls, uint64_t pos, char *out, size_t max)
           s->done = true;
           continue;
         }
-      mid = json_get (m, "id");
-      if (mid == NULL)
-        {
-          _cleanup_json_writer_ json_writer *w = json_writer_new (false);
-          json_value *p = json_get (m, "params");
-          const char *method = json_string (json_get (m, "method"));
-          if (method == NULL || strcmp (method, "exec.output") != 0)
-            continue;
-          json_w_open_object (w);
-          json_w_kv_string (w, "type", "exec.output");
-          for (size_t i = 0; i < json_object_len (p); i++)
-            {
-              json_w_key (w, json_object_key (p, i));
-              w_value (w, json_object_value (p, i));
-            }
-          json_w_close_object (w);
-          sse_event (&s->out, "exec.output", json_writer_text (w, NULL));
-          continue;
-        }
-      if (!json_is_integer (mid) || (uint64_t)json_integer (mid) != s->id)
-        continue;
-      s->done = true;
-      if (json_get (m, "result"))
-        {
-          _cleanup_free_ char *x = execution_answer (s->conn, json_get (m, "result"), s->code);
-          sse_event (&s->out, "container.execution", x);
-        }
-      else
-        {
-          json_value *d = json_get (json_get (m, "error"), "data");
-          _cleanup_free_ char *e
-              = error_json (json_string (json_get (d, "type")) ?: "server_error",
-                            json_string (json_get (d, "code")), json_string (json_get (d, "param")),
-                            json_string (json_get (d, "message")) ?: "the execution failed");
-          sse_event (&s->out, "error", e);
-        }
+      stream_message (s, m);
     }
   if (max > buf_size (&s->out))
     max = buf_size (&s->out);
@@ -969,7 +976,6 @@ executions_create (struct MHD_Connection *conn, struct req *q)
       _cleanup_error_ capsule_error *err = NULL;
       struct exec_stream *s = xmalloc0 (sizeof *s);
       struct MHD_Response *r;
-      json_value *first = NULL;
       s->conn = conn;
       s->c = shim_of (conn);
       s->code = xstrdup (json_string (code) ?: "");
@@ -981,44 +987,26 @@ executions_create (struct MHD_Connection *conn, struct req *q)
           return err ? respond_shim_down (conn, err)
                      : respond_error (conn, 500, "server_error", NULL, "no shim connection");
         }
-      /* errors of the call itself come at once; anything else is an output or the answer */
-      if (shimc_next (s->c, &first, &err) < 0)
+      /* errors of the call itself come at once, before any output: the first message of this
+         call decides between an error status and the event stream */
+      while (buf_size (&s->out) == 0 && !s->done)
         {
-          exec_stream_free (s);
-          return respond_shim_down (conn, err);
+          _cleanup_json_ json_value *m = NULL;
+          json_value *mid;
+          if (shimc_next (s->c, &m, &err) < 0)
+            {
+              exec_stream_free (s);
+              return respond_shim_down (conn, err);
+            }
+          mid = json_get (m, "id");
+          if (mid && json_is_integer (mid) && (uint64_t)json_integer (mid) == s->id
+              && json_get (m, "error"))
+            {
+              exec_stream_free (s);
+              return respond_shim_error (conn, json_get (m, "error"));
+            }
+          stream_message (s, m);
         }
-      if (json_get (first, "error"))
-        {
-          ret = respond_shim_error (conn, json_get (first, "error"));
-          json_free (first);
-          exec_stream_free (s);
-          return ret;
-        }
-      /* not an error: put it back in front of what is still to come */
-      {
-        json_value *mid = json_get (first, "id");
-        if (mid && json_get (first, "result"))
-          {
-            _cleanup_free_ char *x = execution_answer (conn, json_get (first, "result"), s->code);
-            sse_event (&s->out, "container.execution", x);
-            s->done = true;
-          }
-        else if (mid == NULL && json_get (first, "params"))
-          {
-            _cleanup_json_writer_ json_writer *ow = json_writer_new (false);
-            json_value *p = json_get (first, "params");
-            json_w_open_object (ow);
-            json_w_kv_string (ow, "type", "exec.output");
-            for (size_t i = 0; i < json_object_len (p); i++)
-              {
-                json_w_key (ow, json_object_key (p, i));
-                w_value (ow, json_object_value (p, i));
-              }
-            json_w_close_object (ow);
-            sse_event (&s->out, "exec.output", json_writer_text (ow, NULL));
-          }
-        json_free (first);
-      }
       r = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 65536, exec_stream_read, s,
                                              exec_stream_free);
       MHD_add_response_header (r, "Content-Type", "text/event-stream");
