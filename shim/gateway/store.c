@@ -35,7 +35,7 @@ tenant_dir (struct fstore *s, const char *tenant)
   return xasprintf ("%s/%s", s->dir, tenant);
 }
 
-/* Hidden uploads a gateway that died midway left behind. */
+/* What a gateway that died midway left behind: hidden uploads, and bytes without a record. */
 static void
 sweep (struct fstore *s)
 {
@@ -58,8 +58,19 @@ sweep (struct fstore *s)
           continue;
         }
       while ((f = readdir (td)))
-        if (strncmp (f->d_name, ".upload-", 8) == 0)
-          unlinkat (dirfd (td), f->d_name, 0);
+        {
+          size_t l = strlen (f->d_name);
+          if (strncmp (f->d_name, ".upload-", 8) == 0)
+            unlinkat (dirfd (td), f->d_name, 0);
+          else if (l > 5 && strcmp (f->d_name + l - 5, ".data") == 0)
+            {
+              /* bytes whose record never came (or went first, on a delete) */
+              _cleanup_free_ char *rec = xasprintf ("%.*s.json", (int)(l - 5), f->d_name);
+              struct stat st;
+              if (fstatat (dirfd (td), rec, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+                unlinkat (dirfd (td), f->d_name, 0);
+            }
+        }
       closedir (td);
     }
   closedir (d);

@@ -295,3 +295,21 @@ else
 fi
 kill -TERM "$fast_pid"
 wait "$fast_pid"
+
+# what a gateway killed midway leaves (a hidden upload, bytes whose record never came) is
+# removed when the next one starts; whole files stay
+d=$WORK/gateway-sweep/files/tenant-a
+mkdir -p "$d"
+echo partial >"$d/.upload-AbC123"
+echo orphan >"$d/file-0123456789abcdef0123456789abcdef.data"
+echo kept >"$d/file-fedcba9876543210fedcba9876543210.data"
+echo '{"id":"file-fedcba9876543210fedcba9876543210","filename":"kept.txt","purpose":"user_data","created_at":1,"seq":1,"bytes":5}' \
+  >"$d/file-fedcba9876543210fedcba9876543210.json"
+extra_gateway sweep --shim-socket "$SHIM_SOCKET"
+[ ! -e "$d/.upload-AbC123" ] && [ ! -e "$d/file-0123456789abcdef0123456789abcdef.data" ] &&
+  ok "a new gateway removes half-written uploads and orphaned bytes" ||
+  bad "a new gateway removes half-written uploads and orphaned bytes: $(ls -a "$d")"
+expect "and the whole file is still served" 200 -H "$AUTH" \
+  "http://127.0.0.1:$extra_port/v1/files/file-fedcba9876543210fedcba9876543210/content"
+[ "$(cat "$T/body")" = kept ] && ok "with its bytes" || bad "with its bytes: $(cat "$T/body")"
+stop_extra
