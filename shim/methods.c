@@ -5,7 +5,10 @@
  * another tenant does not exist for it. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -612,11 +615,61 @@ m_containers_checkpoint (void *ctx, struct call *c, const json_value *params, ch
 
 /* ------------------------------------------------------------------ files.* */
 
+/* content_fd: the bytes of the descriptor that came with the call (SCM_RIGHTS), from offset 0,
+   read (never mapped: the sender could shrink it under us) up to the upload limit. */
+static struct rpc_error *
+read_content_fd (struct shim *s, int fd_, unsigned char **ret, size_t *ret_len)
+{
+  _cleanup_close_ int fd = fd_;
+  _cleanup_free_ unsigned char *data = NULL;
+  size_t len = 0, cap;
+  struct stat st;
+  if (fd < 0)
+    return rpc_error_new (400, "missing_required_parameter", "content_fd",
+                          "content_fd: no descriptor came with the call");
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    return rpc_error_new (400, "invalid_value", "content_fd",
+                          "content_fd must be a regular file or a memfd");
+  if ((uint64_t)st.st_size > s->cfg.max_upload)
+    return rpc_error_new (413, "file_too_large", "content_fd",
+                          "the file is %lld bytes, over the %llu-byte upload limit",
+                          (long long)st.st_size, (unsigned long long)s->cfg.max_upload);
+  cap = st.st_size + 1;
+  data = xmalloc0 (cap);
+  for (;;)
+    {
+      ssize_t n = pread (fd, data + len, cap - len, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return rpc_error_new (400, "file_unreadable", "content_fd", "content_fd: %s",
+                              strerror (errno));
+      if (n == 0)
+        break;
+      len += n;
+      if (len == cap)
+        {
+          if (cap > s->cfg.max_upload)
+            return rpc_error_new (413, "file_too_large", "content_fd",
+                                  "the file grew past the %llu-byte upload limit",
+                                  (unsigned long long)s->cfg.max_upload);
+          cap = cap * 2 > s->cfg.max_upload + 1 ? s->cfg.max_upload + 1 : cap * 2;
+          data = xrealloc (data, cap);
+        }
+    }
+  *ret = steal_pointer (&data);
+  *ret_len = len;
+  return NULL;
+}
+
 static struct rpc_error *
 m_files_create (void *ctx, struct call *c, const json_value *params, char **ret)
 {
   struct shim *s = ctx;
   struct session *se;
+  json_value *by_fd = json_get (params, "content_fd");
+  /* taken before anything can fail: a descriptor left queued would be the next call's */
+  _cleanup_close_ int fd = by_fd && json_bool (by_fd) ? call_take_fd (c) : -1;
   struct rpc_error *e = lookup (s, params, true, &se);
   const char *content = json_string (json_get (params, "content"));
   const char *path = json_string (json_get (params, "path"));
@@ -625,16 +678,29 @@ m_files_create (void *ctx, struct call *c, const json_value *params, char **ret)
   _cleanup_error_ capsule_error *err = NULL;
   size_t clen, len = 0;
   struct cfile *f;
-  (void)c;
   if (e)
     return e;
-  clen = strlen (content);
-  if (base64_decoded_max (clen) > s->cfg.max_upload + 2)
-    return rpc_error_new (413, "file_too_large", "content",
-                          "the file is larger than the %llu-byte upload limit",
-                          (unsigned long long)s->cfg.max_upload);
-  if (base64_decode (content, clen, &data, &len) < 0)
-    return rpc_error_new (400, "invalid_value", "content", "content is not valid base64");
+  if (by_fd && json_bool (by_fd))
+    {
+      if (content)
+        return rpc_error_new (400, "invalid_value", "content",
+                              "give content or content_fd, not both");
+      if ((e = read_content_fd (s, steal_fd (&fd), &data, &len)))
+        return e;
+    }
+  else if (content == NULL)
+    return rpc_error_new (400, "missing_required_parameter", "content",
+                          "missing required parameter 'content'");
+  else
+    {
+      clen = strlen (content);
+      if (base64_decoded_max (clen) > s->cfg.max_upload + 2)
+        return rpc_error_new (413, "file_too_large", "content",
+                              "the file is larger than the %llu-byte upload limit",
+                              (unsigned long long)s->cfg.max_upload);
+      if (base64_decode (content, clen, &data, &len) < 0)
+        return rpc_error_new (400, "invalid_value", "content", "content is not valid base64");
+    }
   if (len > s->cfg.max_upload)
     return rpc_error_new (413, "file_too_large", "content",
                           "the file is %zu bytes, over the %llu-byte upload limit", len,
@@ -711,6 +777,7 @@ m_files_content (void *ctx, struct call *c, const json_value *params, char **ret
   struct session *se;
   struct cfile *f;
   struct rpc_error *e = lookup_file (s, params, &se, &f);
+  json_value *by_fd = json_get (params, "content_fd");
   _cleanup_free_ char *data = NULL, *b64 = NULL;
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_json_writer_ json_writer *w = json_writer_new (false);
@@ -724,11 +791,24 @@ m_files_content (void *ctx, struct call *c, const json_value *params, char **ret
       return rpc_error_from (st, st == 404 ? "not_found" : "file_unreadable", steal_pointer (&err));
     }
   f->bytes = len;
-  b64 = base64_encode (data, len);
   json_w_open_object (w);
   json_w_kv_string (w, "id", f->id);
   json_w_kv_string (w, "object", "container.file.content");
   json_w_kv_int (w, "bytes", len);
+  if (by_fd && json_bool (by_fd))
+    {
+      /* the bytes travel as a sealed memfd with the answer (SCM_RIGHTS), not as base64 */
+      _cleanup_close_ int mfd = memfd_create ("capsule-file", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+      if (mfd < 0 || write_all (mfd, data, len) < 0 || lseek (mfd, 0, SEEK_SET) < 0
+          || fcntl (mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        return rpc_error_new (500, "server_error", "content_fd", "no memfd for the file: %s",
+                              strerror (errno));
+      json_w_close_object (w);
+      call_reply_fd (c, xstrdup (json_writer_text (w, NULL)), steal_fd (&mfd));
+      *ret = NULL;
+      return NULL;
+    }
+  b64 = base64_encode (data, len);
   json_w_kv_string (w, "content", b64);
   json_w_close_object (w);
   *ret = xstrdup (json_writer_text (w, NULL));
@@ -866,7 +946,8 @@ static const struct param_spec p_exec[] = {
 static const struct param_spec p_files_create[] = {
   { "container_id", P_STRING, true },
   { "path", P_STRING, false },
-  { "content", P_STRING, true },
+  { "content", P_STRING, false },
+  { "content_fd", P_BOOL, false }, /* the bytes come as a descriptor with the call */
   TENANT,
   END,
 };
@@ -880,6 +961,13 @@ static const struct param_spec p_files_list[] = {
 };
 static const struct param_spec p_file[]
     = { { "container_id", P_STRING, true }, { "file_id", P_STRING, true }, TENANT, END };
+static const struct param_spec p_file_content[] = {
+  { "container_id", P_STRING, true },
+  { "file_id", P_STRING, true },
+  { "content_fd", P_BOOL, false }, /* answer with a memfd instead of base64 */
+  TENANT,
+  END,
+};
 static const struct param_spec p_none[] = { END };
 
 const struct method shim_methods[] = {
@@ -893,7 +981,7 @@ const struct method shim_methods[] = {
   { "files.create", m_files_create, p_files_create, false },
   { "files.list", m_files_list, p_files_list, false },
   { "files.retrieve", m_files_retrieve, p_file, false },
-  { "files.content", m_files_content, p_file, false },
+  { "files.content", m_files_content, p_file_content, false },
   { "files.delete", m_files_delete, p_file, false },
   { "shim.status", m_shim_status, p_none, false },
 };

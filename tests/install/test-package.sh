@@ -29,12 +29,15 @@ check_eq "apt-get install ./capsule_*.deb" "0" "$rc"
 [ $rc = 0 ] || sed 's/^/#   /' "$WORK/apt.log" | tail -20
 for f in /usr/bin/capsule /usr/bin/capsule-shim /usr/bin/capsulectl /usr/libexec/capsule/capsule-init \
   /usr/share/capsule/executor/executor.py /usr/share/capsule/policies/tiers.json \
-  /lib/systemd/system/capsule-shim.service /lib/systemd/system/capsule-shim.socket; do
+  /lib/systemd/system/capsule-shim.service /lib/systemd/system/capsule-shim.socket \
+  /usr/bin/capsule-gateway /lib/systemd/system/capsule-gateway.service; do
   check_eq "installed: $f" "yes" "$([ -e "$f" ] && echo yes)"
 done
 check_eq "a capsule system group for the socket" "yes" "$(getent group capsule >/dev/null && echo yes)"
 check_eq "the socket unit names that group" "SocketGroup=capsule" "$(grep ^SocketGroup= /lib/systemd/system/capsule-shim.socket)"
 check_match "the service starts /usr/bin/capsule-shim" '^ExecStart=/usr/bin/capsule-shim ' "$(grep ^ExecStart= /lib/systemd/system/capsule-shim.service)"
+check_eq "the gateway's unit reaches the socket through its group" "SupplementaryGroups=capsule" \
+  "$(grep ^SupplementaryGroups= /lib/systemd/system/capsule-gateway.service)"
 check_eq "the socket unit is enabled the Debian way" "yes" \
   "$([ -L /etc/systemd/system/sockets.target.wants/capsule-shim.socket ] && echo yes)"
 session_through /usr/bin/capsule-shim /usr/bin/capsulectl "$WORK"

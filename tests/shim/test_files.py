@@ -1,6 +1,9 @@
 """files.*: uploads, downloads, listing, and paths or links a hostile sandbox plants."""
 
 import base64
+import json
+import os
+import socket
 
 from shimtest import ShimTestCase
 
@@ -103,3 +106,71 @@ class TestFiles(ShimTestCase):
         other = self.create(name="copy", file_ids=[f["id"]])
         r = self.exec(other["id"], "open('shared.txt').read()")
         self.assertEqual(r["result"], "'carried over'")
+
+
+class TestFilesByDescriptor(ShimTestCase):
+    """content_fd: the bytes travel as a descriptor beside the call (SCM_RIGHTS), as the gateway
+    sends them, instead of base64 inside the JSON."""
+
+    def setUp(self):
+        self.cid = self.create()["id"]
+
+    def call_with_fd(self, sock, fd, method, **params):
+        msg = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        socket.send_fds(sock, [(msg + "\n").encode()], [fd] if fd is not None else [])
+        data, fds = b"", []
+        while not data.endswith(b"\n"):
+            chunk, got, _, _ = socket.recv_fds(sock, 1 << 20, 4)
+            if not chunk:
+                raise ConnectionError("the shim closed the connection")
+            data += chunk
+            fds += got
+        return json.loads(data), fds
+
+    def test_upload_and_download_by_fd(self):
+        payload = bytes(range(256)) * 4000
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.socket)
+            fd = os.memfd_create("upload")
+            os.write(fd, payload)
+            m, _ = self.call_with_fd(s, fd, "files.create", container_id=self.cid,
+                                     path="by-fd.bin", content_fd=True)
+            os.close(fd)
+            self.assertEqual(m["result"]["bytes"], len(payload), m)
+            m, fds = self.call_with_fd(s, None, "files.content", container_id=self.cid,
+                                       file_id=m["result"]["id"], content_fd=True)
+            self.assertEqual(m["result"]["bytes"], len(payload))
+            self.assertNotIn("content", m["result"])
+            self.assertEqual(len(fds), 1)
+            with os.fdopen(fds[0], "rb") as f:
+                self.assertEqual(f.read(), payload)
+        self.assertEqual(self.download(self.cid, m["result"]["id"]), payload)
+
+    def test_a_failed_call_does_not_leave_its_descriptor_for_the_next(self):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.socket)
+            theirs = os.memfd_create("theirs")
+            os.write(theirs, b"another tenant's bytes")
+            m, _ = self.call_with_fd(s, theirs, "files.create", container_id=self.cid,
+                                     path="x.txt", content_fd=True, tenant="someone-else")
+            self.assertEqual(m["error"]["data"]["http_status"], 404)
+            m, _ = self.call_with_fd(s, None, "files.create", container_id=self.cid,
+                                     path="mine.txt", content_fd=True)
+            self.assertEqual(m["error"]["data"]["param"], "content_fd", m)
+            os.close(theirs)
+
+    def test_fd_limits(self):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.socket)
+            big = os.memfd_create("big")
+            os.ftruncate(big, (4 << 20) + 1)  # the test shim's --max-upload is 4m
+            m, _ = self.call_with_fd(s, big, "files.create", container_id=self.cid,
+                                     path="big.bin", content_fd=True)
+            os.close(big)
+            self.assertEqual(m["error"]["data"]["http_status"], 413)
+            r, w = os.pipe()
+            m, _ = self.call_with_fd(s, r, "files.create", container_id=self.cid,
+                                     path="pipe.bin", content_fd=True)
+            os.close(r)
+            os.close(w)
+            self.assertEqual(m["error"]["data"]["code"], "invalid_value")
