@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "files.h"
@@ -617,9 +618,26 @@ m_containers_checkpoint (void *ctx, struct call *c, const json_value *params, ch
 
 /* content_fd: the bytes of the descriptor that came with the call (SCM_RIGHTS), from offset 0,
    read (never mapped: the sender could shrink it under us) up to the upload limit. */
+static bool
+local_fs (long type)
+{
+  switch ((unsigned long)type)
+    {
+    case 0x01021994: /* tmpfs and shmem: memfds */
+    case 0xEF53:     /* ext2/3/4 */
+    case 0x58465342: /* xfs */
+    case 0x9123683E: /* btrfs */
+    case 0x794C7630: /* overlay */
+      return true;
+    default:
+      return false;
+    }
+}
+
 static struct rpc_error *
 read_content_fd (struct shim *s, int fd_, unsigned char **ret, size_t *ret_len)
 {
+  struct statfs sfs;
   _cleanup_close_ int fd = fd_;
   _cleanup_free_ unsigned char *data = NULL;
   size_t len = 0, cap;
@@ -630,6 +648,13 @@ read_content_fd (struct shim *s, int fd_, unsigned char **ret, size_t *ret_len)
   if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
     return rpc_error_new (400, "invalid_value", "content_fd",
                           "content_fd must be a regular file or a memfd");
+  /* read in the loop, so only where a read cannot wait on anyone: a memfd, or a file on a
+     local disk (the gateway's store).  A FUSE, network, proc or trace file (trace_pipe is a
+     "regular" file) could block every other client's call. */
+  if (fstatfs (fd, &sfs) < 0 || !local_fs (sfs.f_type))
+    return rpc_error_new (400, "invalid_value", "content_fd",
+                          "content_fd must be a memfd or a file on a local disk (tmpfs, ext4, "
+                          "xfs, btrfs, overlay), not one that a read could wait on");
   if ((uint64_t)st.st_size > s->cfg.max_upload)
     return rpc_error_new (413, "file_too_large", "content_fd",
                           "the file is %lld bytes, over the %llu-byte upload limit",

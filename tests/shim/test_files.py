@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import socket
+import tempfile
 
 from shimtest import ShimTestCase
 
@@ -174,3 +175,17 @@ class TestFilesByDescriptor(ShimTestCase):
             os.close(r)
             os.close(w)
             self.assertEqual(m["error"]["data"]["code"], "invalid_value")
+            # a "regular" file whose read may wait forever (procfs, tracefs, FUSE, NFS) would
+            # stall every other client: only memfds and local disks are read
+            proc = os.open("/proc/self/status", os.O_RDONLY)
+            m, _ = self.call_with_fd(s, proc, "files.create", container_id=self.cid,
+                                     path="proc.bin", content_fd=True)
+            os.close(proc)
+            self.assertEqual(m["error"]["data"]["code"], "invalid_value", m)
+            self.assertIn("local disk", m["error"]["data"]["message"])
+            with tempfile.NamedTemporaryFile(dir="/var/tmp") as disk:
+                disk.write(b"on a local disk")
+                disk.flush()
+                m, _ = self.call_with_fd(s, disk.fileno(), "files.create", container_id=self.cid,
+                                         path="disk.bin", content_fd=True)
+            self.assertEqual(m["result"]["bytes"], 15, m)
