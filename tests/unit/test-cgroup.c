@@ -3,6 +3,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -124,6 +125,22 @@ touch (const char *dir, const char *name)
   free (path);
 }
 
+static int
+remove_entry (const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+  (void)st;
+  (void)ftw;
+  return type == FTW_DP ? rmdir (path) : unlink (path);
+}
+
+/* The test's own scratch tree goes, whatever it holds. */
+static void
+remove_tree (const char *root)
+{
+  ck_assert_int_eq (nftw (root, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+  ck_assert_int_eq (access (root, F_OK), -1);
+}
+
 START_TEST (test_v2_apply)
 {
   char tmpl[] = "/tmp/capsule-cg-XXXXXX";
@@ -170,6 +187,7 @@ START_TEST (test_v2_apply)
   ck_assert_int_eq (cgroup_v2_ops.apply (&cg, &r, &err), -1);
   ck_assert_ptr_nonnull (strstr (err->msg, "pids.max"));
   capsule_error_free (err);
+  remove_tree (root);
   free (dir);
 }
 END_TEST
@@ -247,6 +265,7 @@ START_TEST (test_v1_apply)
   ck_assert_int_eq (cgroup_v1_ops.apply (&cg, &r, &err), -1);
   ck_assert_ptr_nonnull (strstr (err->msg, "linux.resources.unified needs cgroup v2"));
   capsule_error_free (err);
+  remove_tree (root);
   free (mem);
 }
 END_TEST
