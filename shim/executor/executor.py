@@ -78,7 +78,8 @@ Methods
     end the executor). The namespace survives both. Only one cell runs at a time; an execute while
     busy gets the error ``busy``.
 ``ping`` -> ``{"pid": int, "python": str, "execution_count": int, "busy": bool}``
-    Answered at once, also while a cell runs.
+    Answered at once, also while a cell runs; ``busy`` turns false only after the result of
+    the cell that ended was sent to the client connected then.
 ``interrupt`` -> ``{"interrupted": bool}``
     Sends SIGINT to the executor if a cell is running (same as the shim sending SIGINT itself).
 ``reset`` -> ``{"reset": true}``
@@ -700,8 +701,12 @@ class Executor:
         self.requests.put(("prime", conn, req_id, "\n".join(modules), plot))
 
     def m_ping(self, conn: Connection, req_id: Any, request: dict) -> None:
+        # "busy": false only once the result of the cell that ended has gone out (to whoever
+        # is connected): a client that saw it idle never gets that result after the reply
+        with self.result_lock:
+            busy = self.busy
         self._reply(conn, req_id, pid=os.getpid(), python=sys.version.split()[0],
-                    execution_count=self.execution_count, busy=self.busy)
+                    execution_count=self.execution_count, busy=busy)
 
     def m_interrupt(self, conn: Connection, req_id: Any, request: dict) -> None:
         running = self.running_cell

@@ -6,7 +6,8 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 out=$(/usr/bin/python3 -m unittest discover -v -s "$HERE" 2>&1)
 rc=$?
-echo "$out" | sed -n '/^\(FAIL\|ERROR\):/,/^------/p'
+# each failure with its traceback: unittest's report from the first ==== line to "Ran N tests"
+echo "$out" | sed -n '/^======/,/^Ran [0-9]/p' | sed '$d'
 echo "$out" | grep -E ' \.\.\. (ok|FAIL|ERROR|skipped)' | grep -v ' ok$'
 ran=$(echo "$out" | sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in.*/\1/p' | tail -1)
 bad=$(echo "$out" | grep -cE '^(FAIL|ERROR): ')
