@@ -15,6 +15,8 @@ export CAPSULE=${CAPSULE:-$TOP/build/runtime/capsule}
 INIT=${CAPSULE_INIT:-$(dirname "$CAPSULE")/capsule-init}
 export VM_CGROUP_PARENT=/capsule-tests
 CG=/sys/fs/cgroup
+# one file's bound (the slowest takes about 130 s on a loaded TCG guest)
+FILE_TIMEOUT=${VM_FILE_TIMEOUT:-420}
 
 bail() {
   echo "not ok - $*"
@@ -40,11 +42,19 @@ for t in "$@"; do [ -f "$t" ] && files+=("$t") || files+=("$HERE/$t"); done
 for t in "${files[@]}"; do
   echo "# $(basename "$t")"
   start=$(date +%s)
-  out=$("$INIT" -s -- bash "$t" 2>&1)
-  rc=$?
-  echo "$out"
+  # the checks go out as they come (a guest that dies or times out still shows where it was),
+  # and a file that hangs is ended and reported while the others still run
+  log=$(mktemp)
+  timeout --kill-after=20 "$FILE_TIMEOUT" "$INIT" -s -- bash "$t" 2>&1 < /dev/null | tee "$log"
+  rc=${PIPESTATUS[0]}
   echo "# $(basename "$t"): $(($(date +%s) - start)) s"
-  line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1)
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+  rm -f "$log"
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "not ok - $(basename "$t") did not end within ${FILE_TIMEOUT}s"
+    failed=$((failed + 1))
+    continue
+  fi
   if [ -z "$line" ]; then
     echo "not ok - $(basename "$t") ended without a summary (exit $rc)"
     failed=$((failed + 1))
