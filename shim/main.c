@@ -63,17 +63,20 @@ listen_socket (const char *path)
     }
   if (path == NULL)
     return errno = EINVAL, -1;
-  if (strlen (path) >= sizeof addr.sun_path)
+  /* bound, given its mode and listening under a name of its own, then renamed into place: a
+     client that sees the path can connect, and never to a socket of the wrong mode */
+  if ((size_t)snprintf (addr.sun_path, sizeof addr.sun_path, "%s.%d", path, (int)getpid ())
+      >= sizeof addr.sun_path)
     return errno = ENAMETOOLONG, -1;
-  strcpy (addr.sun_path, path);
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
-  unlink (path);
-  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod (path, 0660) < 0
-      || listen (fd, 128) < 0)
+  unlink (addr.sun_path);
+  if (bind (fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod (addr.sun_path, 0660) < 0
+      || listen (fd, 128) < 0 || rename (addr.sun_path, path) < 0)
     {
       int e = errno;
+      unlink (addr.sun_path);
       close (fd);
       return errno = e, -1;
     }

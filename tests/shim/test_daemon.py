@@ -70,6 +70,32 @@ class TestDaemon(ShimTestCase):
 
 @unittest.skipUnless(shutil.which("systemd-socket-activate"), "systemd-socket-activate missing")
 class TestSystemdActivation(unittest.TestCase):
+    def test_socket_listens_once_it_is_there(self):
+        """The path appears only when the socket listens with its mode: the first connect of a
+        client that waited for the path never meets ECONNREFUSED, and no temporary name stays."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        work = tempfile.mkdtemp(prefix="capsule-shim-sock.")
+        self.addCleanup(shutil.rmtree, work, True)
+        sock = os.path.join(work, "shim.sock")
+        for i in range(5):
+            p = subprocess.Popen([SHIM, "--socket", sock, "--state-dir", os.path.join(work, "state"),
+                                  "--warm", "0"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            try:
+                while not os.path.exists(sock):
+                    self.assertIsNone(p.poll(), "the shim died at start")
+                    time.sleep(0.001)
+                self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o660)
+                c = Client(sock)
+                self.assertEqual(c.call("shim.status")["object"], "shim.status")
+                c.close()
+                self.assertEqual(sorted(os.listdir(work)), ["shim.sock", "state"])
+            finally:
+                p.terminate()
+                p.wait(30)
+            self.assertFalse(os.path.exists(sock), "the socket goes with the shim")
+
     def test_listen_fds_and_ready(self):
         if os.geteuid() != 0:
             self.skipTest("needs root")
