@@ -319,8 +319,13 @@ make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type
                                path);
   if (!m->userns && mknodat (devfd, name, kind | (mode & 07777), makedev (major, minor)) == 0)
     {
+      /* mknod applies the runtime's umask; the node gets the spec's fileMode whatever it is.
+         The name is one component we just made in a /dev nothing else runs in yet; chmod
+         after chown, which clears set-id bits. */
       if (fchownat (devfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
         return capsule_error_make (err, errno, "chown `%s`", path);
+      if (fchmodat (devfd, name, mode & 07777, 0) < 0)
+        return capsule_error_make (err, errno, "chmod `%s` to %04o", path, mode & 07777);
       return 0;
     }
   if (!m->userns && errno == EEXIST)
