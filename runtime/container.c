@@ -218,6 +218,7 @@ child_setup (struct creation *c, char **ret_exe, capsule_error **err)
   c->console_fd = -1;
   if (mkdir (s->process->cwd, 0755) < 0 && errno != EEXIST && errno != EROFS && errno != EACCES)
     return capsule_error_make (err, errno, "process.cwd: create `%s`", s->process->cwd);
+  process_set_home (s->process);
   if (process_set_rlimits (s->process, err) < 0)
     return -1;
   *ret_exe = process_find_executable (s->process, err);

@@ -59,6 +59,81 @@ process_find_executable (const struct spec_process *p, capsule_error **err)
   return NULL;
 }
 
+/* The home directory of UID in the container's /etc/passwd (the caller has entered its root), or
+   NULL: no such file, no such user, or something that is no plain file (a hostile rootfs may
+   put a fifo or a device there). */
+static char *
+passwd_home (uid_t uid)
+{
+  enum
+  {
+    MAX_PASSWD = 4 << 20
+  };
+  _cleanup_close_ int fd = open ("/etc/passwd", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  _cleanup_free_ char *text = NULL;
+  size_t len = 0;
+  struct stat st;
+  char *save = NULL;
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_size > MAX_PASSWD)
+    return NULL;
+  text = xmalloc0 (st.st_size + 1);
+  while (len < (size_t)st.st_size)
+    {
+      ssize_t r = read (fd, text + len, st.st_size - len);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      len += r;
+    }
+  text[len] = '\0';
+  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      /* name:password:uid:gid:gecos:home:shell */
+      char *f[7] = { NULL };
+      size_t n = 0;
+      uint64_t v;
+      for (char *p = line; n < 7; n++)
+        {
+          f[n] = p;
+          p = strchr (p, ':');
+          if (p == NULL)
+            {
+              n++;
+              break;
+            }
+          *p++ = '\0';
+        }
+      if (n < 6 || parse_u64 (f[2], &v) < 0 || v != uid)
+        continue;
+      return f[5][0] ? xstrdup (f[5]) : NULL;
+    }
+  return NULL;
+}
+
+void
+process_set_home (struct spec_process *p)
+{
+  size_t n = strv_length (p->env), slot = n;
+  _cleanup_free_ char *home = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp (p->env[i], "HOME=", 5) == 0)
+      {
+        if (p->env[i][5] != '\0')
+          return;
+        slot = i;
+      }
+  home = passwd_home (p->uid);
+  if (slot == n)
+    {
+      p->env = xrealloc (p->env, (n + 2) * sizeof (char *));
+      p->env[n + 1] = NULL;
+    }
+  else
+    free (p->env[slot]);
+  p->env[slot] = xasprintf ("HOME=%s", home ? home : "/");
+}
+
 int
 process_set_rlimits (const struct spec_process *p, capsule_error **err)
 {

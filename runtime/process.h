@@ -12,6 +12,9 @@
 
 /* Find ARGS[0] in the PATH of ENV (the container's view); returns a malloc'd path. */
 char *process_find_executable (const struct spec_process *p, capsule_error **err);
+/* HOME, when P's env has none or an empty one, as runc and crun set it: the home of P's uid in
+ * the container's /etc/passwd (the caller is inside its root), "/" for an unknown uid. */
+void process_set_home (struct spec_process *p);
 int process_set_rlimits (const struct spec_process *p, capsule_error **err);
 /* Become the spec's user with the spec's capabilities; install SECCOMP here when it must go in
  * before privileges drop (no noNewPrivileges).  Leaves cwd, nnp-seccomp and exec to the caller. */

@@ -28,4 +28,34 @@ check_eq "with a user namespace the bound host nodes keep the host's mode" \
 edit_config "$H" 'c["process"]["user"] = {"uid": 0, "gid": 0}; c["linux"]["devices"] = []'
 edit_config "$B" 'c["process"]["user"] = {"uid": 0, "gid": 0}'
 
+# HOME from the rootfs's /etc/passwd for process.user.uid when env has none (or an empty one),
+# "/" for an uid it does not list; a HOME the spec gives is kept.  exec does the same.
+edit_config "$B" 'c["process"]["env"] = [e for e in c["process"]["env"] if not e.startswith("HOME=")]'
+set_args "$B" sh -c 'echo "[$HOME]"'
+home_as() { # UID ENV-EXTRA...
+  local uid=$1
+  shift
+  edit_config "$B" 'c["process"]["user"] = {"uid": '"$uid"', "gid": 0}
+c["process"]["env"] = [e for e in c["process"]["env"] if not e.startswith("HOME=")] + '"$*"
+  run_in "$B" compat-home
+  echo "$OUT"
+}
+check_eq "no HOME: root's home from /etc/passwd" "[/root]" "$(home_as 0 '[]')"
+check_eq "no HOME: uid 1000's home from /etc/passwd" "[/mnt/data]" "$(home_as 1000 '[]')"
+check_eq "no HOME: / for an uid /etc/passwd does not list" "[/]" "$(home_as 4242 '[]')"
+check_eq "an empty HOME is set too" "[/mnt/data]" "$(home_as 1000 '["HOME="]')"
+check_eq "a HOME the spec gives is kept" "[/elsewhere]" "$(home_as 1000 '["HOME=/elsewhere"]')"
+mv "$B/rootfs/etc/passwd" "$WORK/passwd" && mkfifo "$B/rootfs/etc/passwd"
+check_eq "a hostile /etc/passwd (a fifo) is no user list: /, and no hang" "[/]" "$(home_as 0 '[]')"
+rm "$B/rootfs/etc/passwd" && mv "$WORK/passwd" "$B/rootfs/etc/passwd"
+home_as 0 '[]' >/dev/null
+set_args "$B" sleep 30
+cap run --detach --bundle "$B" compat-home-exec >/dev/null 2>&1
+check_eq "exec: HOME of its own --user from /etc/passwd" "[/mnt/data]" \
+  "$(cap exec --user 1000:1000 compat-home-exec sh -c 'echo "[$HOME]"' 2>&1)"
+"$PY" -c 'import json; json.dump({"args": ["sh", "-c", "echo [$HOME]"], "cwd": "/", "user": {"uid": 4242, "gid": 0}, "env": ["PATH=/usr/bin:/bin"]}, open("'"$WORK"'/proc.json", "w"))'
+check_eq "exec --process: / for an unknown uid" "[/]" "$(cap exec --process "$WORK/proc.json" compat-home-exec 2>&1)"
+cap delete --force compat-home-exec
+edit_config "$B" 'c["process"]["env"].append("HOME=/root")'
+
 finish
