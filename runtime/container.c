@@ -171,7 +171,8 @@ child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
       if (hooks_run (s, HOOK_CREATE_CONTAINER, json, err) < 0)
         return -1;
     }
-  if (mounts_pivot (s, err) < 0 || child_sysctl (s, err) < 0 || mounts_finish (&m, err) < 0)
+  if (mounts_pivot (s, err) < 0 || child_sysctl (s, err) < 0
+      || process_make_cwd (s->process, err) < 0 || mounts_finish (&m, err) < 0)
     return -1;
   return 0;
 }
@@ -216,8 +217,6 @@ child_setup (struct creation *c, char **ret_exe, capsule_error **err)
   if (c->console_fd >= 0 && terminal_setup_child (c->console_fd, err) < 0)
     return -1;
   c->console_fd = -1;
-  if (mkdir (s->process->cwd, 0755) < 0 && errno != EEXIST && errno != EROFS && errno != EACCES)
-    return capsule_error_make (err, errno, "process.cwd: create `%s`", s->process->cwd);
   process_set_home (s->process);
   if (process_set_rlimits (s->process, err) < 0)
     return -1;

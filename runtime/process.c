@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -179,6 +180,44 @@ process_drop_privileges (const struct spec_process *p, const struct seccomp_prog
   if (prctl (PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
     return capsule_error_make (err, errno, "PR_SET_KEEPCAPS");
   umask (p->umask);
+  return 0;
+}
+
+int
+process_make_cwd (const struct spec_process *p, capsule_error **err)
+{
+  _cleanup_free_ char *copy = xstrdup (p->cwd), *prefix = xstrdup ("");
+  _cleanup_close_ int root = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  _cleanup_close_ int parent = -1;
+  char *save = NULL;
+  if (root < 0)
+    return capsule_error_make (err, errno, "process.cwd: open the container's root");
+  parent = dup (root);
+  if (parent < 0)
+    return capsule_error_make (err, errno, "dup");
+  for (char *comp = strtok_r (copy, "/", &save); comp; comp = strtok_r (NULL, "/", &save))
+    {
+      /* Each prefix resolved afresh beneath the root, symlinks (absolute or with "..") as the
+         container sees them, so nothing is made outside it. */
+      struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                              .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+      char *next = xasprintf ("%s%s%s", prefix, prefix[0] ? "/" : "", comp);
+      int fd;
+      free (prefix);
+      prefix = next;
+      fd = syscall (SYS_openat2, root, prefix, &how, sizeof how);
+      if (fd < 0 && errno == ENOENT && strcmp (comp, "..") != 0 && strcmp (comp, ".") != 0)
+        {
+          /* PARENT is where the prefix so far resolved: comp is one plain name in it. */
+          if (mkdirat (parent, comp, 0755) < 0 && errno != EEXIST)
+            return capsule_error_make (err, errno, "process.cwd: create `%s`", p->cwd);
+          fd = syscall (SYS_openat2, root, prefix, &how, sizeof how);
+        }
+      if (fd < 0)
+        return 0; /* not a directory, out of reach: process_chdir says why */
+      close (parent);
+      parent = fd;
+    }
   return 0;
 }
 

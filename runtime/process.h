@@ -20,6 +20,9 @@ int process_set_rlimits (const struct spec_process *p, capsule_error **err);
  * before privileges drop (no noNewPrivileges).  Leaves cwd, nnp-seccomp and exec to the caller. */
 int process_drop_privileges (const struct spec_process *p, const struct seccomp_program *seccomp,
                              capsule_error **err);
+/* Create a missing process.cwd (mkdir -p, 0755) beneath the container's root, which the caller
+ * has entered, as runc does; called before the root is made read-only. */
+int process_make_cwd (const struct spec_process *p, capsule_error **err);
 int process_chdir (const struct spec_process *p, capsule_error **err);
 /* no_new_privs and (when the process asks for it) the seccomp filter: the last steps. */
 int process_finalize (const struct spec_process *p, const struct seccomp_program *seccomp,

@@ -58,4 +58,32 @@ check_eq "exec --process: / for an unknown uid" "[/]" "$(cap exec --process "$WO
 cap delete --force compat-home-exec
 edit_config "$B" 'c["process"]["env"].append("HOME=/root")'
 
+# a missing process.cwd is made (mkdir -p) inside the root, before root.readonly applies
+edit_config "$H" 'c["process"]["cwd"] = "/tmp/new/deep"'
+set_args "$H" sh -c 'pwd'
+run_in "$H" compat-cwd
+check_eq "a missing cwd on a tmpfs is made" "/tmp/new/deep" "$OUT"
+edit_config "$H" 'c["process"]["cwd"] = "/made/here"'
+run_in "$H" compat-cwd
+check_eq "a missing cwd in a read-only root is made before the root turns read-only" "/made/here" "$OUT"
+check_eq "and it is a directory of the rootfs, 0755" "755" "$(stat -c %a "$H/rootfs/made/here" 2>&1)"
+# a symlink to an absolute path, which the host does not have (the rootfs does)
+T=/mnt/capsule-compat-$$
+mkdir -p "$H/rootfs$T"
+ln -s "$T" "$H/rootfs/escape"
+ln -s ../../../../../../../.. "$H/rootfs/up"
+edit_config "$H" 'c["process"]["cwd"] = "/escape/sub"'
+run_in "$H" compat-cwd
+check_eq "a cwd through an absolute symlink is made inside the root" \
+  "$T/sub yes no" "$OUT $([ -d "$H/rootfs$T/sub" ] && echo yes || echo no) $([ -e "$T" ] && echo yes || echo no)"
+edit_config "$H" 'c["process"]["cwd"] = "/up/tmp/climbed"'
+run_in "$H" compat-cwd
+check_eq "a cwd through a symlink climbing with .. stays inside the root" "/tmp/climbed no" \
+  "$OUT $([ -e /tmp/climbed ] && echo yes || echo no)"
+touch "$H/rootfs/afile"
+edit_config "$H" 'c["process"]["cwd"] = "/afile/sub"'
+run_in "$H" compat-cwd
+check_match "a cwd under a file fails clearly" 'process.cwd: chdir `/afile/sub`' "$OUT"
+edit_config "$H" 'c["process"]["cwd"] = "/"'
+
 finish
