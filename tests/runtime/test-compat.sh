@@ -86,4 +86,14 @@ run_in "$H" compat-cwd
 check_match "a cwd under a file fails clearly" 'process.cwd: chdir `/afile/sub`' "$OUT"
 edit_config "$H" 'c["process"]["cwd"] = "/"'
 
+# an exec'd process leads a session and process group of its own, as with runc
+set_args "$B" sleep 30
+cap run --detach --bundle "$B" compat-pgrp >/dev/null 2>&1
+check_eq "exec: own session and process group (pid = pgrp = sid)" "same" \
+  "$(cap exec compat-pgrp sh -c 'set -- $(cut -d" " -f1,5,6 /proc/$$/stat); [ "$1" = "$2" ] && [ "$1" = "$3" ] && echo same || echo "$*"' 2>&1)"
+check_eq "exec --detach: the same" "same" \
+  "$(cap exec --detach compat-pgrp sh -c 'set -- $(cut -d" " -f1,5,6 /proc/$$/stat); [ "$1" = "$2" ] && [ "$1" = "$3" ] && echo same >/tmp/pgrp || echo "$*" >/tmp/pgrp' 2>&1
+   cap exec compat-pgrp sh -c 'while [ ! -s /tmp/pgrp ]; do sleep 0.05; done; cat /tmp/pgrp')"
+cap delete --force compat-pgrp
+
 finish
