@@ -911,7 +911,15 @@ container_delete (const char *root, const char *id, bool force, capsule_error **
       if ((*err)->status != ENOENT)
         return -1;
       capsule_error_release (err);
-      return delete_leftover_dir (root, id, err);
+      if (delete_leftover_dir (root, id, err) < 0)
+        {
+          /* Like runc: --force of a container that is not there (a create that failed, one
+             deleted already) succeeds quietly, so an engine can always clean up. */
+          if (!force || (*err)->status != ENOENT)
+            return -1;
+          capsule_error_release (err);
+        }
+      return 0;
     }
   lock = state_lock (root, id, err);
   if (lock < 0)

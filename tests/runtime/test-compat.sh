@@ -96,4 +96,23 @@ check_eq "exec --detach: the same" "same" \
    cap exec compat-pgrp sh -c 'while [ ! -s /tmp/pgrp ]; do sleep 0.05; done; cat /tmp/pgrp')"
 cap delete --force compat-pgrp
 
+# delete --force of what is not there succeeds quietly (runc exits 0), so engines can clean up
+OUT=$(cap delete --force compat-nosuch 2>&1)
+check_eq "delete --force of an unknown id: exit 0, nothing said" "0 []" "$? [$OUT]"
+OUT=$("$CAPSULE" --root "$WORK/no-such-root" delete --force compat-nosuch 2>&1)
+check_eq "delete --force under a --root that does not exist: exit 0" "0 []" "$? [$OUT]"
+set_args "$B" no-such-program
+cap create --bundle "$B" compat-failed >/dev/null 2>&1
+OUT=$(cap delete --force compat-failed 2>&1)
+check_eq "delete --force of a container whose create failed: exit 0" "0 []" "$? [$OUT]"
+set_args "$B" sleep 30
+cap create --bundle "$B" compat-twice >/dev/null 2>&1
+cap delete --force compat-twice
+OUT=$(cap delete --force compat-twice 2>&1)
+check_eq "delete --force twice: exit 0" "0 []" "$? [$OUT]"
+OUT=$(cap delete compat-nosuch 2>&1)
+check_match "delete without --force of an unknown id still fails" 'container `compat-nosuch` does not exist' "$? $OUT"
+OUT=$(cap delete --force 'bad/id' 2>&1)
+check_match "delete --force of an invalid id still fails, as with runc" 'invalid container id' "$OUT"
+
 finish
