@@ -144,6 +144,15 @@ child_sysctl (const struct spec *s, capsule_error **err)
       for (char *p = path + strlen ("/proc/sys/"); *p; p++)
         if (*p == '.')
           *p = '/';
+      /* /proc/sys/kernel/domainname belongs to the host's root even in a uts namespace of a
+         user namespace's; the system call is the namespace's own. */
+      if (strcmp (s->sysctl_keys[i], "kernel.domainname") == 0)
+        {
+          const char *v = s->sysctl_values[i];
+          if (setdomainname (v, strlen (v)) < 0)
+            return capsule_error_make (err, errno, "linux.sysctl.kernel.domainname: set \"%s\"", v);
+          continue;
+        }
       if (write_knob (AT_FDCWD, path, s->sysctl_values[i], err) < 0)
         return capsule_error_wrap (err, "linux.sysctl.%s", s->sysctl_keys[i]);
     }
@@ -543,6 +552,39 @@ make_fifo (struct creation *c, capsule_error **err)
   return 0;
 }
 
+/* A namespace joined by path that is the runtime's own (the host's) is no namespace of the
+   container's for a sysctl. */
+static int
+check_sysctl_hostns (const struct spec *s, capsule_error **err)
+{
+  static const struct
+  {
+    int type;
+    const char *prefix, *self, *name;
+  } kinds[] = {
+    { CLONE_NEWNET, "net.", "/proc/self/ns/net", "network" },
+    { CLONE_NEWIPC, "kernel.", "/proc/self/ns/ipc", "ipc" },
+    { CLONE_NEWIPC, "fs.mqueue.", "/proc/self/ns/ipc", "ipc" },
+    { CLONE_NEWUTS, "kernel.domainname", "/proc/self/ns/uts", "uts" },
+  };
+  for (size_t i = 0; i < s->n_sysctl; i++)
+    for (size_t k = 0; k < ARRAY_SIZE (kinds); k++)
+      {
+        const struct spec_namespace *ns = spec_namespace (s, kinds[k].type);
+        struct stat a, b;
+        if (strncmp (s->sysctl_keys[i], kinds[k].prefix, strlen (kinds[k].prefix)) != 0
+            || ns == NULL || ns->path == NULL)
+          continue;
+        if (stat (ns->path, &a) == 0 && stat (kinds[k].self, &b) == 0 && a.st_dev == b.st_dev
+            && a.st_ino == b.st_ino)
+          return capsule_error_make (err, 0,
+                                     "config.json: linux.sysctl.%s: the %s namespace `%s` is the "
+                                     "host's own",
+                                     s->sysctl_keys[i], kinds[k].name, ns->path);
+      }
+  return 0;
+}
+
 static int
 check_spec (const struct spec *s, const struct container_opts *o, bool own_tty, capsule_error **err)
 {
@@ -559,7 +601,7 @@ check_spec (const struct spec *s, const struct container_opts *o, bool own_tty, 
     return capsule_error_make (err, 0,
                                "config.json: process.terminal is true but no --console-socket was "
                                "given to receive the terminal");
-  return 0;
+  return check_sysctl_hostns (s, err);
 }
 
 static int

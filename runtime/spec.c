@@ -1054,6 +1054,36 @@ parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
+/* As runc and crun: a sysctl is set only where the container has a namespace of its own for it,
+   never on the host's kernel. */
+static int
+check_sysctl (struct ctx *c, const struct spec *s, const char *key)
+{
+  static const char *const ipc[]
+      = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+          "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced" };
+  _cleanup_free_ char *pk = xasprintf ("linux.sysctl.%s", key);
+  bool is_ipc = strncmp (key, "fs.mqueue.", strlen ("fs.mqueue.")) == 0;
+  bool uts = spec_namespace (s, CLONE_NEWUTS) != NULL;
+  for (size_t i = 0; i < ARRAY_SIZE (ipc); i++)
+    if (strcmp (key, ipc[i]) == 0)
+      is_ipc = true;
+  if (is_ipc)
+    return spec_namespace (s, CLONE_NEWIPC)
+               ? 0
+               : bad (c, pk, "an ipc sysctl needs an ipc namespace (add {\"type\": \"ipc\"})");
+  if (strncmp (key, "net.", 4) == 0)
+    return spec_namespace (s, CLONE_NEWNET)
+               ? 0
+               : bad (c, pk,
+                      "a net sysctl needs a network namespace (add {\"type\": \"network\"})");
+  if (strcmp (key, "kernel.domainname") == 0)
+    return uts ? 0 : bad (c, pk, "needs a uts namespace (add {\"type\": \"uts\"})");
+  if (strcmp (key, "kernel.hostname") == 0 && uts)
+    return bad (c, pk, "conflicts with the \"hostname\" field: set that instead");
+  return bad (c, pk, "not in a namespace of the container's: it would change the host");
+}
+
 static int
 check_consistency (struct ctx *c, struct spec *s)
 {
@@ -1068,6 +1098,9 @@ check_consistency (struct ctx *c, struct spec *s)
     return bad (c, "hostname", "longer than 64 characters");
   if (s->domainname && strlen (s->domainname) > 64)
     return bad (c, "domainname", "longer than 64 characters");
+  for (size_t i = 0; i < s->n_sysctl; i++)
+    if (check_sysctl (c, s, s->sysctl_keys[i]) < 0)
+      return -1;
   return 0;
 }
 

@@ -115,4 +115,44 @@ check_match "delete without --force of an unknown id still fails" 'container `co
 OUT=$(cap delete --force 'bad/id' 2>&1)
 check_match "delete --force of an invalid id still fails, as with runc" 'invalid container id' "$OUT"
 
+# sysctls only where the container has the namespace: ipc ones need an ipc namespace, net.* a
+# network namespace (not the host's), kernel.domainname a uts namespace; others are refused.
+# (Each value is the host's own, so a runtime that wrongly writes one changes nothing.)
+shm=$(cat /proc/sys/kernel/shm_rmid_forced) mq=$(cat /proc/sys/fs/mqueue/msg_max)
+port=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start) swp=$(cat /proc/sys/vm/swappiness)
+sysctl_case() { # NAME BUNDLE NAMESPACES-PYTHON SYSCTL-PYTHON EXPECTED-REGEX
+  edit_config "$2" 'c["linux"]["namespaces"] = '"$3"'
+c["linux"]["sysctl"] = '"$4"'
+if not any(n["type"] == "uts" for n in c["linux"]["namespaces"]): c.pop("hostname", None)'
+  set_args "$2" sh -c 'echo set; cat /proc/sys/kernel/domainname'
+  run_in "$2" compat-sysctl
+  check_match "$1" "$5" "$OUT"
+}
+NS_ALL='[{"type": t} for t in ["pid", "network", "ipc", "uts", "mount", "user", "cgroup"]]'
+sysctl_case "an ipc sysctl without an ipc namespace is refused" "$B" \
+  "[n for n in $NS_ALL if n['type'] != 'ipc']" "{'kernel.shm_rmid_forced': '$shm'}" \
+  'linux.sysctl.kernel.shm_rmid_forced: an ipc sysctl needs an ipc namespace'
+sysctl_case "fs.mqueue.* without an ipc namespace is refused" "$B" \
+  "[n for n in $NS_ALL if n['type'] != 'ipc']" "{'fs.mqueue.msg_max': '$mq'}" \
+  'linux.sysctl.fs.mqueue.msg_max: an ipc sysctl needs an ipc namespace'
+sysctl_case "with one, they are set" "$B" "$NS_ALL" "{'fs.mqueue.msg_max': '$mq', 'kernel.shm_rmid_forced': '$shm'}" '^set'
+sysctl_case "net.* without a network namespace is refused" "$B" \
+  "[n for n in $NS_ALL if n['type'] != 'network']" "{'net.ipv4.ip_unprivileged_port_start': '$port'}" \
+  'linux.sysctl.net.ipv4.ip_unprivileged_port_start: a net sysctl needs a network namespace'
+sysctl_case "net.* in the host's network namespace joined by path is refused" "$H" \
+  "[{'type': 'mount'}, {'type': 'pid'}, {'type': 'network', 'path': '/proc/self/ns/net'}]" \
+  "{'net.ipv4.ip_unprivileged_port_start': '$port'}" \
+  "linux.sysctl.net.ipv4.ip_unprivileged_port_start: the network namespace \`/proc/self/ns/net\` is the host's own"
+sysctl_case "kernel.domainname with a uts namespace is set" "$B" "$NS_ALL" "{'kernel.domainname': 'example.org'}" \
+  '^example.org$'
+sysctl_case "kernel.domainname without a uts namespace is refused" "$B" \
+  "[n for n in $NS_ALL if n['type'] != 'uts']" "{'kernel.domainname': 'example.org'}" \
+  'linux.sysctl.kernel.domainname: needs a uts namespace'
+sysctl_case "kernel.hostname is refused: the hostname field says it" "$B" "$NS_ALL" "{'kernel.hostname': 'h'}" \
+  'linux.sysctl.kernel.hostname: conflicts with the "hostname" field'
+sysctl_case "a sysctl of no namespace (vm.*) is refused" "$B" "$NS_ALL" "{'vm.swappiness': '$swp'}" \
+  "linux.sysctl.vm.swappiness: not in a namespace of the container's"
+edit_config "$B" 'c["linux"]["namespaces"] = '"$NS_ALL"'; c["linux"]["sysctl"] = {}; c["hostname"] = "capsule"'
+edit_config "$H" 'c["linux"]["namespaces"] = [n for n in '"$NS_ALL"' if n["type"] != "user"]; c["linux"]["sysctl"] = {}; c["hostname"] = "capsule"'
+
 finish
