@@ -155,6 +155,9 @@ apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error *
     return -1;
   if (has_memsw && put_i64 (cg, V1_MEMORY, "memory.memsw.limit_in_bytes", swap, err) < 0)
     return -1;
+  /* At the limit the container's tasks then wait for memory instead of being killed. */
+  if (r->disable_oom_killer && put (cg, V1_MEMORY, "memory.oom_control", "1", err) < 0)
+    return capsule_error_wrap (err, "linux.resources.memory.disableOOMKiller");
   return 0;
 }
 

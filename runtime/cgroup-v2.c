@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -130,6 +131,9 @@ apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error *
     }
   if (access (oomf, F_OK) == 0 && put (cg, "memory.oom.group", "1", err) < 0)
     return -1;
+  if (r->disable_oom_killer)
+    dprintf (2, "capsule: warning: linux.resources.memory.disableOOMKiller: cgroup v2 cannot "
+                "turn the OOM killer off; a container at its memory limit is still killed\n");
   return 0;
 }
 

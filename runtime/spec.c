@@ -781,6 +781,8 @@ parse_resources_value (struct ctx *c, const json_value *v, struct spec_resources
              < 0
       || opt_int (c, mem, "linux.resources.memory", "swap", -1, INT64_MAX, &r->has_memory_swap,
                   (long long *)&r->memory_swap)
+             < 0
+      || opt_bool (c, mem, "linux.resources.memory", "disableOOMKiller", &r->disable_oom_killer)
              < 0)
     return -1;
   if (r->has_memory_limit && r->memory_limit == 0)

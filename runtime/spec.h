@@ -91,6 +91,7 @@ struct spec_resources
 {
   bool has_memory_limit, has_memory_reservation, has_memory_swap;
   int64_t memory_limit, memory_reservation, memory_swap; /* -1 = unlimited */
+  bool disable_oom_killer;
   bool has_pids_limit;
   int64_t pids_limit;
   uint64_t cpu_shares; /* 0 = unset */

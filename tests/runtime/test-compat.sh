@@ -155,4 +155,27 @@ sysctl_case "a sysctl of no namespace (vm.*) is refused" "$B" "$NS_ALL" "{'vm.sw
 edit_config "$B" 'c["linux"]["namespaces"] = '"$NS_ALL"'; c["linux"]["sysctl"] = {}; c["hostname"] = "capsule"'
 edit_config "$H" 'c["linux"]["namespaces"] = [n for n in '"$NS_ALL"' if n["type"] != "user"]; c["linux"]["sysctl"] = {}; c["hostname"] = "capsule"'
 
+# resources: cpu.quota -1 is unlimited; memory.disableOOMKiller; update --cpuset-cpus/--cpuset-mems
+if [ -d /sys/fs/cgroup/memory ] && [ -d /sys/fs/cgroup/cpu ]; then
+  edit_config "$B" 'c["linux"]["resources"]["cpu"] = {"quota": -1, "period": 50000}
+c["linux"]["resources"]["memory"]["disableOOMKiller"] = True'
+  set_args "$B" sh -c 'cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us; grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control'
+  run_in "$B" compat-res
+  check_eq "cpu.quota -1 is unlimited; disableOOMKiller sets memory.oom_control (v1)" \
+    "-1 50000 oom_kill_disable 1" "$(echo $OUT)"
+  edit_config "$B" 'c["linux"]["resources"]["cpu"] = {"quota": 20000}; del c["linux"]["resources"]["memory"]["disableOOMKiller"]'
+  set_args "$B" sleep 30
+  cap run --detach --bundle "$B" compat-upd >/dev/null 2>&1
+  cap update --cpu-quota -1 compat-upd
+  check_eq "update --cpu-quota -1: unlimited" "-1" "$(cap exec compat-upd cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)"
+  cpus=$(cat /sys/fs/cgroup/cpuset/cpuset.cpus 2>/dev/null)
+  if [ -n "$cpus" ]; then
+    OUT=$(cap update --cpuset-cpus 0 --cpuset-mems 0 compat-upd 2>&1)
+    check_eq "update --cpuset-cpus and --cpuset-mems" "0 0" \
+      "$(cap exec compat-upd cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/cpuset/cpuset.mems | tr '\n' ' ' | sed 's/ $//')$OUT"
+  fi
+  cap delete --force compat-upd
+  edit_config "$B" 'del c["linux"]["resources"]["cpu"]'
+fi
+
 finish
