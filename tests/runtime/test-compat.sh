@@ -178,4 +178,13 @@ c["linux"]["resources"]["memory"]["disableOOMKiller"] = True'
   edit_config "$B" 'del c["linux"]["resources"]["cpu"]'
 fi
 
+# hooks get the environment the spec gives them, none of the runtime's
+edit_config "$B" 'c["hooks"] = {"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "env | sort > '"$WORK"'/hook-env"], "env": ["A=1", "B=two"]}],
+  "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", "env | grep -v -e ^PWD= -e ^SHLVL= -e ^_= | sort > '"$WORK"'/hook-env2"]}]}'
+set_args "$B" true
+OUT=$(env CAPSULE_COMPAT_LEAK=1 "$CAPSULE" --root "$ROOT" run --bundle "$B" compat-hooks 2>&1)
+check_eq "a hook's env is the spec's" "A=1 B=two" "$(grep -v -e ^PWD= -e ^SHLVL= -e ^_= "$WORK/hook-env" | tr '\n' ' ' | sed 's/ $//')"
+check_eq "a hook without env gets an empty one" "" "$(cat "$WORK/hook-env2")"
+edit_config "$B" 'del c["hooks"]'
+
 finish
