@@ -309,14 +309,14 @@ static int
 make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type, int major,
              int minor, mode_t mode, uid_t uid, gid_t gid, capsule_error **err)
 {
-  _cleanup_close_ int devfd = mounts_open_target (rootfd, "/dev", false, err);
-  const char *name = path + strlen ("/dev/");
+  /* PATH is absolute and clean (spec.c): its directory, made beneath the root if need be,
+     anywhere in the rootfs as runc allows; NAME is one plain component in it. */
+  _cleanup_free_ char *dir = xasprintf ("%.*s", (int)(strrchr (path, '/') - path), path);
+  _cleanup_close_ int devfd = mounts_open_target (rootfd, dir[0] ? dir : "/", false, err);
+  const char *name = strrchr (path, '/') + 1;
   mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
   if (devfd < 0)
-    return -1;
-  if (strchr (name, '/'))
-    return capsule_error_make (err, 0, "linux.devices: `%s`: nested device paths are not supported",
-                               path);
+    return capsule_error_wrap (err, "linux.devices: `%s`", path);
   if (!m->userns && mknodat (devfd, name, kind | (mode & 07777), makedev (major, minor)) == 0)
     {
       /* mknod applies the runtime's umask; the node gets the spec's fileMode whatever it is.
@@ -332,7 +332,7 @@ make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type
     return 0;
   /* In a user namespace mknod is refused: bind the host's node instead, as runc does. */
   {
-    _cleanup_free_ char *host = xasprintf ("/dev/%s", name);
+    _cleanup_free_ char *host = xstrdup (path);
     struct spec_mount bind = { .destination = (char *)path, .source = host, .flags = MS_BIND };
     struct stat st;
     if (stat (host, &st) < 0)

@@ -654,6 +654,28 @@ parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct s
 
 /* ---- devices, sysctl, resources ---- */
 
+/* A device is a node anywhere in the rootfs, as runc allows (not only under /dev): an absolute
+   path whose "//" and trailing "/" go (runc cleans them too), with a last name and no "..". */
+static int
+device_path_clean (char *path)
+{
+  char *w = path;
+  const char *last;
+  if (path[0] != '/')
+    return -1;
+  for (const char *r = path; *r; r++)
+    if (!(*r == '/' && (r[1] == '/' || r[1] == '\0')))
+      *w++ = *r;
+  *w = '\0';
+  if (path[0] == '\0')
+    return -1;
+  last = strrchr (path, '/') + 1;
+  if (strcmp (last, ".") == 0 || strcmp (last, "") == 0 || strstr (path, "/../")
+      || strcmp (last, "..") == 0 || strstr (path, "/./"))
+    return -1;
+  return 0;
+}
+
 static int
 parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
 {
@@ -684,11 +706,14 @@ parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
           _cleanup_free_ char *pt = sub (pi, "type");
           return bad (c, pt, "unknown device type \"%s\"", type);
         }
-      if (d->path[0] != '/' || strncmp (d->path, "/dev/", 5) != 0)
-        {
-          _cleanup_free_ char *pp = sub (pi, "path");
-          return bad (c, pp, "\"%s\" is not under /dev", d->path);
-        }
+      {
+        _cleanup_free_ char *given = xstrdup (d->path);
+        if (device_path_clean (d->path) < 0)
+          {
+            _cleanup_free_ char *pp = sub (pi, "path");
+            return bad (c, pp, "\"%s\" is not an absolute path of a file without \"..\"", given);
+          }
+      }
       d->type = type[0] == 'u' ? 'c' : type[0];
       d->major = major;
       d->minor = minor;

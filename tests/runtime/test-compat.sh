@@ -187,4 +187,26 @@ check_eq "a hook's env is the spec's" "A=1 B=two" "$(grep -v -e ^PWD= -e ^SHLVL=
 check_eq "a hook without env gets an empty one" "" "$(cat "$WORK/hook-env2")"
 edit_config "$B" 'del c["hooks"]'
 
+# linux.devices: nodes anywhere in the rootfs (runc allows paths outside /dev), nested ones, and a
+# trailing slash; ".." and relative paths are refused
+edit_config "$H" 'c["linux"]["devices"] = [
+  {"path": "/dev/zero2/", "type": "c", "major": 1, "minor": 5},
+  {"path": "/extra//null9", "type": "c", "major": 1, "minor": 3},
+  {"path": "/dev/sub/full9", "type": "c", "major": 1, "minor": 7, "fileMode": 384}]'
+set_args "$H" sh -c 'stat -c "%n %F %t:%T %a" /dev/zero2 /extra/null9 /dev/sub/full9; echo x > /extra/null9 && echo ok'
+run_in "$H" compat-devpath
+check_eq "devices with a trailing slash, outside /dev and nested are made" \
+  "/dev/zero2 character special file 1:5 666 /extra/null9 character special file 1:3 666 /dev/sub/full9 character special file 1:7 600 ok" \
+  "$(echo $OUT)"
+edit_config "$H" 'c["linux"]["devices"] = [{"path": "/dev/../etc/x", "type": "c", "major": 1, "minor": 3}]'
+run_in "$H" compat-devpath
+check_match "a device path with .. is refused" 'linux.devices\[0\].path: "/dev/../etc/x" is not an absolute path of a file without ".."' "$OUT"
+edit_config "$H" 'c["linux"]["devices"] = [{"path": "dev/x", "type": "c", "major": 1, "minor": 3}]'
+run_in "$H" compat-devpath
+check_match "a relative device path is refused" 'linux.devices\[0\].path: "dev/x" is not an absolute' "$OUT"
+edit_config "$H" 'c["linux"]["devices"] = [{"path": "/", "type": "c", "major": 1, "minor": 3}]'
+run_in "$H" compat-devpath
+check_match "a device path of / is refused" 'linux.devices\[0\].path: "/" is not an absolute path of a file' "$OUT"
+edit_config "$H" 'c["linux"]["devices"] = []'
+
 finish
