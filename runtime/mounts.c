@@ -42,64 +42,100 @@ openat2_in_root (int rootfd, const char *path, int flags, mode_t mode)
   return syscall (SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
+/* The components of PATH, and how many. */
+static char **
+split_path (const char *path, size_t *ret_n)
+{
+  _cleanup_free_ char *copy = xstrdup (path);
+  size_t n = 0;
+  char **v = xmalloc0 ((strlen (path) / 2 + 2) * sizeof (char *));
+  char *save = NULL;
+  for (char *comp = strtok_r (copy, "/", &save); comp; comp = strtok_r (NULL, "/", &save))
+    v[n++] = xstrdup (comp);
+  *ret_n = n;
+  return v;
+}
+
+/* Resolve PATH beneath ROOTFD as runc does (securejoin): every prefix afresh from the root, so an
+   absolute or relative symlink, at any depth, resolves as the container will see it; a missing
+   component is made (a directory, or a file for the last when FILE); a dangling symlink is
+   followed and its target made, inside the root.  Returns an O_PATH fd of the result. */
 int
 mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err)
 {
-  _cleanup_free_ char *copy = xstrdup (path);
-  _cleanup_close_ int dirfd = dup (rootfd);
-  char *save = NULL, *comp, *next;
-  int fd;
+  _cleanup_free_ char *todo = xstrdup (path);
+  int links = 0;
 
-  if (dirfd < 0)
-    return capsule_error_make (err, errno, "dup");
-  comp = strtok_r (copy, "/", &save);
-  while (comp)
+  for (const char *p = path; *p;)
     {
-      bool last;
-      int nfd;
-      next = strtok_r (NULL, "/", &save);
-      last = next == NULL;
-      if (strcmp (comp, "..") == 0)
+      size_t len = strcspn (p, "/");
+      if (len == 2 && p[0] == '.' && p[1] == '.')
         return capsule_error_make (err, 0, "mount destination `%s` contains \"..\"", path);
-      nfd = openat2_in_root (dirfd, comp, O_PATH, 0);
-      if (nfd < 0 && errno == ENOENT)
-        {
-          /* dirfd came from RESOLVE_IN_ROOT beneath the rootfs, and comp is one plain name, so
-             the new entry lands inside the rootfs even when a symlink was followed to reach
-             dirfd's directory. */
-          if (last && file)
-            {
-              int f = openat (dirfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
-                              0644);
-              if (f < 0 && errno != EEXIST)
-                return capsule_error_make (err, errno, "create mount target `%s`", path);
-              if (f >= 0)
-                close (f);
-            }
-          else if (mkdirat (dirfd, comp, 0755) < 0 && errno != EEXIST)
-            return capsule_error_make (err, errno, "create directory for `%s`", path);
-          nfd = openat2_in_root (dirfd, comp, O_PATH, 0);
-        }
-      if (nfd < 0)
-        {
-          char target[256];
-          ssize_t n = readlinkat (dirfd, comp, target, sizeof target - 1);
-          if (n > 0)
-            {
-              target[n] = '\0';
-              return capsule_error_make (err, ENOENT,
-                                         "resolve `%s` in the rootfs: `%s` is a symlink to `%s`, "
-                                         "which the rootfs does not have",
-                                         path, comp, target);
-            }
-          return capsule_error_make (err, errno, "resolve `%s` in the rootfs", path);
-        }
-      close (dirfd);
-      dirfd = nfd;
-      comp = next;
+      p += len;
+      p += strspn (p, "/");
     }
-  fd = steal_fd (&dirfd);
-  return fd;
+restart:
+  {
+    size_t n = 0;
+    _cleanup_strv_ char **comps = split_path (todo, &n);
+    _cleanup_free_ char *prefix = xstrdup ("");
+    _cleanup_close_ int parent = dup (rootfd);
+    if (parent < 0)
+      return capsule_error_make (err, errno, "dup");
+    for (size_t i = 0; i < n; i++)
+      {
+        const char *comp = comps[i];
+        bool last = i + 1 == n;
+        char *next = xasprintf ("%s/%s", prefix, comp);
+        int nfd;
+        free (prefix);
+        prefix = next;
+        nfd = openat2_in_root (rootfd, prefix, O_PATH, 0);
+        if (nfd < 0 && errno == ENOENT)
+          {
+            char target[4096];
+            /* PARENT is where the prefix so far resolved beneath the root and COMP one plain
+               name in it: what is made lands inside the rootfs. */
+            ssize_t len = readlinkat (parent, comp, target, sizeof target - 1);
+            if (len > 0)
+              {
+                /* a dangling symlink: go on from its target, as the container would */
+                _cleanup_free_ char *rest = xstrdup ("");
+                if (++links > 40)
+                  return capsule_error_make (err, ELOOP, "resolve `%s` in the rootfs", path);
+                target[len] = '\0';
+                for (size_t j = i + 1; j < n; j++)
+                  {
+                    char *r = xasprintf ("%s/%s", rest, comps[j]);
+                    free (rest);
+                    rest = r;
+                  }
+                *strrchr (prefix, '/') = '\0';
+                free (todo);
+                todo = target[0] == '/' ? xasprintf ("%s%s", target, rest)
+                                        : xasprintf ("%s/%s%s", prefix, target, rest);
+                goto restart;
+              }
+            if (last && file)
+              {
+                int f = openat (parent, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+                                0644);
+                if (f < 0 && errno != EEXIST)
+                  return capsule_error_make (err, errno, "create mount target `%s`", path);
+                if (f >= 0)
+                  close (f);
+              }
+            else if (mkdirat (parent, comp, 0755) < 0 && errno != EEXIST)
+              return capsule_error_make (err, errno, "create directory for `%s`", path);
+            nfd = openat2_in_root (rootfd, prefix, O_PATH, 0);
+          }
+        if (nfd < 0)
+          return capsule_error_make (err, errno, "resolve `%s` in the rootfs", path);
+        close (parent);
+        parent = nfd;
+      }
+    return steal_fd (&parent);
+  }
 }
 
 static char *

@@ -209,4 +209,25 @@ run_in "$H" compat-devpath
 check_match "a device path of / is refused" 'linux.devices\[0\].path: "/" is not an absolute path of a file' "$OUT"
 edit_config "$H" 'c["linux"]["devices"] = []'
 
+# mount destinations through symlinks resolve inside the root as with runc (securejoin): absolute
+# or relative, at any depth, existing or dangling (the target is made inside the rootfs)
+mkdir -p "$H/rootfs/a" "$H/rootfs/target"
+ln -s /target "$H/rootfs/a/abs"
+ln -s /made/by/runtime "$H/rootfs/dangling"
+ln -s ../../../rel-target "$H/rootfs/a/rel"
+edit_config "$H" 'for d in ["/a/abs/sub", "/dangling", "/a/rel/x"]:
+    c["mounts"].append({"destination": d, "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]})'
+set_args "$H" sh -c 'stat -f -c %T /target/sub /made/by/runtime /rel-target/x 2>&1'
+run_in "$H" compat-mntlink
+check_eq "mounts through an absolute symlink below the top, a dangling one and a relative one" \
+  "tmpfs tmpfs tmpfs" "$(echo $OUT)"
+check_eq "what was made is inside the rootfs, not on the host" "yes yes no no" \
+  "$([ -d "$H/rootfs/made/by/runtime" ] && echo yes) $([ -d "$H/rootfs/rel-target/x" ] && echo yes) $([ -e /made ] && echo yes || echo no) $([ -e /rel-target ] && echo yes || echo no)"
+ln -s loop "$H/rootfs/loop"
+edit_config "$H" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ["/a/abs/sub", "/dangling", "/a/rel/x"]]
+c["mounts"].append({"destination": "/loop/x", "type": "tmpfs", "source": "tmpfs"})'
+run_in "$H" compat-mntlink
+check_match "a symlink loop is a clear error" 'mounts: `/loop/x`: resolve `/loop/x` in the rootfs: Too many levels of symbolic links' "$OUT"
+edit_config "$H" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/loop/x"]'
+
 finish
