@@ -464,6 +464,10 @@ mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
   unsigned long prop = s->rootfs_propagation ? s->rootfs_propagation : MS_PRIVATE | MS_REC;
   _cleanup_close_ int rootfd = -1;
 
+  /* pivot_root refuses a shared new root: a shared rootfsPropagation applies after it. */
+  if (prop & MS_SHARED)
+    prop = MS_PRIVATE | (prop & MS_REC);
+
   /* Nothing we mount may propagate back to the host. */
   if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
     return capsule_error_make (err, errno, "make / a slave mount");
@@ -512,6 +516,10 @@ mounts_pivot (const struct spec *s, capsule_error **err)
     return capsule_error_make (err, errno, "unmount the old root");
   if (chdir ("/") < 0)
     return capsule_error_make (err, errno, "chdir /");
+  /* A peer group of the container's own: the host's mounts stay slaves, nothing goes back. */
+  if ((s->rootfs_propagation & MS_SHARED)
+      && mount (NULL, "/", NULL, s->rootfs_propagation, NULL) < 0)
+    return capsule_error_make (err, errno, "linux.rootfsPropagation of the container's root");
   return 0;
 }
 

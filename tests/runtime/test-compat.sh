@@ -230,4 +230,16 @@ run_in "$H" compat-mntlink
 check_match "a symlink loop is a clear error" 'mounts: `/loop/x`: resolve `/loop/x` in the rootfs: Too many levels of symbolic links' "$OUT"
 edit_config "$H" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/loop/x"]'
 
+# rootfsPropagation shared works (pivot_root refuses a shared new root: it is made shared after)
+for p in shared rshared; do
+  edit_config "$B" 'c["linux"]["rootfsPropagation"] = "'$p'"'
+  set_args "$B" sh -c 'awk "\$5 == \"/\"" /proc/self/mountinfo'
+  run_in "$B" compat-prop
+  check_match "rootfsPropagation $p: the container's root is shared" '^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / [^ ]+ .*shared:[0-9]+.* - ' "$OUT"
+done
+edit_config "$B" 'c["linux"]["rootfsPropagation"] = "rslave"'
+run_in "$B" compat-prop
+check_nomatch "rootfsPropagation rslave: not shared" 'shared:' "$OUT"
+edit_config "$B" 'del c["linux"]["rootfsPropagation"]'
+
 finish
