@@ -45,6 +45,7 @@ struct creation
   int fifo_fd;
   int console_fd;   /* the container sends its pty master here */
   int console_recv; /* run's own end of it, when no --console-socket was given */
+  int *bind_trees;  /* user namespace: the runtime's copies of bind sources (mounts.h) */
   pid_t parent;
   pid_t child; /* what clone returned */
   pid_t pid;   /* the container process (differs from child after a double fork) */
@@ -66,6 +67,8 @@ creation_release (struct creation *c)
   if (c->console_recv >= 0)
     close (c->console_recv);
   seccomp_program_release (&c->seccomp);
+  if (c->spec)
+    mounts_close_bind_trees (c->bind_trees, c->spec->n_mounts);
   cgroup_free (c->cg);
   state_free (c->st);
   spec_free (c->spec);
@@ -170,6 +173,7 @@ child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
     .userns = spec_namespace (s, CLONE_NEWUSER) != NULL,
     .netns = (flags & CLONE_NEWNET) != 0,
     .cgroupns = spec_namespace (s, CLONE_NEWCGROUP) != NULL,
+    .bind_trees = c->bind_trees,
   };
   if (mounts_prepare_rootfs (&m, err) < 0)
     return -1;
@@ -651,7 +655,10 @@ do_create (const struct container_opts *o, struct creation *c, bool own_tty, cap
     }
   c->fast = !namespaces_any_path (c->spec);
   if (spec_namespace (c->spec, CLONE_NEWUSER))
-    mounts_precreate_targets (c->spec);
+    {
+      mounts_precreate_targets (c->spec);
+      c->bind_trees = mounts_open_bind_trees (c->spec);
+    }
   if (make_state_dir (c, err) < 0 || prepare_record (c, err) < 0
       || c->cg->ops->create (c->cg, err) < 0
       || c->cg->ops->apply (c->cg, c->spec->resources, err) < 0 || make_fifo (c, err) < 0)

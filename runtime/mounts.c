@@ -267,6 +267,44 @@ bind_source_is_file (const struct spec *s, const struct spec_mount *sm, char **r
 }
 
 static int
+bind_tree (const struct mounts_ctx *m, const struct spec_mount *sm)
+{
+  const struct spec *s = m->spec;
+  if (m->bind_trees == NULL || sm < s->mounts || sm >= s->mounts + s->n_mounts)
+    return -1;
+  return m->bind_trees[sm - s->mounts];
+}
+
+int *
+mounts_open_bind_trees (const struct spec *s)
+{
+  int *fds = xmalloc0 ((s->n_mounts + 1) * sizeof (int));
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const struct spec_mount *sm = &s->mounts[i];
+      _cleanup_free_ char *src = NULL;
+      fds[i] = -1;
+      if (!(sm->flags & MS_BIND) || (sm->type && strcmp (sm->type, "cgroup") == 0))
+        continue;
+      src = sm->source[0] == '/' ? xstrdup (sm->source)
+                                 : xasprintf ("%s/%s", s->bundle, sm->source);
+      fds[i] = open_tree (AT_FDCWD, src,
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+                              | ((sm->flags & MS_REC) ? AT_RECURSIVE : 0));
+    }
+  return fds;
+}
+
+void
+mounts_close_bind_trees (int *fds, size_t n)
+{
+  for (size_t i = 0; fds && i < n; i++)
+    if (fds[i] >= 0)
+      close (fds[i]);
+  free (fds);
+}
+
+static int
 do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, capsule_error **err)
 {
   _cleanup_free_ char *src = NULL, *target = NULL;
@@ -274,11 +312,20 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
   bool file = false;
   unsigned long flags = sm->flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
   const char *type = sm->type;
+  int tree = bind_tree (m, sm);
+  struct stat tree_st;
 
   if (sm->flags & MS_BIND)
     {
       if (bind_source_is_file (m->spec, sm, &src, &file, err) < 0)
-        return -1;
+        {
+          /* out of the container root's reach: the runtime's copy says what it is */
+          if (tree < 0 || (*err)->status != EACCES || fstat (tree, &tree_st) < 0)
+            return -1;
+          capsule_error_release (err);
+          src = xstrdup (sm->source);
+          file = !S_ISDIR (tree_st.st_mode);
+        }
     }
   fd = mounts_open_target (rootfd, sm->destination, file, err);
   if (fd < 0)
@@ -289,7 +336,10 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
     return mount_cgroup (m, rootfd, sm, &fd, err);
   if (sm->flags & MS_BIND)
     {
-      if (mount (src, target, NULL, MS_BIND | (sm->flags & MS_REC), NULL) < 0)
+      if (mount (src, target, NULL, MS_BIND | (sm->flags & MS_REC), NULL) < 0
+          && !(errno == EACCES && tree >= 0
+               && move_mount (tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                      == 0))
         return capsule_error_make (err, errno, "mounts: bind `%s` at `%s`", src, sm->destination);
       if (reopen (rootfd, sm, &fd, &target, err) < 0)
         return -1;

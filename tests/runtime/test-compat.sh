@@ -242,4 +242,26 @@ run_in "$B" compat-prop
 check_nomatch "rootfsPropagation rslave: not shared" 'shared:' "$OUT"
 edit_config "$B" 'del c["linux"]["rootfsPropagation"]'
 
+# with a user namespace, a bind source only the caller can reach (a directory above it closed
+# to others) mounts, as runc opens sources before entering
+mkdir -p "$WORK/locked/data"
+chmod 700 "$WORK/locked"
+chmod 755 "$WORK/locked/data"
+echo "behind a locked door" > "$WORK/locked/data/file"
+chmod 644 "$WORK/locked/data/file"
+echo "one file" > "$WORK/locked/single"
+chmod 644 "$WORK/locked/single"
+touch "$B/rootfs/single"
+edit_config "$B" 'c["mounts"].append({"destination": "/mnt/data", "type": "bind", "source": "'"$WORK"'/locked/data", "options": ["rbind", "ro"]})
+c["mounts"].append({"destination": "/single", "type": "bind", "source": "'"$WORK"'/locked/single", "options": ["bind", "ro"]})'
+set_args "$B" sh -c 'cat /mnt/data/file /single; touch /mnt/data/x 2>&1 | grep -o "Read-only file system"'
+run_in "$B" compat-locked
+check_eq "user namespace: bind sources behind a directory closed to the container's root mount (dir and file, ro kept)" \
+  "behind a locked door one file Read-only file system" "$(echo $OUT)"
+edit_config "$B" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/mnt/data", "/single")]'
+edit_config "$B" 'c["mounts"].append({"destination": "/mnt/data", "type": "bind", "source": "'"$WORK"'/no-such-dir", "options": ["rbind"]})'
+run_in "$B" compat-locked
+check_match "a missing bind source is still a clear error" 'mounts: bind source `[^`]*/no-such-dir` for `/mnt/data`: No such file or directory' "$OUT"
+edit_config "$B" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/mnt/data"]'
+
 finish
