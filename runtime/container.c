@@ -81,8 +81,17 @@ static void
 child_become_root (struct creation *c)
 {
   const struct spec *s = c->spec;
-  if (spec_namespace (s, CLONE_NEWUSER) == NULL)
+  const struct spec_namespace *user = spec_namespace (s, CLONE_NEWUSER);
+  if (user == NULL)
     return;
+  if (user->path)
+    {
+      /* a joined user namespace: its maps are not ours to read; root there when it has one,
+         as runc (else our unmapped host ids would make nothing we create ownable) */
+      setresgid (0, 0, 0);
+      setresuid (0, 0, 0);
+      return;
+    }
   if (namespaces_maps_root (s->gid_mappings, s->n_gid_mappings))
     setresgid (0, 0, 0);
   if (namespaces_maps_root (s->uid_mappings, s->n_uid_mappings))

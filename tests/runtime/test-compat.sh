@@ -264,4 +264,17 @@ run_in "$B" compat-locked
 check_match "a missing bind source is still a clear error" 'mounts: bind source `[^`]*/no-such-dir` for `/mnt/data`: No such file or directory' "$OUT"
 edit_config "$B" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/mnt/data"]'
 
+# joining another container's user and pid namespaces by path (a pod sharing its processes):
+# root there, as runc becomes, so the rootfs can be set up
+set_args "$B" sleep 30
+cap run --detach --bundle "$B" compat-pod >/dev/null 2>&1
+pid=$(cap state compat-pod | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+J=$WORK/j
+make_bundle "$J" sh -c 'id -u; tr "\0" " " < /proc/1/cmdline' >/dev/null
+edit_config "$J" 'c["linux"]["namespaces"] = [n if n["type"] not in ("pid", "user") else {"type": n["type"], "path": "/proc/'"$pid"'/ns/" + n["type"]} for n in c["linux"]["namespaces"]]
+del c["linux"]["uidMappings"], c["linux"]["gidMappings"]'
+run_in "$J" compat-pod-2
+check_eq "joined user and pid namespaces: root inside, the pod's pid 1 seen" "0 sleep 30" "$(echo $OUT)"
+cap delete --force compat-pod
+
 finish
