@@ -277,4 +277,14 @@ run_in "$J" compat-pod-2
 check_eq "joined user and pid namespaces: root inside, the pod's pid 1 seen" "0 sleep 30" "$(echo $OUT)"
 cap delete --force compat-pod
 
+# a container process that fails before the runtime's first message: its reason, every time
+# (it raced: "sync: send message 3: Broken pipe", "Connection reset by peer")
+touch "$WORK/not-a-namespace"
+edit_config "$H" 'c["linux"]["namespaces"] = [{"type": "mount"}, {"type": "pid", "path": "'"$WORK"'/not-a-namespace"}]
+c.pop("hostname", None)'
+said=$(for i in 1 2 3 4 5 6 7 8 9 10; do cap run --bundle "$H" compat-early 2>&1; done | sort -u)
+check_eq "an early failure always reports its own reason" \
+  "capsule: linux.namespaces: join pid namespace \`$WORK/not-a-namespace\`: Invalid argument" "$said"
+edit_config "$H" 'c["linux"]["namespaces"] = [n for n in '"$NS_ALL"' if n["type"] != "user"]; c["hostname"] = "capsule"'
+
 finish
