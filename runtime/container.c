@@ -240,6 +240,12 @@ child_setup (struct creation *c, char **ret_exe, capsule_error **err)
     return -1;
   c->console_fd = -1;
   process_set_home (s->process);
+  if (s->has_mempolicy
+      && syscall (SYS_set_mempolicy, s->mempolicy_mode,
+                  s->mempolicy_has_nodes ? s->mempolicy_nodes : NULL,
+                  s->mempolicy_has_nodes ? SPEC_MAX_NUMA_NODES + 1 : 0)
+             < 0)
+    return capsule_error_make (err, errno, "linux.memoryPolicy: set_mempolicy");
   if (process_set_rlimits (s->process, err) < 0)
     return -1;
   *ret_exe = process_find_executable (s->process, err);

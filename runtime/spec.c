@@ -1047,6 +1047,97 @@ parse_annotations (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
+/* linux.memoryPolicy: {"mode": "MPOL_BIND", "nodes": "0-1,3", "flags": ["MPOL_F_STATIC_NODES"]} */
+static int
+parse_memory_policy (struct ctx *c, const json_value *linux_, struct spec *s)
+{
+  static const struct
+  {
+    const char *name;
+    int value;
+    bool nodes; /* takes a node list */
+  } modes[] = {
+    { "MPOL_DEFAULT", 0, false },
+    { "MPOL_PREFERRED", 1, true },
+    { "MPOL_BIND", 2, true },
+    { "MPOL_INTERLEAVE", 3, true },
+    { "MPOL_LOCAL", 4, false },
+    { "MPOL_PREFERRED_MANY", 5, true },
+    { "MPOL_WEIGHTED_INTERLEAVE", 6, true },
+  };
+  static const struct
+  {
+    const char *name;
+    int value;
+  } flags[] = {
+    { "MPOL_F_NUMA_BALANCING", 1 << 13 },
+    { "MPOL_F_RELATIVE_NODES", 1 << 14 },
+    { "MPOL_F_STATIC_NODES", 1 << 15 },
+  };
+  json_value *v = json_get (linux_, "memoryPolicy");
+  _cleanup_free_ char *mode = NULL, *nodes = NULL;
+  _cleanup_strv_ char **fl = NULL;
+  size_t m;
+  if (v == NULL || json_is_null (v))
+    return 0;
+  if (want_object (c, v, "linux.memoryPolicy") < 0
+      || opt_string (c, v, "linux.memoryPolicy", "mode", true, &mode) < 0
+      || opt_string (c, v, "linux.memoryPolicy", "nodes", false, &nodes) < 0
+      || opt_strv (c, v, "linux.memoryPolicy", "flags", 8, &fl) < 0)
+    return -1;
+  for (m = 0; m < ARRAY_SIZE (modes); m++)
+    if (strcmp (mode, modes[m].name) == 0)
+      break;
+  if (m == ARRAY_SIZE (modes))
+    return bad (c, "linux.memoryPolicy.mode", "unknown mode \"%s\"", mode);
+  s->has_mempolicy = true;
+  s->mempolicy_mode = modes[m].value;
+  for (char **f = fl; f && *f; f++)
+    {
+      size_t i;
+      for (i = 0; i < ARRAY_SIZE (flags); i++)
+        if (strcmp (*f, flags[i].name) == 0)
+          break;
+      if (i == ARRAY_SIZE (flags))
+        return bad (c, "linux.memoryPolicy.flags", "unknown flag \"%s\"", *f);
+      s->mempolicy_mode |= flags[i].value;
+    }
+  if (nodes && nodes[0] && !modes[m].nodes)
+    return bad (c, "linux.memoryPolicy.nodes", "%s takes no nodes", mode);
+  if ((nodes == NULL || nodes[0] == '\0') && modes[m].nodes && m != 1)
+    return bad (c, "linux.memoryPolicy.nodes", "%s needs nodes", mode);
+  if (nodes == NULL || nodes[0] == '\0')
+    return 0;
+  /* a list of node numbers and ranges: "0-3,5" */
+  for (const char *p = nodes; *p;)
+    {
+      char *end;
+      unsigned long a, b;
+      if (*p < '0' || *p > '9')
+        return bad (c, "linux.memoryPolicy.nodes", "\"%s\" is not a list of nodes", nodes);
+      a = b = strtoul (p, &end, 10);
+      if (*end == '-')
+        {
+          if (end[1] < '0' || end[1] > '9')
+            return bad (c, "linux.memoryPolicy.nodes", "\"%s\" is not a list of nodes", nodes);
+          b = strtoul (end + 1, &end, 10);
+        }
+      if (a > b || b >= SPEC_MAX_NUMA_NODES)
+        return bad (c, "linux.memoryPolicy.nodes", "\"%s\": nodes are 0 to %d, low-high", nodes,
+                    SPEC_MAX_NUMA_NODES - 1);
+      for (unsigned long n = a; n <= b; n++)
+        s->mempolicy_nodes[n / (8 * sizeof (unsigned long))]
+            |= 1UL << (n % (8 * sizeof (unsigned long)));
+      if (*end == ',' && end[1] != '\0')
+        end++;
+      else if (*end != '\0')
+        return bad (c, "linux.memoryPolicy.nodes", "\"%s\" is not a list of nodes", nodes);
+      p = end;
+    }
+  s->mempolicy_has_nodes = true;
+  return 0;
+}
+
 static int
 parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
 {
@@ -1060,7 +1151,7 @@ parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
       || opt_strv (c, l, "linux", "maskedPaths", 1024, &s->masked_paths) < 0
       || opt_strv (c, l, "linux", "readonlyPaths", 1024, &s->readonly_paths) < 0
       || parse_devices (c, l, s) < 0 || parse_sysctl (c, l, s) < 0 || parse_resources (c, l, s) < 0
-      || parse_seccomp (c, l, s) < 0
+      || parse_seccomp (c, l, s) < 0 || parse_memory_policy (c, l, s) < 0
       || opt_string (c, l, "linux", "cgroupsPath", false, &s->cgroups_path) < 0
       || opt_string (c, l, "linux", "rootfsPropagation", false, &prop) < 0)
     return -1;

@@ -124,7 +124,8 @@ enum spec_hook_kind
 };
 extern const char *const spec_hook_names[HOOK_KINDS];
 
-#define SPEC_N_CAPSETS 5
+#define SPEC_N_CAPSETS      5
+#define SPEC_MAX_NUMA_NODES 1024
 enum
 {
   CAPSET_BOUNDING,
@@ -174,6 +175,10 @@ struct spec
   size_t n_devices;
   char **sysctl_keys, **sysctl_values;
   size_t n_sysctl;
+  /* linux.memoryPolicy: set_mempolicy(mode | flags, nodes) for the container's process */
+  bool has_mempolicy, mempolicy_has_nodes;
+  int mempolicy_mode; /* MPOL_* with MPOL_F_* flags */
+  unsigned long mempolicy_nodes[SPEC_MAX_NUMA_NODES / (8 * sizeof (unsigned long))];
   struct spec_seccomp *seccomp;
   struct spec_resources *resources;
   char *cgroups_path;

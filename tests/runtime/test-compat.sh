@@ -287,4 +287,25 @@ check_eq "an early failure always reports its own reason" \
   "capsule: linux.namespaces: join pid namespace \`$WORK/not-a-namespace\`: Invalid argument" "$said"
 edit_config "$H" 'c["linux"]["namespaces"] = [n for n in '"$NS_ALL"' if n["type"] != "user"]; c["hostname"] = "capsule"'
 
+# linux.memoryPolicy: set_mempolicy for the container's process (inherited by what it runs)
+if [ -e /proc/self/numa_maps ] && [ -d /sys/devices/system/node/node0 ]; then
+  set_args "$B" sh -c 'grep -m1 -oE "(bind|interleave|prefer|default)[^ ]*" /proc/self/numa_maps'
+  edit_config "$B" 'c["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0"}'
+  run_in "$B" compat-mpol
+  check_eq "memoryPolicy MPOL_BIND 0" "bind:0" "$OUT"
+  edit_config "$B" 'c["linux"]["memoryPolicy"] = {"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}'
+  run_in "$B" compat-mpol
+  check_eq "memoryPolicy MPOL_INTERLEAVE with MPOL_F_STATIC_NODES" "interleave=static:0" "$OUT"
+fi
+edit_config "$B" 'c["linux"]["memoryPolicy"] = {"mode": "MPOL_NOPE", "nodes": "0"}'
+run_in "$B" compat-mpol
+check_match "an unknown memoryPolicy mode is refused" 'linux.memoryPolicy.mode: unknown mode "MPOL_NOPE"' "$OUT"
+edit_config "$B" 'c["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0-x"}'
+run_in "$B" compat-mpol
+check_match "a bad node list is refused" 'linux.memoryPolicy.nodes: "0-x" is not a list of nodes' "$OUT"
+edit_config "$B" 'c["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "1000"}'
+run_in "$B" compat-mpol
+check_match "a node the host lacks: the kernel's refusal, named" 'linux.memoryPolicy: set_mempolicy: Invalid argument' "$OUT"
+edit_config "$B" 'del c["linux"]["memoryPolicy"]'
+
 finish
