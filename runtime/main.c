@@ -105,6 +105,7 @@ static const char *const main_help
       "  pause    ID / resume ID          freeze and thaw\n"
       "  update   [--memory N] [--memory-swap N] [--pids-limit N] [--cpu-shares N]\n"
       "           [--cpu-quota N] [--cpu-period N] [--cpuset-cpus L] [--cpuset-mems L]\n"
+      "           [--blkio-weight N]\n"
       "           [-r resources.json] ID\n"
       "  events   [--stats] [--interval S] ID  memory, pids and cpu figures as JSON lines\n"
       "  spec     [--bundle DIR] [--rootfs PATH] [--args 'CMD ...']  write a secure config.json\n"
@@ -580,6 +581,7 @@ cmd_update (int argc, char **argv)
     { "resources", required_argument, NULL, 'r' },
     { "cpuset-cpus", required_argument, NULL, 'C' },
     { "cpuset-mems", required_argument, NULL, 'M' },
+    { "blkio-weight", required_argument, NULL, 'w' },
     { NULL, 0, NULL, 0 },
   };
   struct spec_resources flags = { 0 };
@@ -627,6 +629,12 @@ cmd_update (int argc, char **argv)
           break;
         case 'P':
           flags.cpu_period = v;
+          break;
+        case 'w':
+          if (v < 10 || v > 1000)
+            return usage_error ("update", "--blkio-weight: %lld is out of range [10, 1000]",
+                                (long long)v);
+          flags.blkio_weight = v;
           break;
         }
     }

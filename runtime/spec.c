@@ -787,7 +787,7 @@ parse_device_rules (struct ctx *c, const json_value *res, struct spec_resources 
 static int
 parse_resources_value (struct ctx *c, const json_value *v, struct spec_resources **ret)
 {
-  json_value *mem, *pids, *cpu, *unified;
+  json_value *mem, *pids, *cpu, *blkio, *unified;
   struct spec_resources *r;
   bool has;
   if (want_object (c, v, "linux.resources") < 0)
@@ -847,6 +847,14 @@ parse_resources_value (struct ctx *c, const json_value *v, struct spec_resources
   if (r->cpu_quota > 0 && r->cpu_quota < 1000)
     return bad (c, "linux.resources.cpu.quota", "%lld is below the kernel's minimum of 1000",
                 (long long)r->cpu_quota);
+  blkio = json_get (v, "blockIO");
+  has = false;
+  if (want_object (c, blkio, "linux.resources.blockIO") < 0
+      || opt_u64 (c, blkio, "linux.resources.blockIO", "weight", &has, &r->blkio_weight) < 0)
+    return -1;
+  if (r->blkio_weight && (r->blkio_weight < 10 || r->blkio_weight > 1000))
+    return bad (c, "linux.resources.blockIO.weight", "%llu is out of range [10, 1000]",
+                (unsigned long long)r->blkio_weight);
   if (parse_device_rules (c, v, r) < 0)
     return -1;
   unified = json_get (v, "unified");

@@ -98,6 +98,7 @@ struct spec_resources
   int64_t cpu_quota;   /* 0 = unset, -1 = unlimited */
   uint64_t cpu_period; /* 0 = unset */
   char *cpus, *mems;
+  uint64_t blkio_weight; /* linux.resources.blockIO.weight, 0 = unset */
   struct spec_device_rule *devices;
   size_t n_devices;
   char **unified_keys, **unified_values; /* linux.resources.unified (v2 only) */

@@ -308,4 +308,25 @@ run_in "$B" compat-mpol
 check_match "a node the host lacks: the kernel's refusal, named" 'linux.memoryPolicy: set_mempolicy: Invalid argument' "$OUT"
 edit_config "$B" 'del c["linux"]["memoryPolicy"]'
 
+# blockIO.weight and update --blkio-weight: applied where the kernel has a weight (v1
+# blkio.weight or blkio.bfq.weight, v2 io.bfq.weight or io.weight), accepted as runc does where not
+edit_config "$B" 'c["linux"]["resources"]["blockIO"] = {"weight": 500}'
+set_args "$B" sh -c 'cat /sys/fs/cgroup/blkio/blkio.weight /sys/fs/cgroup/blkio/blkio.bfq.weight /sys/fs/cgroup/io.bfq.weight /sys/fs/cgroup/io.weight 2>/dev/null | head -1; echo ran'
+run_in "$B" compat-blkio
+check_match "blockIO.weight: the container runs, with the weight where the kernel has one" \
+  '^(500|default 500)?[[:space:]]*ran$|no weight file' "$(echo $OUT)"
+edit_config "$B" 'del c["linux"]["resources"]["blockIO"]'
+set_args "$B" sleep 30
+cap run --detach --bundle "$B" compat-blkio-upd >/dev/null 2>&1
+OUT=$(cap update --blkio-weight 300 compat-blkio-upd 2>&1)
+check_eq "update --blkio-weight is accepted" "0" "$?"
+check_nomatch "and is no unknown option" 'unknown option' "$OUT"
+OUT=$(cap update --blkio-weight 5 compat-blkio-upd 2>&1)
+check_match "update --blkio-weight out of range is refused" 'blkio-weight: 5 is out of range \[10, 1000\]' "$OUT"
+cap delete --force compat-blkio-upd
+edit_config "$B" 'c["linux"]["resources"]["blockIO"] = {"weight": 5}'
+run_in "$B" compat-blkio
+check_match "blockIO.weight out of range is refused" 'linux.resources.blockIO.weight: 5 is out of range' "$OUT"
+edit_config "$B" 'del c["linux"]["resources"]["blockIO"]'
+
 finish
