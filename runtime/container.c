@@ -412,6 +412,8 @@ parent_talk (struct creation *c, capsule_error **err)
     return -1;
   if ((flags & CLONE_NEWUSER) && namespaces_write_idmaps (c->child, s, err) < 0)
     return -1;
+  if (mounts_idmap_trees (s, c->bind_trees, c->child, err) < 0)
+    return -1;
   if (write_oom_score_adj (c->child, s->process, err) < 0)
     return -1;
   if (cgroup_needs_enter (c) && c->cg->ops->enter (c->cg, c->child, err) < 0)
@@ -670,10 +672,8 @@ do_create (const struct container_opts *o, struct creation *c, bool own_tty, cap
     }
   c->fast = !namespaces_any_path (c->spec);
   if (spec_namespace (c->spec, CLONE_NEWUSER))
-    {
-      mounts_precreate_targets (c->spec);
-      c->bind_trees = mounts_open_bind_trees (c->spec);
-    }
+    mounts_precreate_targets (c->spec);
+  c->bind_trees = mounts_open_bind_trees (c->spec, spec_namespace (c->spec, CLONE_NEWUSER));
   if (make_state_dir (c, err) < 0 || prepare_record (c, err) < 0
       || c->cg->ops->create (c->cg, err) < 0
       || c->cg->ops->apply (c->cg, c->spec->resources, err) < 0 || make_fifo (c, err) < 0)

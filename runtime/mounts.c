@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "namespaces.h"
 #include "utils.h"
 
 #ifndef MOUNT_ATTR_RDONLY
@@ -276,7 +278,7 @@ bind_tree (const struct mounts_ctx *m, const struct spec_mount *sm)
 }
 
 int *
-mounts_open_bind_trees (const struct spec *s)
+mounts_open_bind_trees (const struct spec *s, bool all)
 {
   int *fds = xmalloc0 ((s->n_mounts + 1) * sizeof (int));
   for (size_t i = 0; i < s->n_mounts; i++)
@@ -284,7 +286,8 @@ mounts_open_bind_trees (const struct spec *s)
       const struct spec_mount *sm = &s->mounts[i];
       _cleanup_free_ char *src = NULL;
       fds[i] = -1;
-      if (!(sm->flags & MS_BIND) || (sm->type && strcmp (sm->type, "cgroup") == 0))
+      if (!(sm->flags & MS_BIND) || (sm->type && strcmp (sm->type, "cgroup") == 0)
+          || !(all || sm->idmap))
         continue;
       src = sm->source[0] == '/' ? xstrdup (sm->source)
                                  : xasprintf ("%s/%s", s->bundle, sm->source);
@@ -293,6 +296,60 @@ mounts_open_bind_trees (const struct spec *s)
                               | ((sm->flags & MS_REC) ? AT_RECURSIVE : 0));
     }
   return fds;
+}
+
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+
+int
+mounts_idmap_trees (const struct spec *s, int *trees, pid_t child, capsule_error **err)
+{
+  const struct spec_namespace *user = spec_namespace (s, CLONE_NEWUSER);
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const struct spec_mount *sm = &s->mounts[i];
+      struct capsule_mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP };
+      _cleanup_close_ int userns = -1;
+      if (!sm->idmap)
+        continue;
+      if (trees == NULL || trees[i] < 0)
+        {
+          _cleanup_free_ char *src = sm->source[0] == '/'
+                                         ? xstrdup (sm->source)
+                                         : xasprintf ("%s/%s", s->bundle, sm->source);
+          if (trees == NULL
+              || (trees[i] = open_tree (AT_FDCWD, src,
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+                                            | ((sm->flags & MS_REC) ? AT_RECURSIVE : 0)))
+                     < 0)
+            return capsule_error_make (err, errno, "mounts[%zu]: idmapped bind source `%s`", i,
+                                       src);
+        }
+      if (sm->n_uid_mappings)
+        userns = namespaces_userns_fd (sm->uid_mappings, sm->n_uid_mappings, sm->gid_mappings,
+                                       sm->n_gid_mappings, err);
+      else
+        {
+          /* the container's own user namespace: joined by path, or the one it made */
+          _cleanup_free_ char *path
+              = user && user->path ? xstrdup (user->path) : xasprintf ("/proc/%d/ns/user", child);
+          userns = open (path, O_RDONLY | O_CLOEXEC);
+          if (userns < 0)
+            capsule_error_make (err, errno, "open the user namespace `%s`", path);
+        }
+      if (userns < 0)
+        return capsule_error_wrap (err, "mounts[%zu]: idmapped mount of `%s`", i, sm->source);
+      attr.userns_fd = userns;
+      if (syscall (__NR_mount_setattr, trees[i], "",
+                   AT_EMPTY_PATH | (sm->idmap_recursive ? AT_RECURSIVE : 0), &attr, sizeof attr)
+          < 0)
+        return capsule_error_make (err, errno,
+                                   "mounts[%zu]: idmap the mount of `%s` (the filesystem must "
+                                   "support idmapped mounts)",
+                                   i, sm->source);
+    }
+  return 0;
 }
 
 void
@@ -317,7 +374,12 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
 
   if (sm->flags & MS_BIND)
     {
-      if (bind_source_is_file (m->spec, sm, &src, &file, err) < 0)
+      if (sm->idmap && tree >= 0 && fstat (tree, &tree_st) == 0)
+        {
+          src = xstrdup (sm->source);
+          file = !S_ISDIR (tree_st.st_mode);
+        }
+      else if (bind_source_is_file (m->spec, sm, &src, &file, err) < 0)
         {
           /* out of the container root's reach: the runtime's copy says what it is */
           if (tree < 0 || (*err)->status != EACCES || fstat (tree, &tree_st) < 0)
@@ -336,10 +398,19 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
     return mount_cgroup (m, rootfd, sm, &fd, err);
   if (sm->flags & MS_BIND)
     {
-      if (mount (src, target, NULL, MS_BIND | (sm->flags & MS_REC), NULL) < 0
-          && !(errno == EACCES && tree >= 0
-               && move_mount (tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
-                      == 0))
+      if (sm->idmap)
+        {
+          if (tree < 0
+              || move_mount (tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                     < 0)
+            return capsule_error_make (err, tree < 0 ? EBADF : errno,
+                                       "mounts: idmapped bind `%s` at `%s`", src, sm->destination);
+        }
+      else if (mount (src, target, NULL, MS_BIND | (sm->flags & MS_REC), NULL) < 0
+               && !(errno == EACCES && tree >= 0
+                    && move_mount (tree, "", fd, "",
+                                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                           == 0))
         return capsule_error_make (err, errno, "mounts: bind `%s` at `%s`", src, sm->destination);
       if (reopen (rootfd, sm, &fd, &target, err) < 0)
         return -1;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "cgroup.h"
 #include "error.h"
@@ -40,7 +41,10 @@ void mounts_precreate_targets (const struct spec *s);
  * (open_tree) of every bind source, as runc opens them before entering, so a source that only
  * the caller can reach (a directory above it closed to others) still mounts.  Returns an array
  * of s->n_mounts fds, -1 where none; best effort.  mounts_close_bind_trees closes and frees. */
-int *mounts_open_bind_trees (const struct spec *s);
+int *mounts_open_bind_trees (const struct spec *s, bool all);
+/* In the runtime, once CHILD's user namespace has its maps: make each idmapped mount's copy
+ * idmapped (mount_setattr), to the mount's own mappings or the container's user namespace. */
+int mounts_idmap_trees (const struct spec *s, int *trees, pid_t child, capsule_error **err);
 void mounts_close_bind_trees (int *fds, size_t n);
 
 /* Open PATH (absolute inside the container) beneath ROOTFD, creating missing directories, and the

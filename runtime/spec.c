@@ -286,7 +286,11 @@ spec_mount_options_parse (struct spec_mount *m, char **options, const char *wher
       if (strcmp (o, "tmpcopyup") == 0 || strcmp (o, "rrw") == 0)
         continue;
       if (strcmp (o, "idmap") == 0 || strcmp (o, "ridmap") == 0)
-        return capsule_error_make (err, 0, "%s: option \"%s\" is not supported", where, o);
+        {
+          m->idmap = true;
+          m->idmap_recursive = o[0] == 'r';
+          continue;
+        }
       if (strchr (o, ',') != NULL)
         return capsule_error_make (err, 0, "%s: option \"%s\" holds a comma", where, o);
       data = realloc (data, data_len + strlen (o) + 2);
@@ -513,6 +517,9 @@ parse_root (struct ctx *c, const json_value *doc, const char *bundle, struct spe
   return 0;
 }
 
+static int parse_idmaps_at (struct ctx *c, const json_value *obj, const char *where,
+                            const char *key, struct spec_idmap **ret, size_t *ret_n);
+
 static int
 parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
 {
@@ -556,6 +563,15 @@ parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
         m->flags |= MS_BIND;
       if ((m->flags & MS_BIND) && (m->source == NULL || m->source[0] == '\0'))
         return bad (c, pi, "bind mount without a source");
+      if (parse_idmaps_at (c, e, pi, "uidMappings", &m->uid_mappings, &m->n_uid_mappings) < 0
+          || parse_idmaps_at (c, e, pi, "gidMappings", &m->gid_mappings, &m->n_gid_mappings) < 0)
+        return -1;
+      if (m->n_uid_mappings || m->n_gid_mappings)
+        m->idmap = true;
+      if ((m->n_uid_mappings == 0) != (m->n_gid_mappings == 0))
+        return bad (c, pi, "an idmapped mount needs both uidMappings and gidMappings");
+      if (m->idmap && !(m->flags & MS_BIND))
+        return bad (c, pi, "only a bind mount can be idmapped");
     }
   return 0;
 }
@@ -625,11 +641,11 @@ parse_namespaces (struct ctx *c, const json_value *linux_, struct spec *s)
 }
 
 static int
-parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct spec_idmap **ret,
-              size_t *ret_n)
+parse_idmaps_at (struct ctx *c, const json_value *obj, const char *where, const char *key,
+                 struct spec_idmap **ret, size_t *ret_n)
 {
-  json_value *v = json_get (linux_, key);
-  _cleanup_free_ char *path = xasprintf ("linux.%s", key);
+  json_value *v = json_get (obj, key);
+  _cleanup_free_ char *path = xasprintf ("%s.%s", where, key);
   if (want_array (c, v, path, 340) < 0)
     return -1;
   *ret_n = json_array_len (v);
@@ -650,6 +666,13 @@ parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct s
       (*ret)[i] = (struct spec_idmap){ cid, hid, size };
     }
   return 0;
+}
+
+static int
+parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct spec_idmap **ret,
+              size_t *ret_n)
+{
+  return parse_idmaps_at (c, linux_, "linux", key, ret, ret_n);
 }
 
 /* ---- devices, sysctl, resources ---- */
@@ -1227,6 +1250,13 @@ check_consistency (struct ctx *c, struct spec *s)
   for (size_t i = 0; i < s->n_sysctl; i++)
     if (check_sysctl (c, s, s->sysctl_keys[i]) < 0)
       return -1;
+  for (size_t i = 0; i < s->n_mounts; i++)
+    if (s->mounts[i].idmap && s->mounts[i].n_uid_mappings == 0 && user == NULL)
+      {
+        _cleanup_free_ char *pi = idx ("mounts", i);
+        return bad (c, pi,
+                    "an idmapped mount without uidMappings of its own needs a user namespace");
+      }
   return 0;
 }
 
@@ -1374,6 +1404,8 @@ spec_free (struct spec *s)
       free (s->mounts[i].type);
       free (s->mounts[i].source);
       free (s->mounts[i].data);
+      free (s->mounts[i].uid_mappings);
+      free (s->mounts[i].gid_mappings);
     }
   free (s->mounts);
   for (size_t i = 0; i < s->n_namespaces; i++)

@@ -14,6 +14,8 @@
 
 #define SPEC_MAX_SIZE (4u << 20) /* config.json larger than this is refused */
 
+struct spec_idmap;
+
 struct spec_mount
 {
   char *destination;
@@ -24,6 +26,11 @@ struct spec_mount
   unsigned long propagation; /* MS_PRIVATE|MS_REC ... or 0 */
   bool recursive_readonly;   /* "rro" */
   char *data;                /* remaining options joined by commas, for mount(2)'s data */
+  /* an idmapped bind ("idmap", "ridmap": recursive, or the mount's own mappings): the mount's
+     uid/gid mappings, or none for the container's user namespace */
+  bool idmap, idmap_recursive;
+  struct spec_idmap *uid_mappings, *gid_mappings;
+  size_t n_uid_mappings, n_gid_mappings;
 };
 
 struct spec_rlimit

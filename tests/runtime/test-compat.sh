@@ -329,4 +329,29 @@ run_in "$B" compat-blkio
 check_match "blockIO.weight out of range is refused" 'linux.resources.blockIO.weight: 5 is out of range' "$OUT"
 edit_config "$B" 'del c["linux"]["resources"]["blockIO"]'
 
+# idmapped bind mounts ("idmap", "ridmap", or the mount's own uidMappings/gidMappings), as runc
+mkdir -p "$WORK/idm" "$WORK/idm2"
+echo "root's" > "$WORK/idm/file"
+chmod 700 "$WORK/idm" && chmod 600 "$WORK/idm/file"
+echo "uid 1000's" > "$WORK/idm2/file"
+chown -R 1000:1000 "$WORK/idm2" && chmod 700 "$WORK/idm2" && chmod 600 "$WORK/idm2/file"
+ln -s /mnt "$B/rootfs/to-mnt"
+edit_config "$B" 'c["mounts"].append({"destination": "/to-mnt/idm", "type": "bind", "source": "'"$WORK"'/idm", "options": ["bind", "idmap"]})
+m = [{"containerID": 1000, "hostID": 100000, "size": 1}]
+c["mounts"].append({"destination": "/mnt/idm2", "type": "bind", "source": "'"$WORK"'/idm2", "options": ["rbind"], "uidMappings": m, "gidMappings": m})'
+set_args "$B" sh -c 'stat -c %u:%g /mnt/idm /mnt/idm2; cat /mnt/idm/file /mnt/idm2/file; touch /mnt/idm/made-inside'
+run_in "$B" compat-idmap
+check_eq "idmap: the host's root files are the container root's, through a symlinked destination; own mappings map uid 1000 to it" \
+  "0:0 0:0 root's uid 1000's" "$(echo $OUT)"
+check_eq "what the container's root makes there is the host root's" "0" "$(stat -c %u "$WORK/idm/made-inside" 2>&1)"
+edit_config "$B" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/to-mnt/idm", "/mnt/idm2")]'
+edit_config "$H" 'c["mounts"].append({"destination": "/mnt/idm", "type": "bind", "source": "'"$WORK"'/idm", "options": ["bind", "idmap"]})'
+run_in "$H" compat-idmap
+check_match "idmap without mappings of its own needs a user namespace" 'mounts\[[0-9]+\]: an idmapped mount without uidMappings of its own needs a user namespace' "$OUT"
+edit_config "$H" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/mnt/idm"]
+c["mounts"].append({"destination": "/mnt/idm", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]})'
+run_in "$H" compat-idmap
+check_match "only a bind mount can be idmapped" 'only a bind mount can be idmapped' "$OUT"
+edit_config "$H" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/mnt/idm"]'
+
 finish
