@@ -186,6 +186,9 @@ child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
   };
   if (mounts_prepare_rootfs (&m, err) < 0)
     return -1;
+  /* the runtime's copies of bind sources are mounted or unneeded: hold nothing more */
+  mounts_close_bind_trees (c->bind_trees, s->n_mounts);
+  c->bind_trees = NULL;
   if (s->n_hooks[HOOK_CREATE_CONTAINER])
     {
       c->st->pid = pid;
