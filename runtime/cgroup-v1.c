@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -20,9 +21,10 @@ enum
   V1_FREEZER,
   V1_DEVICES,
   V1_CPUSET,
+  V1_BLKIO,
 };
 const char *const cgroup_v1_controllers[]
-    = { "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "cpuset", NULL };
+    = { "memory", "pids", "cpu", "cpuacct", "freezer", "devices", "cpuset", "blkio", NULL };
 
 static char *
 dir_of (struct cgroup *cg, int c)
@@ -155,6 +157,9 @@ apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error *
     return -1;
   if (has_memsw && put_i64 (cg, V1_MEMORY, "memory.memsw.limit_in_bytes", swap, err) < 0)
     return -1;
+  /* At the limit the container's tasks then wait for memory instead of being killed. */
+  if (r->disable_oom_killer && put (cg, V1_MEMORY, "memory.oom_control", "1", err) < 0)
+    return capsule_error_wrap (err, "linux.resources.memory.disableOOMKiller");
   return 0;
 }
 
@@ -185,6 +190,23 @@ apply_devices (struct cgroup *cg, const struct spec_resources *r, capsule_error 
   return 0;
 }
 
+/* blkio.weight went with CFQ (Linux 5.0); BFQ has blkio.bfq.weight.  With neither (no BFQ on
+   any disk) there is nothing to weigh: runc goes on, and so do we, saying so. */
+static int
+apply_blkio_weight (struct cgroup *cg, uint64_t weight, capsule_error **err)
+{
+  static const char *const files[] = { "blkio.weight", "blkio.bfq.weight" };
+  for (size_t i = 0; cg->v1_paths[V1_BLKIO] && i < ARRAY_SIZE (files); i++)
+    {
+      _cleanup_free_ char *f = file_of (cg, V1_BLKIO, files[i]);
+      if (access (f, F_OK) == 0)
+        return put_i64 (cg, V1_BLKIO, files[i], weight, err);
+    }
+  dprintf (2, "capsule: warning: linux.resources.blockIO.weight: this kernel's blkio controller "
+              "has no weight file (blkio.weight, blkio.bfq.weight: BFQ scheduler); not applied\n");
+  return 0;
+}
+
 static int
 v1_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err)
 {
@@ -207,6 +229,8 @@ v1_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err
   if (r->cpus && put (cg, V1_CPUSET, "cpuset.cpus", r->cpus, err) < 0)
     return -1;
   if (r->mems && put (cg, V1_CPUSET, "cpuset.mems", r->mems, err) < 0)
+    return -1;
+  if (r->blkio_weight && apply_blkio_weight (cg, r->blkio_weight, err) < 0)
     return -1;
   if (r->n_unified)
     return capsule_error_make (err, 0,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -130,6 +131,9 @@ apply_memory (struct cgroup *cg, const struct spec_resources *r, capsule_error *
     }
   if (access (oomf, F_OK) == 0 && put (cg, "memory.oom.group", "1", err) < 0)
     return -1;
+  if (r->disable_oom_killer)
+    dprintf (2, "capsule: warning: linux.resources.memory.disableOOMKiller: cgroup v2 cannot "
+                "turn the OOM killer off; a container at its memory limit is still killed\n");
   return 0;
 }
 
@@ -164,6 +168,17 @@ v2_apply (struct cgroup *cg, const struct spec_resources *r, capsule_error **err
     return -1;
   if (r->mems && put (cg, "cpuset.mems", r->mems, err) < 0)
     return -1;
+  if (r->blkio_weight)
+    {
+      _cleanup_free_ char *bfq = file_of (cg, "io.bfq.weight"), *io = file_of (cg, "io.weight");
+      /* io.weight is 1..10000 where blkio's was 10..1000 (runc's conversion) */
+      _cleanup_free_ char *w = xasprintf ("%llu", (unsigned long long)r->blkio_weight);
+      _cleanup_free_ char *wio
+          = xasprintf ("%llu", (unsigned long long)(1 + (r->blkio_weight - 10) * 9999 / 990));
+      if (access (bfq, F_OK) == 0 ? put (cg, "io.bfq.weight", w, err) < 0
+                                  : put (cg, "io.weight", wio, err) < 0)
+        return capsule_error_wrap (err, "linux.resources.blockIO.weight (the io controller)");
+    }
   for (size_t i = 0; i < r->n_unified; i++)
     if (put (cg, r->unified_keys[i], r->unified_values[i], err) < 0)
       return capsule_error_wrap (err, "config.json: linux.resources.unified.%s",

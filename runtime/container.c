@@ -45,6 +45,7 @@ struct creation
   int fifo_fd;
   int console_fd;   /* the container sends its pty master here */
   int console_recv; /* run's own end of it, when no --console-socket was given */
+  int *bind_trees;  /* user namespace: the runtime's copies of bind sources (mounts.h) */
   pid_t parent;
   pid_t child; /* what clone returned */
   pid_t pid;   /* the container process (differs from child after a double fork) */
@@ -66,6 +67,8 @@ creation_release (struct creation *c)
   if (c->console_recv >= 0)
     close (c->console_recv);
   seccomp_program_release (&c->seccomp);
+  if (c->spec)
+    mounts_close_bind_trees (c->bind_trees, c->spec->n_mounts);
   cgroup_free (c->cg);
   state_free (c->st);
   spec_free (c->spec);
@@ -78,8 +81,17 @@ static void
 child_become_root (struct creation *c)
 {
   const struct spec *s = c->spec;
-  if (spec_namespace (s, CLONE_NEWUSER) == NULL)
+  const struct spec_namespace *user = spec_namespace (s, CLONE_NEWUSER);
+  if (user == NULL)
     return;
+  if (user->path)
+    {
+      /* a joined user namespace: its maps are not ours to read; root there when it has one,
+         as runc (else our unmapped host ids would make nothing we create ownable) */
+      setresgid (0, 0, 0);
+      setresuid (0, 0, 0);
+      return;
+    }
   if (namespaces_maps_root (s->gid_mappings, s->n_gid_mappings))
     setresgid (0, 0, 0);
   if (namespaces_maps_root (s->uid_mappings, s->n_uid_mappings))
@@ -144,6 +156,15 @@ child_sysctl (const struct spec *s, capsule_error **err)
       for (char *p = path + strlen ("/proc/sys/"); *p; p++)
         if (*p == '.')
           *p = '/';
+      /* /proc/sys/kernel/domainname belongs to the host's root even in a uts namespace of a
+         user namespace's; the system call is the namespace's own. */
+      if (strcmp (s->sysctl_keys[i], "kernel.domainname") == 0)
+        {
+          const char *v = s->sysctl_values[i];
+          if (setdomainname (v, strlen (v)) < 0)
+            return capsule_error_make (err, errno, "linux.sysctl.kernel.domainname: set \"%s\"", v);
+          continue;
+        }
       if (write_knob (AT_FDCWD, path, s->sysctl_values[i], err) < 0)
         return capsule_error_wrap (err, "linux.sysctl.%s", s->sysctl_keys[i]);
     }
@@ -161,9 +182,13 @@ child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
     .userns = spec_namespace (s, CLONE_NEWUSER) != NULL,
     .netns = (flags & CLONE_NEWNET) != 0,
     .cgroupns = spec_namespace (s, CLONE_NEWCGROUP) != NULL,
+    .bind_trees = c->bind_trees,
   };
   if (mounts_prepare_rootfs (&m, err) < 0)
     return -1;
+  /* the runtime's copies of bind sources are mounted or unneeded: hold nothing more */
+  mounts_close_bind_trees (c->bind_trees, s->n_mounts);
+  c->bind_trees = NULL;
   if (s->n_hooks[HOOK_CREATE_CONTAINER])
     {
       c->st->pid = pid;
@@ -171,7 +196,8 @@ child_filesystem (struct creation *c, int64_t pid, capsule_error **err)
       if (hooks_run (s, HOOK_CREATE_CONTAINER, json, err) < 0)
         return -1;
     }
-  if (mounts_pivot (s, err) < 0 || child_sysctl (s, err) < 0 || mounts_finish (&m, err) < 0)
+  if (mounts_pivot (s, err) < 0 || child_sysctl (s, err) < 0
+      || process_make_cwd (s->process, err) < 0 || mounts_finish (&m, err) < 0)
     return -1;
   return 0;
 }
@@ -216,8 +242,13 @@ child_setup (struct creation *c, char **ret_exe, capsule_error **err)
   if (c->console_fd >= 0 && terminal_setup_child (c->console_fd, err) < 0)
     return -1;
   c->console_fd = -1;
-  if (mkdir (s->process->cwd, 0755) < 0 && errno != EEXIST && errno != EROFS && errno != EACCES)
-    return capsule_error_make (err, errno, "process.cwd: create `%s`", s->process->cwd);
+  process_set_home (s->process);
+  if (s->has_mempolicy
+      && syscall (SYS_set_mempolicy, s->mempolicy_mode,
+                  s->mempolicy_has_nodes ? s->mempolicy_nodes : NULL,
+                  s->mempolicy_has_nodes ? SPEC_MAX_NUMA_NODES + 1 : 0)
+             < 0)
+    return capsule_error_make (err, errno, "linux.memoryPolicy: set_mempolicy");
   if (process_set_rlimits (s->process, err) < 0)
     return -1;
   *ret_exe = process_find_executable (s->process, err);
@@ -384,6 +415,8 @@ parent_talk (struct creation *c, capsule_error **err)
     return -1;
   if ((flags & CLONE_NEWUSER) && namespaces_write_idmaps (c->child, s, err) < 0)
     return -1;
+  if (mounts_idmap_trees (s, c->bind_trees, c->child, err) < 0)
+    return -1;
   if (write_oom_score_adj (c->child, s->process, err) < 0)
     return -1;
   if (cgroup_needs_enter (c) && c->cg->ops->enter (c->cg, c->child, err) < 0)
@@ -543,6 +576,39 @@ make_fifo (struct creation *c, capsule_error **err)
   return 0;
 }
 
+/* A namespace joined by path that is the runtime's own (the host's) is no namespace of the
+   container's for a sysctl. */
+static int
+check_sysctl_hostns (const struct spec *s, capsule_error **err)
+{
+  static const struct
+  {
+    int type;
+    const char *prefix, *self, *name;
+  } kinds[] = {
+    { CLONE_NEWNET, "net.", "/proc/self/ns/net", "network" },
+    { CLONE_NEWIPC, "kernel.", "/proc/self/ns/ipc", "ipc" },
+    { CLONE_NEWIPC, "fs.mqueue.", "/proc/self/ns/ipc", "ipc" },
+    { CLONE_NEWUTS, "kernel.domainname", "/proc/self/ns/uts", "uts" },
+  };
+  for (size_t i = 0; i < s->n_sysctl; i++)
+    for (size_t k = 0; k < ARRAY_SIZE (kinds); k++)
+      {
+        const struct spec_namespace *ns = spec_namespace (s, kinds[k].type);
+        struct stat a, b;
+        if (strncmp (s->sysctl_keys[i], kinds[k].prefix, strlen (kinds[k].prefix)) != 0
+            || ns == NULL || ns->path == NULL)
+          continue;
+        if (stat (ns->path, &a) == 0 && stat (kinds[k].self, &b) == 0 && a.st_dev == b.st_dev
+            && a.st_ino == b.st_ino)
+          return capsule_error_make (err, 0,
+                                     "config.json: linux.sysctl.%s: the %s namespace `%s` is the "
+                                     "host's own",
+                                     s->sysctl_keys[i], kinds[k].name, ns->path);
+      }
+  return 0;
+}
+
 static int
 check_spec (const struct spec *s, const struct container_opts *o, bool own_tty, capsule_error **err)
 {
@@ -559,7 +625,7 @@ check_spec (const struct spec *s, const struct container_opts *o, bool own_tty, 
     return capsule_error_make (err, 0,
                                "config.json: process.terminal is true but no --console-socket was "
                                "given to receive the terminal");
-  return 0;
+  return check_sysctl_hostns (s, err);
 }
 
 static int
@@ -610,6 +676,7 @@ do_create (const struct container_opts *o, struct creation *c, bool own_tty, cap
   c->fast = !namespaces_any_path (c->spec);
   if (spec_namespace (c->spec, CLONE_NEWUSER))
     mounts_precreate_targets (c->spec);
+  c->bind_trees = mounts_open_bind_trees (c->spec, spec_namespace (c->spec, CLONE_NEWUSER));
   if (make_state_dir (c, err) < 0 || prepare_record (c, err) < 0
       || c->cg->ops->create (c->cg, err) < 0
       || c->cg->ops->apply (c->cg, c->spec->resources, err) < 0 || make_fifo (c, err) < 0)
@@ -913,7 +980,15 @@ container_delete (const char *root, const char *id, bool force, capsule_error **
       if ((*err)->status != ENOENT)
         return -1;
       capsule_error_release (err);
-      return delete_leftover_dir (root, id, err);
+      if (delete_leftover_dir (root, id, err) < 0)
+        {
+          /* Like runc: --force of a container that is not there (a create that failed, one
+             deleted already) succeeds quietly, so an engine can always clean up. */
+          if (!force || (*err)->status != ENOENT)
+            return -1;
+          capsule_error_release (err);
+        }
+      return 0;
     }
   lock = state_lock (root, id, err);
   if (lock < 0)

@@ -123,7 +123,7 @@ build_process (const struct spec *s, const struct exec_opts *e, capsule_error **
 struct exec_ctx
 {
   const struct container_state *st;
-  const struct spec_process *proc;
+  struct spec_process *proc;
   const struct seccomp_program *seccomp;
   int ns_flags;
   int pidfd;
@@ -166,6 +166,10 @@ exec_child (struct exec_ctx *x)
       setresgid (0, 0, 0);
       setresuid (0, 0, 0);
     }
+  /* A session and process group of its own, as runc gives it (its caller's are outside the
+     container's pid namespace: getpgrp() would say 0). */
+  setsid ();
+  process_set_home (x->proc);
   if (x->console_fd >= 0 && terminal_setup_child (x->console_fd, &err) < 0)
     sync_fail (x->sync, err);
   if (process_set_rlimits (x->proc, &err) < 0)

@@ -105,7 +105,9 @@ static const char *const main_help
       "  ps       [--format table|json] ID  processes of a container\n"
       "  pause    ID / resume ID          freeze and thaw\n"
       "  update   [--memory N] [--memory-swap N] [--pids-limit N] [--cpu-shares N]\n"
-      "           [--cpu-quota N] [--cpu-period N] [-r resources.json] ID\n"
+      "           [--cpu-quota N] [--cpu-period N] [--cpuset-cpus L] [--cpuset-mems L]\n"
+      "           [--blkio-weight N]\n"
+      "           [-r resources.json] ID\n"
       "  events   [--stats] [--interval S] ID  memory, pids and cpu figures as JSON lines\n"
       "  spec     [--bundle DIR] [--rootfs PATH] [--args 'CMD ...']  write a secure config.json\n"
       "  checkpoint [--image-path DIR] [--work-path DIR] [--leave-running] [--tcp-established]\n"
@@ -578,6 +580,9 @@ cmd_update (int argc, char **argv)
     { "cpu-quota", required_argument, NULL, 'q' },
     { "cpu-period", required_argument, NULL, 'P' },
     { "resources", required_argument, NULL, 'r' },
+    { "cpuset-cpus", required_argument, NULL, 'C' },
+    { "cpuset-mems", required_argument, NULL, 'M' },
+    { "blkio-weight", required_argument, NULL, 'w' },
     { NULL, 0, NULL, 0 },
   };
   struct spec_resources flags = { 0 };
@@ -591,6 +596,11 @@ cmd_update (int argc, char **argv)
       if (c == 'r')
         {
           file = optarg;
+          continue;
+        }
+      if (c == 'C' || c == 'M')
+        {
+          *(c == 'C' ? &flags.cpus : &flags.mems) = optarg;
           continue;
         }
       if (c == '?' || c == ':')
@@ -620,6 +630,12 @@ cmd_update (int argc, char **argv)
           break;
         case 'P':
           flags.cpu_period = v;
+          break;
+        case 'w':
+          if (v < 10 || v > 1000)
+            return usage_error ("update", "--blkio-weight: %lld is out of range [10, 1000]",
+                                (long long)v);
+          flags.blkio_weight = v;
           break;
         }
     }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "namespaces.h"
 #include "utils.h"
 
 #ifndef MOUNT_ATTR_RDONLY
@@ -42,64 +44,100 @@ openat2_in_root (int rootfd, const char *path, int flags, mode_t mode)
   return syscall (SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
+/* The components of PATH, and how many. */
+static char **
+split_path (const char *path, size_t *ret_n)
+{
+  _cleanup_free_ char *copy = xstrdup (path);
+  size_t n = 0;
+  char **v = xmalloc0 ((strlen (path) / 2 + 2) * sizeof (char *));
+  char *save = NULL;
+  for (char *comp = strtok_r (copy, "/", &save); comp; comp = strtok_r (NULL, "/", &save))
+    v[n++] = xstrdup (comp);
+  *ret_n = n;
+  return v;
+}
+
+/* Resolve PATH beneath ROOTFD as runc does (securejoin): every prefix afresh from the root, so an
+   absolute or relative symlink, at any depth, resolves as the container will see it; a missing
+   component is made (a directory, or a file for the last when FILE); a dangling symlink is
+   followed and its target made, inside the root.  Returns an O_PATH fd of the result. */
 int
 mounts_open_target (int rootfd, const char *path, bool file, capsule_error **err)
 {
-  _cleanup_free_ char *copy = xstrdup (path);
-  _cleanup_close_ int dirfd = dup (rootfd);
-  char *save = NULL, *comp, *next;
-  int fd;
+  _cleanup_free_ char *todo = xstrdup (path);
+  int links = 0;
 
-  if (dirfd < 0)
-    return capsule_error_make (err, errno, "dup");
-  comp = strtok_r (copy, "/", &save);
-  while (comp)
+  for (const char *p = path; *p;)
     {
-      bool last;
-      int nfd;
-      next = strtok_r (NULL, "/", &save);
-      last = next == NULL;
-      if (strcmp (comp, "..") == 0)
+      size_t len = strcspn (p, "/");
+      if (len == 2 && p[0] == '.' && p[1] == '.')
         return capsule_error_make (err, 0, "mount destination `%s` contains \"..\"", path);
-      nfd = openat2_in_root (dirfd, comp, O_PATH, 0);
-      if (nfd < 0 && errno == ENOENT)
-        {
-          /* dirfd came from RESOLVE_IN_ROOT beneath the rootfs, and comp is one plain name, so
-             the new entry lands inside the rootfs even when a symlink was followed to reach
-             dirfd's directory. */
-          if (last && file)
-            {
-              int f = openat (dirfd, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
-                              0644);
-              if (f < 0 && errno != EEXIST)
-                return capsule_error_make (err, errno, "create mount target `%s`", path);
-              if (f >= 0)
-                close (f);
-            }
-          else if (mkdirat (dirfd, comp, 0755) < 0 && errno != EEXIST)
-            return capsule_error_make (err, errno, "create directory for `%s`", path);
-          nfd = openat2_in_root (dirfd, comp, O_PATH, 0);
-        }
-      if (nfd < 0)
-        {
-          char target[256];
-          ssize_t n = readlinkat (dirfd, comp, target, sizeof target - 1);
-          if (n > 0)
-            {
-              target[n] = '\0';
-              return capsule_error_make (err, ENOENT,
-                                         "resolve `%s` in the rootfs: `%s` is a symlink to `%s`, "
-                                         "which the rootfs does not have",
-                                         path, comp, target);
-            }
-          return capsule_error_make (err, errno, "resolve `%s` in the rootfs", path);
-        }
-      close (dirfd);
-      dirfd = nfd;
-      comp = next;
+      p += len;
+      p += strspn (p, "/");
     }
-  fd = steal_fd (&dirfd);
-  return fd;
+restart:
+  {
+    size_t n = 0;
+    _cleanup_strv_ char **comps = split_path (todo, &n);
+    _cleanup_free_ char *prefix = xstrdup ("");
+    _cleanup_close_ int parent = dup (rootfd);
+    if (parent < 0)
+      return capsule_error_make (err, errno, "dup");
+    for (size_t i = 0; i < n; i++)
+      {
+        const char *comp = comps[i];
+        bool last = i + 1 == n;
+        char *next = xasprintf ("%s/%s", prefix, comp);
+        int nfd;
+        free (prefix);
+        prefix = next;
+        nfd = openat2_in_root (rootfd, prefix, O_PATH, 0);
+        if (nfd < 0 && errno == ENOENT)
+          {
+            char target[4096];
+            /* PARENT is where the prefix so far resolved beneath the root and COMP one plain
+               name in it: what is made lands inside the rootfs. */
+            ssize_t len = readlinkat (parent, comp, target, sizeof target - 1);
+            if (len > 0)
+              {
+                /* a dangling symlink: go on from its target, as the container would */
+                _cleanup_free_ char *rest = xstrdup ("");
+                if (++links > 40)
+                  return capsule_error_make (err, ELOOP, "resolve `%s` in the rootfs", path);
+                target[len] = '\0';
+                for (size_t j = i + 1; j < n; j++)
+                  {
+                    char *r = xasprintf ("%s/%s", rest, comps[j]);
+                    free (rest);
+                    rest = r;
+                  }
+                *strrchr (prefix, '/') = '\0';
+                free (todo);
+                todo = target[0] == '/' ? xasprintf ("%s%s", target, rest)
+                                        : xasprintf ("%s/%s%s", prefix, target, rest);
+                goto restart;
+              }
+            if (last && file)
+              {
+                int f = openat (parent, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+                                0644);
+                if (f < 0 && errno != EEXIST)
+                  return capsule_error_make (err, errno, "create mount target `%s`", path);
+                if (f >= 0)
+                  close (f);
+              }
+            else if (mkdirat (parent, comp, 0755) < 0 && errno != EEXIST)
+              return capsule_error_make (err, errno, "create directory for `%s`", path);
+            nfd = openat2_in_root (rootfd, prefix, O_PATH, 0);
+          }
+        if (nfd < 0)
+          return capsule_error_make (err, errno, "resolve `%s` in the rootfs", path);
+        close (parent);
+        parent = nfd;
+      }
+    return steal_fd (&parent);
+  }
 }
 
 static char *
@@ -231,6 +269,99 @@ bind_source_is_file (const struct spec *s, const struct spec_mount *sm, char **r
 }
 
 static int
+bind_tree (const struct mounts_ctx *m, const struct spec_mount *sm)
+{
+  const struct spec *s = m->spec;
+  if (m->bind_trees == NULL || sm < s->mounts || sm >= s->mounts + s->n_mounts)
+    return -1;
+  return m->bind_trees[sm - s->mounts];
+}
+
+int *
+mounts_open_bind_trees (const struct spec *s, bool all)
+{
+  int *fds = xmalloc0 ((s->n_mounts + 1) * sizeof (int));
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const struct spec_mount *sm = &s->mounts[i];
+      _cleanup_free_ char *src = NULL;
+      fds[i] = -1;
+      if (!(sm->flags & MS_BIND) || (sm->type && strcmp (sm->type, "cgroup") == 0)
+          || !(all || sm->idmap))
+        continue;
+      src = sm->source[0] == '/' ? xstrdup (sm->source)
+                                 : xasprintf ("%s/%s", s->bundle, sm->source);
+      fds[i] = open_tree (AT_FDCWD, src,
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+                              | ((sm->flags & MS_REC) ? AT_RECURSIVE : 0));
+    }
+  return fds;
+}
+
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+
+int
+mounts_idmap_trees (const struct spec *s, int *trees, pid_t child, capsule_error **err)
+{
+  const struct spec_namespace *user = spec_namespace (s, CLONE_NEWUSER);
+  for (size_t i = 0; i < s->n_mounts; i++)
+    {
+      const struct spec_mount *sm = &s->mounts[i];
+      struct capsule_mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP };
+      _cleanup_close_ int userns = -1;
+      if (!sm->idmap)
+        continue;
+      if (trees == NULL || trees[i] < 0)
+        {
+          _cleanup_free_ char *src = sm->source[0] == '/'
+                                         ? xstrdup (sm->source)
+                                         : xasprintf ("%s/%s", s->bundle, sm->source);
+          if (trees == NULL
+              || (trees[i] = open_tree (AT_FDCWD, src,
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+                                            | ((sm->flags & MS_REC) ? AT_RECURSIVE : 0)))
+                     < 0)
+            return capsule_error_make (err, errno, "mounts[%zu]: idmapped bind source `%s`", i,
+                                       src);
+        }
+      if (sm->n_uid_mappings)
+        userns = namespaces_userns_fd (sm->uid_mappings, sm->n_uid_mappings, sm->gid_mappings,
+                                       sm->n_gid_mappings, err);
+      else
+        {
+          /* the container's own user namespace: joined by path, or the one it made */
+          _cleanup_free_ char *path
+              = user && user->path ? xstrdup (user->path) : xasprintf ("/proc/%d/ns/user", child);
+          userns = open (path, O_RDONLY | O_CLOEXEC);
+          if (userns < 0)
+            capsule_error_make (err, errno, "open the user namespace `%s`", path);
+        }
+      if (userns < 0)
+        return capsule_error_wrap (err, "mounts[%zu]: idmapped mount of `%s`", i, sm->source);
+      attr.userns_fd = userns;
+      if (syscall (__NR_mount_setattr, trees[i], "",
+                   AT_EMPTY_PATH | (sm->idmap_recursive ? AT_RECURSIVE : 0), &attr, sizeof attr)
+          < 0)
+        return capsule_error_make (err, errno,
+                                   "mounts[%zu]: idmap the mount of `%s` (the filesystem must "
+                                   "support idmapped mounts)",
+                                   i, sm->source);
+    }
+  return 0;
+}
+
+void
+mounts_close_bind_trees (int *fds, size_t n)
+{
+  for (size_t i = 0; fds && i < n; i++)
+    if (fds[i] >= 0)
+      close (fds[i]);
+  free (fds);
+}
+
+static int
 do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, capsule_error **err)
 {
   _cleanup_free_ char *src = NULL, *target = NULL;
@@ -238,11 +369,25 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
   bool file = false;
   unsigned long flags = sm->flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
   const char *type = sm->type;
+  int tree = bind_tree (m, sm);
+  struct stat tree_st;
 
   if (sm->flags & MS_BIND)
     {
-      if (bind_source_is_file (m->spec, sm, &src, &file, err) < 0)
-        return -1;
+      if (sm->idmap && tree >= 0 && fstat (tree, &tree_st) == 0)
+        {
+          src = xstrdup (sm->source);
+          file = !S_ISDIR (tree_st.st_mode);
+        }
+      else if (bind_source_is_file (m->spec, sm, &src, &file, err) < 0)
+        {
+          /* out of the container root's reach: the runtime's copy says what it is */
+          if (tree < 0 || (*err)->status != EACCES || fstat (tree, &tree_st) < 0)
+            return -1;
+          capsule_error_release (err);
+          src = xstrdup (sm->source);
+          file = !S_ISDIR (tree_st.st_mode);
+        }
     }
   fd = mounts_open_target (rootfd, sm->destination, file, err);
   if (fd < 0)
@@ -253,7 +398,19 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
     return mount_cgroup (m, rootfd, sm, &fd, err);
   if (sm->flags & MS_BIND)
     {
-      if (mount (src, target, NULL, MS_BIND | (sm->flags & MS_REC), NULL) < 0)
+      if (sm->idmap)
+        {
+          if (tree < 0
+              || move_mount (tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                     < 0)
+            return capsule_error_make (err, tree < 0 ? EBADF : errno,
+                                       "mounts: idmapped bind `%s` at `%s`", src, sm->destination);
+        }
+      else if (mount (src, target, NULL, MS_BIND | (sm->flags & MS_REC), NULL) < 0
+               && !(errno == EACCES && tree >= 0
+                    && move_mount (tree, "", fd, "",
+                                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                           == 0))
         return capsule_error_make (err, errno, "mounts: bind `%s` at `%s`", src, sm->destination);
       if (reopen (rootfd, sm, &fd, &target, err) < 0)
         return -1;
@@ -309,25 +466,30 @@ static int
 make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type, int major,
              int minor, mode_t mode, uid_t uid, gid_t gid, capsule_error **err)
 {
-  _cleanup_close_ int devfd = mounts_open_target (rootfd, "/dev", false, err);
-  const char *name = path + strlen ("/dev/");
+  /* PATH is absolute and clean (spec.c): its directory, made beneath the root if need be,
+     anywhere in the rootfs as runc allows; NAME is one plain component in it. */
+  _cleanup_free_ char *dir = xasprintf ("%.*s", (int)(strrchr (path, '/') - path), path);
+  _cleanup_close_ int devfd = mounts_open_target (rootfd, dir[0] ? dir : "/", false, err);
+  const char *name = strrchr (path, '/') + 1;
   mode_t kind = type == 'b' ? S_IFBLK : type == 'p' ? S_IFIFO : S_IFCHR;
   if (devfd < 0)
-    return -1;
-  if (strchr (name, '/'))
-    return capsule_error_make (err, 0, "linux.devices: `%s`: nested device paths are not supported",
-                               path);
+    return capsule_error_wrap (err, "linux.devices: `%s`", path);
   if (!m->userns && mknodat (devfd, name, kind | (mode & 07777), makedev (major, minor)) == 0)
     {
+      /* mknod applies the runtime's umask; the node gets the spec's fileMode whatever it is.
+         The name is one component we just made in a /dev nothing else runs in yet; chmod
+         after chown, which clears set-id bits. */
       if (fchownat (devfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
         return capsule_error_make (err, errno, "chown `%s`", path);
+      if (fchmodat (devfd, name, mode & 07777, 0) < 0)
+        return capsule_error_make (err, errno, "chmod `%s` to %04o", path, mode & 07777);
       return 0;
     }
   if (!m->userns && errno == EEXIST)
     return 0;
   /* In a user namespace mknod is refused: bind the host's node instead, as runc does. */
   {
-    _cleanup_free_ char *host = xasprintf ("/dev/%s", name);
+    _cleanup_free_ char *host = xstrdup (path);
     struct spec_mount bind
         = { .destination = (char *)path, .source = host, .flags = MS_BIND | MS_NOSUID | MS_NOEXEC };
     struct stat st;
@@ -464,6 +626,10 @@ mounts_prepare_rootfs (const struct mounts_ctx *m, capsule_error **err)
   unsigned long flags = 0;
   _cleanup_close_ int rootfd = -1;
 
+  /* pivot_root refuses a shared new root: a shared rootfsPropagation applies after it. */
+  if (prop & MS_SHARED)
+    prop = MS_PRIVATE | (prop & MS_REC);
+
   /* Nothing we mount may propagate back to the host. */
   if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
     return capsule_error_make (err, errno, "make / a slave mount");
@@ -516,6 +682,10 @@ mounts_pivot (const struct spec *s, capsule_error **err)
     return capsule_error_make (err, errno, "unmount the old root");
   if (chdir ("/") < 0)
     return capsule_error_make (err, errno, "chdir /");
+  /* A peer group of the container's own: the host's mounts stay slaves, nothing goes back. */
+  if ((s->rootfs_propagation & MS_SHARED)
+      && mount (NULL, "/", NULL, s->rootfs_propagation, NULL) < 0)
+    return capsule_error_make (err, errno, "linux.rootfsPropagation of the container's root");
   return 0;
 }
 

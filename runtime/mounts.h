@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "cgroup.h"
 #include "error.h"
@@ -19,6 +20,9 @@ struct mounts_ctx
   bool userns;                 /* in a new user namespace: no mknod, locked mount flags */
   bool netns;                  /* sysfs may be mounted fresh */
   bool cgroupns;
+  /* Per spec mount: a detached copy of its bind source the runtime made (user namespace), for a
+     source the container's root may not reach; -1 or NULL where none. */
+  const int *bind_trees;
 };
 
 /* Everything before pivot_root: propagation, rootfs bind, spec mounts, devices. */
@@ -32,6 +36,16 @@ int mounts_finish (const struct mounts_ctx *m, capsule_error **err);
  * the rootfs, as the host's root.  A container root mapped to an unprivileged host uid often may
  * not create them itself.  Best effort: what cannot be made now fails later with its reason. */
 void mounts_precreate_targets (const struct spec *s);
+
+/* In the runtime, before the container exists (a user namespace): open a detached copy
+ * (open_tree) of every bind source, as runc opens them before entering, so a source that only
+ * the caller can reach (a directory above it closed to others) still mounts.  Returns an array
+ * of s->n_mounts fds, -1 where none; best effort.  mounts_close_bind_trees closes and frees. */
+int *mounts_open_bind_trees (const struct spec *s, bool all);
+/* In the runtime, once CHILD's user namespace has its maps: make each idmapped mount's copy
+ * idmapped (mount_setattr), to the mount's own mappings or the container's user namespace. */
+int mounts_idmap_trees (const struct spec *s, int *trees, pid_t child, capsule_error **err);
+void mounts_close_bind_trees (int *fds, size_t n);
 
 /* Open PATH (absolute inside the container) beneath ROOTFD, creating missing directories, and the
  * last component as a directory or (FILE) an empty file.  Returns an O_PATH fd. */

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "utils.h"
 
@@ -55,6 +57,56 @@ write_map (pid_t pid, const char *file, const struct spec_idmap *maps, size_t n,
                                  strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
     }
   return 0;
+}
+
+int
+namespaces_userns_fd (const struct spec_idmap *uid, size_t n_uid, const struct spec_idmap *gid,
+                      size_t n_gid, capsule_error **err)
+{
+  int ready[2], hold[2], fd = -1;
+  char b = 0;
+  pid_t pid;
+  if (pipe2 (ready, O_CLOEXEC) < 0)
+    return capsule_error_make (err, errno, "pipe");
+  if (pipe2 (hold, O_CLOEXEC) < 0)
+    {
+      close (ready[0]);
+      close (ready[1]);
+      return capsule_error_make (err, errno, "pipe");
+    }
+  pid = fork ();
+  if (pid == 0)
+    {
+      /* say when the namespace is there, then wait for the runtime to have taken it */
+      close (ready[0]);
+      close (hold[1]);
+      if (unshare (CLONE_NEWUSER) < 0)
+        _exit (1);
+      if (write (ready[1], "1", 1) != 1)
+        _exit (1);
+      if (read (hold[0], &b, 1) < 0)
+        _exit (1);
+      _exit (0);
+    }
+  close (ready[1]);
+  close (hold[0]);
+  if (pid < 0)
+    capsule_error_make (err, errno, "fork");
+  else if (read (ready[0], &b, 1) != 1)
+    capsule_error_make (err, 0, "create a user namespace for an idmapped mount");
+  else if (write_map (pid, "uid_map", uid, n_uid, err) == 0
+           && write_map (pid, "gid_map", gid, n_gid, err) == 0)
+    {
+      _cleanup_free_ char *path = xasprintf ("/proc/%d/ns/user", pid);
+      fd = open (path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        capsule_error_make (err, errno, "open `%s`", path);
+    }
+  close (ready[0]);
+  close (hold[1]);
+  if (pid > 0)
+    waitpid (pid, NULL, 0);
+  return fd;
 }
 
 int

@@ -13,6 +13,10 @@ int namespaces_new_flags (const struct spec *s);
 bool namespaces_any_path (const struct spec *s);
 /* Write uid_map and gid_map of PID from the spec. */
 int namespaces_write_idmaps (pid_t pid, const struct spec *s, capsule_error **err);
+/* An fd of a new user namespace with these maps, for an idmapped mount (a short-lived child
+ * makes it); -1 and *err on failure. */
+int namespaces_userns_fd (const struct spec_idmap *uid, size_t n_uid, const struct spec_idmap *gid,
+                          size_t n_gid, capsule_error **err);
 /* Text of an id map, "0 100000 65536\n..." (for tests). */
 char *namespaces_idmap_text (const struct spec_idmap *maps, size_t n);
 /* In the child: join every namespace given by path, the user namespace last. */

@@ -16,13 +16,14 @@ features_json (void)
 {
   static const char *const hooks[] = { "prestart",       "createRuntime", "createContainer",
                                        "startContainer", "poststart",     "poststop" };
-  static const char *const mount_options[] = {
-    "async",         "atime",       "bind",    "dev",        "diratime",    "dirsync", "exec",
-    "mand",          "noatime",     "nodev",   "nodiratime", "noexec",      "nomand",  "norelatime",
-    "nostrictatime", "nosuid",      "private", "rbind",      "relatime",    "remount", "ro",
-    "rprivate",      "rro",         "rshared", "rslave",     "runbindable", "rw",      "shared",
-    "slave",         "strictatime", "suid",    "sync",       "unbindable"
-  };
+  static const char *const mount_options[]
+      = { "async",      "atime",         "bind",        "dev",      "diratime",
+          "dirsync",    "exec",          "idmap",       "ridmap",   "mand",
+          "noatime",    "nodev",         "nodiratime",  "noexec",   "nomand",
+          "norelatime", "nostrictatime", "nosuid",      "private",  "rbind",
+          "relatime",   "remount",       "ro",          "rprivate", "rro",
+          "rshared",    "rslave",        "runbindable", "rw",       "shared",
+          "slave",      "strictatime",   "suid",        "sync",     "unbindable" };
   static const char *const namespaces[]
       = { "cgroup", "ipc", "mount", "network", "pid", "user", "uts" };
   static const char *const actions[]

@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/close_range.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -60,6 +61,81 @@ process_find_executable (const struct spec_process *p, capsule_error **err)
   return NULL;
 }
 
+/* The home directory of UID in the container's /etc/passwd (the caller has entered its root), or
+   NULL: no such file, no such user, or something that is no plain file (a hostile rootfs may
+   put a fifo or a device there). */
+static char *
+passwd_home (uid_t uid)
+{
+  enum
+  {
+    MAX_PASSWD = 4 << 20
+  };
+  _cleanup_close_ int fd = open ("/etc/passwd", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  _cleanup_free_ char *text = NULL;
+  size_t len = 0;
+  struct stat st;
+  char *save = NULL;
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_size > MAX_PASSWD)
+    return NULL;
+  text = xmalloc0 (st.st_size + 1);
+  while (len < (size_t)st.st_size)
+    {
+      ssize_t r = read (fd, text + len, st.st_size - len);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      len += r;
+    }
+  text[len] = '\0';
+  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      /* name:password:uid:gid:gecos:home:shell */
+      char *f[7] = { NULL };
+      size_t n = 0;
+      uint64_t v;
+      for (char *p = line; n < 7; n++)
+        {
+          f[n] = p;
+          p = strchr (p, ':');
+          if (p == NULL)
+            {
+              n++;
+              break;
+            }
+          *p++ = '\0';
+        }
+      if (n < 6 || parse_u64 (f[2], &v) < 0 || v != uid)
+        continue;
+      return f[5][0] ? xstrdup (f[5]) : NULL;
+    }
+  return NULL;
+}
+
+void
+process_set_home (struct spec_process *p)
+{
+  size_t n = strv_length (p->env), slot = n;
+  _cleanup_free_ char *home = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp (p->env[i], "HOME=", 5) == 0)
+      {
+        if (p->env[i][5] != '\0')
+          return;
+        slot = i;
+      }
+  home = passwd_home (p->uid);
+  if (slot == n)
+    {
+      p->env = xrealloc (p->env, (n + 2) * sizeof (char *));
+      p->env[n + 1] = NULL;
+    }
+  else
+    free (p->env[slot]);
+  p->env[slot] = xasprintf ("HOME=%s", home ? home : "/");
+}
+
 int
 process_set_rlimits (const struct spec_process *p, capsule_error **err)
 {
@@ -105,6 +181,44 @@ process_drop_privileges (const struct spec_process *p, const struct seccomp_prog
   if (prctl (PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
     return capsule_error_make (err, errno, "PR_SET_KEEPCAPS");
   umask (p->umask);
+  return 0;
+}
+
+int
+process_make_cwd (const struct spec_process *p, capsule_error **err)
+{
+  _cleanup_free_ char *copy = xstrdup (p->cwd), *prefix = xstrdup ("");
+  _cleanup_close_ int root = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  _cleanup_close_ int parent = -1;
+  char *save = NULL;
+  if (root < 0)
+    return capsule_error_make (err, errno, "process.cwd: open the container's root");
+  parent = dup (root);
+  if (parent < 0)
+    return capsule_error_make (err, errno, "dup");
+  for (char *comp = strtok_r (copy, "/", &save); comp; comp = strtok_r (NULL, "/", &save))
+    {
+      /* Each prefix resolved afresh beneath the root, symlinks (absolute or with "..") as the
+         container sees them, so nothing is made outside it. */
+      struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                              .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+      char *next = xasprintf ("%s%s%s", prefix, prefix[0] ? "/" : "", comp);
+      int fd;
+      free (prefix);
+      prefix = next;
+      fd = syscall (SYS_openat2, root, prefix, &how, sizeof how);
+      if (fd < 0 && errno == ENOENT && strcmp (comp, "..") != 0 && strcmp (comp, ".") != 0)
+        {
+          /* PARENT is where the prefix so far resolved: comp is one plain name in it. */
+          if (mkdirat (parent, comp, 0755) < 0 && errno != EEXIST)
+            return capsule_error_make (err, errno, "process.cwd: create `%s`", p->cwd);
+          fd = syscall (SYS_openat2, root, prefix, &how, sizeof how);
+        }
+      if (fd < 0)
+        return 0; /* not a directory, out of reach: process_chdir says why */
+      close (parent);
+      parent = fd;
+    }
   return 0;
 }
 

@@ -286,7 +286,11 @@ spec_mount_options_parse (struct spec_mount *m, char **options, const char *wher
       if (strcmp (o, "tmpcopyup") == 0 || strcmp (o, "rrw") == 0)
         continue;
       if (strcmp (o, "idmap") == 0 || strcmp (o, "ridmap") == 0)
-        return capsule_error_make (err, 0, "%s: option \"%s\" is not supported", where, o);
+        {
+          m->idmap = true;
+          m->idmap_recursive = o[0] == 'r';
+          continue;
+        }
       if (strchr (o, ',') != NULL)
         return capsule_error_make (err, 0, "%s: option \"%s\" holds a comma", where, o);
       data = realloc (data, data_len + strlen (o) + 2);
@@ -513,6 +517,9 @@ parse_root (struct ctx *c, const json_value *doc, const char *bundle, struct spe
   return 0;
 }
 
+static int parse_idmaps_at (struct ctx *c, const json_value *obj, const char *where,
+                            const char *key, struct spec_idmap **ret, size_t *ret_n);
+
 static int
 parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
 {
@@ -556,6 +563,15 @@ parse_mounts (struct ctx *c, const json_value *doc, struct spec *s)
         m->flags |= MS_BIND;
       if ((m->flags & MS_BIND) && (m->source == NULL || m->source[0] == '\0'))
         return bad (c, pi, "bind mount without a source");
+      if (parse_idmaps_at (c, e, pi, "uidMappings", &m->uid_mappings, &m->n_uid_mappings) < 0
+          || parse_idmaps_at (c, e, pi, "gidMappings", &m->gid_mappings, &m->n_gid_mappings) < 0)
+        return -1;
+      if (m->n_uid_mappings || m->n_gid_mappings)
+        m->idmap = true;
+      if ((m->n_uid_mappings == 0) != (m->n_gid_mappings == 0))
+        return bad (c, pi, "an idmapped mount needs both uidMappings and gidMappings");
+      if (m->idmap && !(m->flags & MS_BIND))
+        return bad (c, pi, "only a bind mount can be idmapped");
     }
   return 0;
 }
@@ -625,11 +641,11 @@ parse_namespaces (struct ctx *c, const json_value *linux_, struct spec *s)
 }
 
 static int
-parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct spec_idmap **ret,
-              size_t *ret_n)
+parse_idmaps_at (struct ctx *c, const json_value *obj, const char *where, const char *key,
+                 struct spec_idmap **ret, size_t *ret_n)
 {
-  json_value *v = json_get (linux_, key);
-  _cleanup_free_ char *path = xasprintf ("linux.%s", key);
+  json_value *v = json_get (obj, key);
+  _cleanup_free_ char *path = xasprintf ("%s.%s", where, key);
   if (want_array (c, v, path, 340) < 0)
     return -1;
   *ret_n = json_array_len (v);
@@ -652,7 +668,36 @@ parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct s
   return 0;
 }
 
+static int
+parse_idmaps (struct ctx *c, const json_value *linux_, const char *key, struct spec_idmap **ret,
+              size_t *ret_n)
+{
+  return parse_idmaps_at (c, linux_, "linux", key, ret, ret_n);
+}
+
 /* ---- devices, sysctl, resources ---- */
+
+/* A device is a node anywhere in the rootfs, as runc allows (not only under /dev): an absolute
+   path whose "//" and trailing "/" go (runc cleans them too), with a last name and no "..". */
+static int
+device_path_clean (char *path)
+{
+  char *w = path;
+  const char *last;
+  if (path[0] != '/')
+    return -1;
+  for (const char *r = path; *r; r++)
+    if (!(*r == '/' && (r[1] == '/' || r[1] == '\0')))
+      *w++ = *r;
+  *w = '\0';
+  if (path[0] == '\0')
+    return -1;
+  last = strrchr (path, '/') + 1;
+  if (strcmp (last, ".") == 0 || strcmp (last, "") == 0 || strstr (path, "/../")
+      || strcmp (last, "..") == 0 || strstr (path, "/./"))
+    return -1;
+  return 0;
+}
 
 static int
 parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
@@ -684,11 +729,14 @@ parse_devices (struct ctx *c, const json_value *linux_, struct spec *s)
           _cleanup_free_ char *pt = sub (pi, "type");
           return bad (c, pt, "unknown device type \"%s\"", type);
         }
-      if (d->path[0] != '/' || strncmp (d->path, "/dev/", 5) != 0)
-        {
-          _cleanup_free_ char *pp = sub (pi, "path");
-          return bad (c, pp, "\"%s\" is not under /dev", d->path);
-        }
+      {
+        _cleanup_free_ char *given = xstrdup (d->path);
+        if (device_path_clean (d->path) < 0)
+          {
+            _cleanup_free_ char *pp = sub (pi, "path");
+            return bad (c, pp, "\"%s\" is not an absolute path of a file without \"..\"", given);
+          }
+      }
       d->type = type[0] == 'u' ? 'c' : type[0];
       d->major = major;
       d->minor = minor;
@@ -762,7 +810,7 @@ parse_device_rules (struct ctx *c, const json_value *res, struct spec_resources 
 static int
 parse_resources_value (struct ctx *c, const json_value *v, struct spec_resources **ret)
 {
-  json_value *mem, *pids, *cpu, *unified;
+  json_value *mem, *pids, *cpu, *blkio, *unified;
   struct spec_resources *r;
   bool has;
   if (want_object (c, v, "linux.resources") < 0)
@@ -781,6 +829,8 @@ parse_resources_value (struct ctx *c, const json_value *v, struct spec_resources
              < 0
       || opt_int (c, mem, "linux.resources.memory", "swap", -1, INT64_MAX, &r->has_memory_swap,
                   (long long *)&r->memory_swap)
+             < 0
+      || opt_bool (c, mem, "linux.resources.memory", "disableOOMKiller", &r->disable_oom_killer)
              < 0)
     return -1;
   if (r->has_memory_limit && r->memory_limit == 0)
@@ -820,6 +870,14 @@ parse_resources_value (struct ctx *c, const json_value *v, struct spec_resources
   if (r->cpu_quota > 0 && r->cpu_quota < 1000)
     return bad (c, "linux.resources.cpu.quota", "%lld is below the kernel's minimum of 1000",
                 (long long)r->cpu_quota);
+  blkio = json_get (v, "blockIO");
+  has = false;
+  if (want_object (c, blkio, "linux.resources.blockIO") < 0
+      || opt_u64 (c, blkio, "linux.resources.blockIO", "weight", &has, &r->blkio_weight) < 0)
+    return -1;
+  if (r->blkio_weight && (r->blkio_weight < 10 || r->blkio_weight > 1000))
+    return bad (c, "linux.resources.blockIO.weight", "%llu is out of range [10, 1000]",
+                (unsigned long long)r->blkio_weight);
   if (parse_device_rules (c, v, r) < 0)
     return -1;
   unified = json_get (v, "unified");
@@ -1020,6 +1078,97 @@ parse_annotations (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
+/* linux.memoryPolicy: {"mode": "MPOL_BIND", "nodes": "0-1,3", "flags": ["MPOL_F_STATIC_NODES"]} */
+static int
+parse_memory_policy (struct ctx *c, const json_value *linux_, struct spec *s)
+{
+  static const struct
+  {
+    const char *name;
+    int value;
+    bool nodes; /* takes a node list */
+  } modes[] = {
+    { "MPOL_DEFAULT", 0, false },
+    { "MPOL_PREFERRED", 1, true },
+    { "MPOL_BIND", 2, true },
+    { "MPOL_INTERLEAVE", 3, true },
+    { "MPOL_LOCAL", 4, false },
+    { "MPOL_PREFERRED_MANY", 5, true },
+    { "MPOL_WEIGHTED_INTERLEAVE", 6, true },
+  };
+  static const struct
+  {
+    const char *name;
+    int value;
+  } flags[] = {
+    { "MPOL_F_NUMA_BALANCING", 1 << 13 },
+    { "MPOL_F_RELATIVE_NODES", 1 << 14 },
+    { "MPOL_F_STATIC_NODES", 1 << 15 },
+  };
+  json_value *v = json_get (linux_, "memoryPolicy");
+  _cleanup_free_ char *mode = NULL, *nodes = NULL;
+  _cleanup_strv_ char **fl = NULL;
+  size_t m;
+  if (v == NULL || json_is_null (v))
+    return 0;
+  if (want_object (c, v, "linux.memoryPolicy") < 0
+      || opt_string (c, v, "linux.memoryPolicy", "mode", true, &mode) < 0
+      || opt_string (c, v, "linux.memoryPolicy", "nodes", false, &nodes) < 0
+      || opt_strv (c, v, "linux.memoryPolicy", "flags", 8, &fl) < 0)
+    return -1;
+  for (m = 0; m < ARRAY_SIZE (modes); m++)
+    if (strcmp (mode, modes[m].name) == 0)
+      break;
+  if (m == ARRAY_SIZE (modes))
+    return bad (c, "linux.memoryPolicy.mode", "unknown mode \"%s\"", mode);
+  s->has_mempolicy = true;
+  s->mempolicy_mode = modes[m].value;
+  for (char **f = fl; f && *f; f++)
+    {
+      size_t i;
+      for (i = 0; i < ARRAY_SIZE (flags); i++)
+        if (strcmp (*f, flags[i].name) == 0)
+          break;
+      if (i == ARRAY_SIZE (flags))
+        return bad (c, "linux.memoryPolicy.flags", "unknown flag \"%s\"", *f);
+      s->mempolicy_mode |= flags[i].value;
+    }
+  if (nodes && nodes[0] && !modes[m].nodes)
+    return bad (c, "linux.memoryPolicy.nodes", "%s takes no nodes", mode);
+  if ((nodes == NULL || nodes[0] == '\0') && modes[m].nodes && m != 1)
+    return bad (c, "linux.memoryPolicy.nodes", "%s needs nodes", mode);
+  if (nodes == NULL || nodes[0] == '\0')
+    return 0;
+  /* a list of node numbers and ranges: "0-3,5" */
+  for (const char *p = nodes; *p;)
+    {
+      char *end;
+      unsigned long a, b;
+      if (*p < '0' || *p > '9')
+        return bad (c, "linux.memoryPolicy.nodes", "\"%s\" is not a list of nodes", nodes);
+      a = b = strtoul (p, &end, 10);
+      if (*end == '-')
+        {
+          if (end[1] < '0' || end[1] > '9')
+            return bad (c, "linux.memoryPolicy.nodes", "\"%s\" is not a list of nodes", nodes);
+          b = strtoul (end + 1, &end, 10);
+        }
+      if (a > b || b >= SPEC_MAX_NUMA_NODES)
+        return bad (c, "linux.memoryPolicy.nodes", "\"%s\": nodes are 0 to %d, low-high", nodes,
+                    SPEC_MAX_NUMA_NODES - 1);
+      for (unsigned long n = a; n <= b; n++)
+        s->mempolicy_nodes[n / (8 * sizeof (unsigned long))]
+            |= 1UL << (n % (8 * sizeof (unsigned long)));
+      if (*end == ',' && end[1] != '\0')
+        end++;
+      else if (*end != '\0')
+        return bad (c, "linux.memoryPolicy.nodes", "\"%s\" is not a list of nodes", nodes);
+      p = end;
+    }
+  s->mempolicy_has_nodes = true;
+  return 0;
+}
+
 static int
 parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
 {
@@ -1033,7 +1182,7 @@ parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
       || opt_strv (c, l, "linux", "maskedPaths", 1024, &s->masked_paths) < 0
       || opt_strv (c, l, "linux", "readonlyPaths", 1024, &s->readonly_paths) < 0
       || parse_devices (c, l, s) < 0 || parse_sysctl (c, l, s) < 0 || parse_resources (c, l, s) < 0
-      || parse_seccomp (c, l, s) < 0
+      || parse_seccomp (c, l, s) < 0 || parse_memory_policy (c, l, s) < 0
       || opt_string (c, l, "linux", "cgroupsPath", false, &s->cgroups_path) < 0
       || opt_string (c, l, "linux", "rootfsPropagation", false, &prop) < 0)
     return -1;
@@ -1054,6 +1203,36 @@ parse_linux (struct ctx *c, const json_value *doc, struct spec *s)
   return 0;
 }
 
+/* As runc and crun: a sysctl is set only where the container has a namespace of its own for it,
+   never on the host's kernel. */
+static int
+check_sysctl (struct ctx *c, const struct spec *s, const char *key)
+{
+  static const char *const ipc[]
+      = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+          "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced" };
+  _cleanup_free_ char *pk = xasprintf ("linux.sysctl.%s", key);
+  bool is_ipc = strncmp (key, "fs.mqueue.", strlen ("fs.mqueue.")) == 0;
+  bool uts = spec_namespace (s, CLONE_NEWUTS) != NULL;
+  for (size_t i = 0; i < ARRAY_SIZE (ipc); i++)
+    if (strcmp (key, ipc[i]) == 0)
+      is_ipc = true;
+  if (is_ipc)
+    return spec_namespace (s, CLONE_NEWIPC)
+               ? 0
+               : bad (c, pk, "an ipc sysctl needs an ipc namespace (add {\"type\": \"ipc\"})");
+  if (strncmp (key, "net.", 4) == 0)
+    return spec_namespace (s, CLONE_NEWNET)
+               ? 0
+               : bad (c, pk,
+                      "a net sysctl needs a network namespace (add {\"type\": \"network\"})");
+  if (strcmp (key, "kernel.domainname") == 0)
+    return uts ? 0 : bad (c, pk, "needs a uts namespace (add {\"type\": \"uts\"})");
+  if (strcmp (key, "kernel.hostname") == 0 && uts)
+    return bad (c, pk, "conflicts with the \"hostname\" field: set that instead");
+  return bad (c, pk, "not in a namespace of the container's: it would change the host");
+}
+
 static int
 check_consistency (struct ctx *c, struct spec *s)
 {
@@ -1068,6 +1247,16 @@ check_consistency (struct ctx *c, struct spec *s)
     return bad (c, "hostname", "longer than 64 characters");
   if (s->domainname && strlen (s->domainname) > 64)
     return bad (c, "domainname", "longer than 64 characters");
+  for (size_t i = 0; i < s->n_sysctl; i++)
+    if (check_sysctl (c, s, s->sysctl_keys[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < s->n_mounts; i++)
+    if (s->mounts[i].idmap && s->mounts[i].n_uid_mappings == 0 && user == NULL)
+      {
+        _cleanup_free_ char *pi = idx ("mounts", i);
+        return bad (c, pi,
+                    "an idmapped mount without uidMappings of its own needs a user namespace");
+      }
   return 0;
 }
 
@@ -1215,6 +1404,8 @@ spec_free (struct spec *s)
       free (s->mounts[i].type);
       free (s->mounts[i].source);
       free (s->mounts[i].data);
+      free (s->mounts[i].uid_mappings);
+      free (s->mounts[i].gid_mappings);
     }
   free (s->mounts);
   for (size_t i = 0; i < s->n_namespaces; i++)

@@ -14,6 +14,8 @@
 
 #define SPEC_MAX_SIZE (4u << 20) /* config.json larger than this is refused */
 
+struct spec_idmap;
+
 struct spec_mount
 {
   char *destination;
@@ -24,6 +26,11 @@ struct spec_mount
   unsigned long propagation; /* MS_PRIVATE|MS_REC ... or 0 */
   bool recursive_readonly;   /* "rro" */
   char *data;                /* remaining options joined by commas, for mount(2)'s data */
+  /* an idmapped bind ("idmap", "ridmap": recursive, or the mount's own mappings): the mount's
+     uid/gid mappings, or none for the container's user namespace */
+  bool idmap, idmap_recursive;
+  struct spec_idmap *uid_mappings, *gid_mappings;
+  size_t n_uid_mappings, n_gid_mappings;
 };
 
 struct spec_rlimit
@@ -91,12 +98,14 @@ struct spec_resources
 {
   bool has_memory_limit, has_memory_reservation, has_memory_swap;
   int64_t memory_limit, memory_reservation, memory_swap; /* -1 = unlimited */
+  bool disable_oom_killer;
   bool has_pids_limit;
   int64_t pids_limit;
   uint64_t cpu_shares; /* 0 = unset */
   int64_t cpu_quota;   /* 0 = unset, -1 = unlimited */
   uint64_t cpu_period; /* 0 = unset */
   char *cpus, *mems;
+  uint64_t blkio_weight; /* linux.resources.blockIO.weight, 0 = unset */
   struct spec_device_rule *devices;
   size_t n_devices;
   char **unified_keys, **unified_values; /* linux.resources.unified (v2 only) */
@@ -123,7 +132,8 @@ enum spec_hook_kind
 };
 extern const char *const spec_hook_names[HOOK_KINDS];
 
-#define SPEC_N_CAPSETS 5
+#define SPEC_N_CAPSETS      5
+#define SPEC_MAX_NUMA_NODES 1024
 enum
 {
   CAPSET_BOUNDING,
@@ -173,6 +183,10 @@ struct spec
   size_t n_devices;
   char **sysctl_keys, **sysctl_values;
   size_t n_sysctl;
+  /* linux.memoryPolicy: set_mempolicy(mode | flags, nodes) for the container's process */
+  bool has_mempolicy, mempolicy_has_nodes;
+  int mempolicy_mode; /* MPOL_* with MPOL_F_* flags */
+  unsigned long mempolicy_nodes[SPEC_MAX_NUMA_NODES / (8 * sizeof (unsigned long))];
   struct spec_seccomp *seccomp;
   struct spec_resources *resources;
   char *cgroups_path;

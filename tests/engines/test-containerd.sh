@@ -70,6 +70,9 @@ run --rm --memory-limit 33554432 "$IMAGE" t6 sh -c 'x=$(head -c 200000000 /dev/z
 check_eq "--memory-limit: a hog is OOM-killed (137)" "137" "$?"
 check_match "--read-only" 'Read-only file system' "$(run --rm --read-only "$IMAGE" t7 touch /x 2>&1)"
 check_eq "a new network namespace: only lo" "lo" "$(run --rm "$IMAGE" t8 ls /sys/class/net)"
+# ctr run has no --user: root adds a user and su(1) becomes it
+check_eq "a non-root process writes /dev/null (mode 0666 whatever the umask)" "1000 written" \
+  "$(run --rm "$IMAGE" t12 sh -c 'echo "u:x:1000:1000::/:/bin/sh" >>/etc/passwd; su u -c "echo x >/dev/null && echo \$(id -u) written"' 2>&1)"
 check_eq "--uidmap: a user namespace (root inside is 100000 outside)" "0 100000 65536" \
   "$(run --rm --uidmap 0:100000:65536 --gidmap 0:100000:65536 "$IMAGE" t9 cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //')"
 # ctr wants a terminal of its own for -t: script(1) gives it one

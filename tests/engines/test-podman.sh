@@ -72,6 +72,8 @@ check_match "--pids-limit holds" "can't fork|Resource temporarily unavailable" "
 check_match "--read-only" 'Read-only file system' "$(run --rm --read-only "$IMAGE" touch /x 2>&1)"
 check_eq "--network none: only lo" "lo" "$(run --rm --network none "$IMAGE" ls /sys/class/net)"
 check_eq "--user" "1000 1000" "$(run --rm --user 1000:1000 "$IMAGE" sh -c 'echo $(id -u) $(id -g)')"
+check_eq "--user: a non-root process writes /dev/null (mode 0666 whatever the umask)" "written" \
+  "$(run --rm --user 1000:1000 "$IMAGE" sh -c 'echo x >/dev/null && echo written' 2>&1)"
 check_match "--cap-drop ALL" 'CapEff:[[:space:]]+0000000000000000' "$(run --rm --cap-drop ALL "$IMAGE" grep CapEff /proc/self/status)"
 check_eq "-i: stdin reaches the container" "through stdin" "$(echo 'through stdin' | run --rm -i "$IMAGE" cat)"
 check_match "-t: a pty" '^/dev/pts/[0-9]+' "$(run --rm -t "$IMAGE" tty | tr -d '\r')"

@@ -68,10 +68,11 @@ restore
 OUTSIDE=$WORK/outside
 mkdir -p "$OUTSIDE"
 ln -s "$OUTSIDE" "$B/rootfs/evil"
-edit_config "$B" 'c["mounts"].append({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"})'
+edit_config "$B" 'c["mounts"].append({"destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"})
+c["process"]["args"] = ["sh", "-c", "stat -f -c %T '"$OUTSIDE"'/sub"]'
 OUT=$(cap run --bundle "$B" err-symlink 2>&1)
-check_match "a mount through a symlink to a host path resolves inside the rootfs, and says so" \
-  "resolve \`/evil/sub\` in the rootfs: \`evil\` is a symlink to \`$OUTSIDE\`, which the rootfs does not have" "$OUT"
+check_eq "a mount through a symlink to a host path resolves inside the rootfs (as runc: the target is made there)" \
+  "tmpfs" "$OUT"
 check_eq "no directory was created on the host through the symlink" "" "$(ls -A "$OUTSIDE")"
 rm -f "$B/rootfs/evil"
 restore
