@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -351,6 +352,129 @@ ext_source (const struct spec *s, const struct cgroup *cg, const struct ext_moun
   return NULL;
 }
 
+/* ------------------------------------------------------------ stdio of the host */
+
+#define STDIO_FILE "capsule-stdio"
+
+/* The init's fd 0-2 when it is no file of the container's mounts (runc's descriptors.json): a
+   host file (</dev/null, a log) is external to criu, named "file[mnt_id:inode]"; a pipe is
+   "pipe:[inode]".  Restore hands its own fd N in its place, as runc does. */
+struct stdio_ext
+{
+  int fd;
+  char key[96];
+};
+
+static bool
+mount_id_in (const char *mountinfo, unsigned long id)
+{
+  for (const char *line = mountinfo; line && *line;)
+    {
+      char *end;
+      unsigned long v = strtoul (line, &end, 10);
+      if (end != line && v == id)
+        return true;
+      line = strchr (line, '\n');
+      if (line)
+        line++;
+    }
+  return false;
+}
+
+static size_t
+stdio_find (pid_t pid, struct stdio_ext out[3])
+{
+  _cleanup_free_ char *mi_path = xasprintf ("/proc/%d/mountinfo", pid), *mountinfo = NULL;
+  _cleanup_error_ capsule_error *ignored = NULL;
+  size_t n = 0;
+  if (read_file_at (AT_FDCWD, mi_path, 16 << 20, &mountinfo, NULL, &ignored) < 0)
+    return 0;
+  for (int fd = 0; fd < 3; fd++)
+    {
+      char link[PATH_MAX] = "", fdpath[64], infopath[64];
+      _cleanup_free_ char *info = NULL;
+      const char *mnt;
+      struct stat st;
+      ssize_t len;
+      snprintf (fdpath, sizeof fdpath, "/proc/%d/fd/%d", pid, fd);
+      snprintf (infopath, sizeof infopath, "/proc/%d/fdinfo/%d", pid, fd);
+      len = readlink (fdpath, link, sizeof link - 1);
+      if (len <= 0)
+        continue;
+      link[len] = '\0';
+      if (strncmp (link, "pipe:[", 6) == 0)
+        {
+          out[n].fd = fd;
+          snprintf (out[n++].key, sizeof out[0].key, "%s", link);
+          continue;
+        }
+      if (link[0] != '/' || stat (fdpath, &st) < 0
+          || read_file_at (AT_FDCWD, infopath, 1 << 16, &info, NULL, &ignored) < 0
+          || (mnt = strstr (info, "mnt_id:")) == NULL)
+        {
+          capsule_error_release (&ignored);
+          continue;
+        }
+      if (mount_id_in (mountinfo, strtoul (mnt + strlen ("mnt_id:"), NULL, 10)))
+        continue; /* a file of the container's: criu dumps it as it is */
+      out[n].fd = fd;
+      snprintf (out[n++].key, sizeof out[0].key, "file[%lx:%llx]",
+                strtoul (mnt + strlen ("mnt_id:"), NULL, 10), (unsigned long long)st.st_ino);
+    }
+  return n;
+}
+
+static int
+stdio_save (int dirfd, const struct stdio_ext *v, size_t n, capsule_error **err)
+{
+  _cleanup_free_ char *text = xstrdup ("");
+  for (size_t i = 0; i < n; i++)
+    {
+      char *t = xasprintf ("%s%d %s\n", text, v[i].fd, v[i].key);
+      free (text);
+      text = t;
+    }
+  return write_file_at (dirfd, STDIO_FILE, text, strlen (text), 0600, err);
+}
+
+/* Restore: the caller's own fd N for each saved one (an image without the file has none). */
+static int
+stdio_inherit (int dirfd, criu_opts *opts, capsule_error **err)
+{
+  _cleanup_free_ char *text = NULL;
+  _cleanup_error_ capsule_error *missing = NULL;
+  _cleanup_free_ char *seen = xstrdup ("\n");
+  char *save = NULL;
+  if (read_file_at (dirfd, STDIO_FILE, 1 << 16, &text, NULL, &missing) < 0)
+    return 0;
+  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      char *key = strchr (line, ' '), *t;
+      int fd = atoi (line);
+      if (key == NULL || fd < 0 || fd > 2
+          || !(strncmp (key + 1, "file[", 5) == 0 || strncmp (key + 1, "pipe:[", 6) == 0))
+        return capsule_error_make (err, EINVAL, STDIO_FILE ": bad line \"%s\"", line);
+      if (fcntl (fd, F_GETFD) < 0)
+        return capsule_error_make (err, EBADF,
+                                   "the checkpoint's process had its fd %d from the host: "
+                                   "restore needs an fd %d of its own to hand it",
+                                   fd, fd);
+      t = xasprintf ("\n%s\n", key + 1);
+      if (strstr (seen, t))
+        {
+          free (t);
+          continue; /* stdout and stderr on one file: one fd for both */
+        }
+      free (t);
+      t = xasprintf ("%s%s\n", seen, key + 1);
+      free (seen);
+      seen = t;
+      if (criu_local_add_inherit_fd (opts, fd, key + 1) < 0)
+        return capsule_error_make (err, ENOMEM, "criu: inherit fd %d", fd);
+    }
+  return 0;
+}
+
 /* ------------------------------------------------------------ criu */
 
 struct criu_call
@@ -451,6 +575,8 @@ container_checkpoint (const char *root, const char *id, const struct checkpoint_
   _cleanup_free_ char *what = xasprintf ("checkpoint `%s`", id);
   struct ext_mounts ext = { 0 };
   struct criu_call c = { .images_fd = -1, .work_fd = -1 };
+  struct stdio_ext stdio[3];
+  size_t n_stdio;
   enum container_status status;
   int r = -1;
 
@@ -465,6 +591,13 @@ container_checkpoint (const char *root, const char *id, const struct checkpoint_
   if (criu_call_init (&c, o, true, err) < 0 || ext_mounts_find (st->pid, s, &ext, err) < 0
       || ext_mounts_save (c.images_fd, &ext, err) < 0)
     goto out;
+  n_stdio = stdio_find (st->pid, stdio);
+  if (stdio_save (c.images_fd, stdio, n_stdio, err) < 0)
+    goto out;
+  for (size_t i = 0; i < n_stdio; i++)
+    if (strncmp (stdio[i].key, "file[", 5) == 0
+        && !(i > 0 && strcmp (stdio[i].key, stdio[i - 1].key) == 0))
+      criu_local_add_external (c.opts, stdio[i].key);
   criu_local_set_pid (c.opts, st->pid);
   criu_local_set_root (c.opts, st->rootfs);
   criu_local_set_leave_running (c.opts, o->leave_running);
@@ -635,7 +768,8 @@ container_restore (const struct container_opts *o, const struct checkpoint_opts 
                           co->image_path ? co->image_path : "checkpoint");
       goto fail_early;
     }
-  if (ext_mounts_load (c.images_fd, &ext, err) < 0 || images_give_to (c.images_fd, s, err) < 0)
+  if (ext_mounts_load (c.images_fd, &ext, err) < 0 || images_give_to (c.images_fd, s, err) < 0
+      || stdio_inherit (c.images_fd, c.opts, err) < 0)
     goto fail_early;
   container_forwarding_mask (&mask);
   sigprocmask (SIG_BLOCK, &mask, &old);

@@ -122,6 +122,31 @@ else
   fail "mount an overlay root"
 fi
 
+# stdio from the host (</dev/null, a log file), as engines hand it: checkpointed (criu is told
+# they are external) and restored with the restoring caller's own fds in their place, as runc
+id=hoststdio
+in_parent "$B" $id
+set_args "$B" /bin/sh -c 'i=0; while :; do i=$((i + 1)); echo $i; sleep 0.2; done'
+lines() { cat "$1" 2>/dev/null | wc -l; }
+grown() { [ "$(lines "$1")" -ge "$2" ]; }
+# a log opened for appending, as engines open theirs (criu checks the size of any other file)
+cap run -d --bundle "$B" $id < /dev/null >> "$WORK/out1" 2>&1
+wait_for 60 grown "$WORK/out1" 3
+OUT=$(cap checkpoint --image-path "$WORK/img-stdio" $id 2>&1)
+check_eq "a container whose stdio is the host's /dev/null and a log file checkpoints" "" "$OUT" ||
+  criu_log "$WORK/img-stdio/dump.log"
+at=$(tail -n1 "$WORK/out1")
+# criu reopens an inherited host file as the restored process (the container's root, uid
+# 100000 here), so the new log is one that user may write, as an engine's would be
+: > "$WORK/out2"
+chown 100000:100000 "$WORK/out2"
+cap restore -d --bundle "$B" --image-path "$WORK/img-stdio" $id < /dev/null >> "$WORK/out2" 2> "$WORK/err2"
+check_eq "and restores, handed the restoring caller's stdio" "" "$(cat "$WORK/err2")" ||
+  criu_log "$WORK/img-stdio/restore.log"
+wait_for 60 grown "$WORK/out2" 2
+check_eq "it counts on, into the new stdout" "$((at + 1))" "$(head -n1 "$WORK/out2")"
+cap delete --force $id 2>/dev/null
+
 # mistakes are named
 cap run -d --bundle "$B" $id > /dev/null 2>&1
 check_match "(a container of that id runs)" '"status": "running"' "$(cap state $id 2>&1)"
