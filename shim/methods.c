@@ -887,6 +887,10 @@ m_shim_status (void *ctx, struct call *c, const json_value *params, char **ret)
   json_w_kv_string (w, "version", CAPSULE_VERSION);
   json_w_kv_int (w, "uptime_ms", loop_now_ms () - s->started_ms);
   json_w_kv_string (w, "image", s->host.image_is_host ? "host" : s->host.image_root);
+  /* each session's root: its own overlay of the image, or the image read-only and why */
+  json_w_kv_string (w, "root", s->host.overlay ? "overlay" : "read-only");
+  if (!s->host.overlay && s->host.overlay_reason)
+    json_w_kv_string (w, "root_reason", s->host.overlay_reason);
   json_w_kv_int (w, "clients", s->server.n_clients);
   json_w_key (w, "sessions");
   json_w_open_object (w);

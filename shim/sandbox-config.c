@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "overlay.h"
 #include "sandbox.h"
 #include "utils.h"
 
@@ -117,7 +118,7 @@ w_bind (json_writer *w, const char *dst, const char *src, bool ro)
 }
 
 static void
-w_process (const struct sandbox_host *h, const struct sandbox *sb, json_writer *w)
+w_process (const struct sandbox_host *h, const struct sandbox *sb, bool overlay, json_writer *w)
 {
   static const char *const passthrough[] = { "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE" };
   json_w_key (w, "process");
@@ -147,6 +148,14 @@ w_process (const struct sandbox_host *h, const struct sandbox *sb, json_writer *
   json_w_string (w, "MPLCONFIGDIR=/tmp/.matplotlib");
   json_w_string (w, "XDG_CACHE_HOME=/tmp/.cache");
   json_w_string (w, "PYTHONDONTWRITEBYTECODE=1");
+  if (overlay)
+    {
+      /* the root is the session's own: pip may install into it (Debian's PEP 668 marker is
+         for the host's system Python, not a sandbox's copy), and never looks for a network */
+      json_w_string (w, "PIP_BREAK_SYSTEM_PACKAGES=1");
+      json_w_string (w, "PIP_DISABLE_PIP_VERSION_CHECK=1");
+      json_w_string (w, "PIP_NO_INDEX=1");
+    }
   for (size_t i = 0; i < ARRAY_SIZE (passthrough); i++)
     if (getenv (passthrough[i]))
       {
@@ -181,7 +190,7 @@ w_process (const struct sandbox_host *h, const struct sandbox *sb, json_writer *
 }
 
 static void
-w_mounts (const struct sandbox_host *h, const struct sandbox *sb, json_writer *w)
+w_mounts (const struct sandbox_host *h, const struct sandbox *sb, bool overlay, json_writer *w)
 {
   static const char *const dev[] = { "nosuid", "strictatime", "mode=755", "size=65536k", NULL };
   static const char *const pts[]
@@ -201,7 +210,13 @@ w_mounts (const struct sandbox_host *h, const struct sandbox *sb, json_writer *w
   w_mount (w, "/tmp", "tmpfs", "tmpfs", tmp);
   if (h->image_is_host)
     {
-      w_bind (w, "/usr", "/usr", true);
+      if (overlay)
+        {
+          _cleanup_free_ char *usr = xasprintf ("%s/usr", sb->dir);
+          w_bind (w, "/usr", usr, false);
+        }
+      else
+        w_bind (w, "/usr", "/usr", true);
       for (size_t i = 0; i < ARRAY_SIZE (host_etc_binds); i++)
         if (access (host_etc_binds[i], F_OK) == 0)
           w_bind (w, host_etc_binds[i], host_etc_binds[i], true);
@@ -288,16 +303,28 @@ char *
 sandbox_config (const struct sandbox_host *h, const struct sandbox *sb)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (true);
+  /* a session made before its host had overlays keeps the read-only root it had */
+  bool overlay = h->overlay && overlay_session_has_root (sb->dir);
   json_w_open_object (w);
   json_w_kv_string (w, "ociVersion", "1.2.0");
-  w_process (h, sb, w);
+  w_process (h, sb, overlay, w);
   json_w_key (w, "root");
   json_w_open_object (w);
-  json_w_kv_string (w, "path", h->image_root);
-  json_w_kv_bool (w, "readonly", true);
+  if (overlay)
+    {
+      /* the session's own overlay of the image (overlay.c) */
+      _cleanup_free_ char *root = xasprintf ("%s/root", sb->dir);
+      json_w_kv_string (w, "path", root);
+      json_w_kv_bool (w, "readonly", false);
+    }
+  else
+    {
+      json_w_kv_string (w, "path", h->image_root);
+      json_w_kv_bool (w, "readonly", true);
+    }
   json_w_close_object (w);
   json_w_kv_string (w, "hostname", "sandbox");
-  w_mounts (h, sb, w);
+  w_mounts (h, sb, overlay, w);
   w_linux (h, sb, w);
   json_w_key (w, "annotations");
   json_w_open_object (w);

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "overlay.h"
 #include "checkpoint.h"
 #include "container.h"
 #include "spec-default.h"
@@ -51,7 +52,9 @@ sandbox_host_init (struct sandbox_host *h, const char *state_dir, const char *im
   check = json_parse (h->seccomp_profile, policy, err);
   if (check == NULL)
     return -1;
-  return sandbox_host_image (h, state_dir, image, err);
+  if (sandbox_host_image (h, state_dir, image, err) < 0)
+    return -1;
+  return overlay_host_init (h, state_dir);
 }
 
 void
@@ -62,6 +65,7 @@ sandbox_host_release (struct sandbox_host *h)
   free (h->image_root);
   free (h->seccomp_profile);
   free (h->cgroup_parent);
+  overlay_host_release (h);
 }
 
 /* ------------------------------------------------------------------ small pieces */
@@ -243,7 +247,10 @@ stop_fn (void *arg, capsule_error **err)
     }
   if (sb->disposing && sb->dir)
     {
+      _cleanup_free_ char *ws = xasprintf ("%s/ws", sb->dir);
+      overlay_session_unmount (sb->dir);
       unmount_if_mounted (sb->data_dir);
+      unmount_if_mounted (ws);
       unmount_if_mounted (sb->run_dir);
       if (rm_rf (sb->dir, &tmp) < 0 && r == 0)
         {

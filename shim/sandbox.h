@@ -30,6 +30,9 @@ struct sandbox_host
   char *checkpoint_dir; /* STATE/checkpoints (root's alone) */
   char *image_root;     /* the rootfs of every sandbox */
   bool image_is_host;
+  /* sessions' roots are overlays of the idmapped image (overlay.c), or read-only and why */
+  bool overlay;
+  char *lower_root, *lower_usr, *overlay_reason;
   const char *executor_dir, *init_path;
   char *seccomp_profile; /* the policy's text, read once */
   char *cgroup_parent;   /* cgroup v2: sandboxes go below this */

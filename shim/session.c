@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "overlay.h"
 #include "shim-util.h"
 #include "utils.h"
 
@@ -233,22 +234,32 @@ static int
 make_dirs (struct session *se, capsule_error **err)
 {
   uid_t uid = se->ss->cfg.host_uid_base + SANDBOX_UID;
-  _cleanup_free_ char *opts = xasprintf ("size=%llu,mode=0700,uid=%u,gid=%u,nr_inodes=65536",
-                                         (unsigned long long)se->tier->workspace, uid, uid);
+  _cleanup_free_ char *ws = xasprintf ("%s/ws", se->dir), *files = xasprintf ("%s/data", ws);
+  _cleanup_free_ char *opts
+      = xasprintf ("size=%llu,mode=0711,nr_inodes=65536", (unsigned long long)se->tier->workspace);
   _cleanup_free_ char *run_opts
       = xasprintf ("size=64k,mode=0700,uid=%u,gid=%u,nr_inodes=16", uid, uid);
   if (mkdir_p (se->data_dir, 0700, err) < 0 || mkdir_p (se->run_dir, 0700, err) < 0
-      || chmod (se->dir, 0711) < 0)
+      || mkdir_p (ws, 0700, err) < 0 || chmod (se->dir, 0711) < 0)
     return capsule_error_make (err, errno, "session directory %s", se->dir);
   /* the run directory is where the sandbox's user puts the executor's socket; it is writable
      from the sandbox, so it is a tiny tmpfs, not the state directory's disk */
   if (mount ("capsule-run", se->run_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, run_opts) < 0)
     return capsule_error_make (err, errno, "mount the run directory at %s", se->run_dir);
   se->run_mounted = true;
-  if (mount ("capsule-workspace", se->data_dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
-    return capsule_error_make (err, errno, "mount the workspace at %s", se->data_dir);
+  /* the workspace, of the tier's size: /mnt/data (WS/data, bound at DIR/data, where the files
+     API reads and writes) and the root's upper layer share it */
+  if (mount ("capsule-workspace", ws, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+    return capsule_error_make (err, errno, "mount the workspace at %s", ws);
+  if (mkdir (files, 0700) < 0 || chown (files, uid, uid) < 0
+      || mount (files, se->data_dir, NULL, MS_BIND, NULL) < 0)
+    {
+      capsule_error_make (err, errno, "the workspace's data directory at %s", se->data_dir);
+      umount2 (ws, MNT_DETACH);
+      return -1;
+    }
   se->data_mounted = true;
-  return 0;
+  return overlay_session_mount (se->ss->host, se->dir, ws, uid, err);
 }
 
 /* A session that never became anyone's: all it holds goes. */
@@ -1111,14 +1122,6 @@ sessions_shutdown (struct sessions *ss)
 }
 
 /* ------------------------------------------------------------------ taking up a dead shim's */
-
-static bool
-is_mount_point (const char *path)
-{
-  _cleanup_free_ char *parent = xasprintf ("%s/..", path);
-  struct stat a, b;
-  return stat (path, &a) == 0 && stat (parent, &b) == 0 && a.st_dev != b.st_dev;
-}
 
 static bool
 keep_sandbox (void *data, const char *id)

@@ -4,6 +4,7 @@
 
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "utils.h"
@@ -268,4 +269,12 @@ hex_decode_string (const char *text)
       out[i] = (char)(hi << 4 | lo);
     }
   return out;
+}
+
+bool
+is_mount_point (const char *path)
+{
+  _cleanup_free_ char *parent = xasprintf ("%s/..", path);
+  struct stat a, b;
+  return stat (path, &a) == 0 && stat (parent, &b) == 0 && a.st_dev != b.st_dev;
 }

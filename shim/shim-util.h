@@ -18,6 +18,9 @@ int base64_decode (const char *text, size_t text_len, unsigned char **ret, size_
 /* Decoded size of a base64 text of TEXT_LEN characters (an upper bound). */
 size_t base64_decoded_max (size_t text_len);
 
+/* Is PATH on another mount than its parent? */
+bool is_mount_point (const char *path);
+
 /* Seconds since the epoch (wall clock, for API timestamps). */
 int64_t shim_now (void);
 /* Monotonic milliseconds (for timeouts). */

@@ -4,6 +4,7 @@ import os
 import unittest
 
 from shimtest import ShimTestCase
+from test_overlay import PIP, WHEEL, make_wheel
 
 IMAGE = os.environ.get("CAPSULE_TEST_IMAGE")
 
@@ -26,6 +27,20 @@ class TestBuiltImage(ShimTestCase):
         self.assertIn("Debian", r["result"])
         r = self.exec(cid, "import pwd; pwd.getpwuid(1000).pw_name")
         self.assertEqual(r["result"], "'sandbox'")
+
+    def test_pip_installs_into_the_sessions_root(self):
+        status = self.client.call("shim.status")
+        self.assertEqual(status["root"], "overlay", status.get("root_reason"))
+        cid = self.create()["id"]
+        self.upload(cid, WHEEL, make_wheel())
+        r = self.exec(cid, PIP)
+        self.assertTrue(r["stdout"].startswith("0\n"), r)
+        r = self.exec(cid, "import capsule_wheel_probe\ncapsule_wheel_probe.ANSWER")
+        self.assertEqual(r["result"], "42", r)
+        other = self.create(name="other")["id"]
+        r = self.exec(other, "import importlib.util\n"
+                      "importlib.util.find_spec('capsule_wheel_probe') is None")
+        self.assertEqual(r["result"], "True", r)
 
     def test_status_names_the_image(self):
         self.assertEqual(self.client.call("shim.status")["image"], os.path.realpath(IMAGE))

@@ -1,0 +1,154 @@
+"""Every session's root is its own overlay of the image: writable everywhere for that session
+alone (pip installs a wheel, /etc and /usr/local change), the image and every other session
+untouched, the changes counted in the tier's workspace and kept across interpreter restarts."""
+
+import base64
+import hashlib
+import io
+import os
+import signal
+import zipfile
+
+from shimtest import RestartTestCase, ShimTestCase, wait_for
+
+WHEEL = "capsule_wheel_probe-1.0-py3-none-any.whl"
+
+
+def make_wheel() -> bytes:
+    """A pure-Python wheel, written here with zipfile: a package and its dist-info."""
+    files = {
+        "capsule_wheel_probe/__init__.py": b"ANSWER = 42\n",
+        "capsule_wheel_probe-1.0.dist-info/METADATA":
+            b"Metadata-Version: 2.1\nName: capsule-wheel-probe\nVersion: 1.0\n",
+        "capsule_wheel_probe-1.0.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\nGenerator: capsule-tests\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n",
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        rows = []
+        for name, data in files.items():
+            z.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            rows.append(f"{name},sha256={digest.decode()},{len(data)}")
+        rows.append("capsule_wheel_probe-1.0.dist-info/RECORD,,")
+        z.writestr("capsule_wheel_probe-1.0.dist-info/RECORD", "\n".join(rows) + "\n")
+    return buf.getvalue()
+
+
+PIP = ("import subprocess, sys\n"
+       "r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', "
+       f"'/mnt/data/{WHEEL}'], capture_output=True, text=True)\n"
+       "print(r.returncode)\nprint(r.stdout + r.stderr)")
+
+
+class TestOverlayRoot(ShimTestCase):
+    extra_args = ["--warm", "0"]
+
+    def setUp(self):
+        if self.client.call("shim.status")["root"] != "overlay":
+            self.fail("this host has no overlay roots: "
+                      + self.client.call("shim.status").get("root_reason", "?"))
+
+    def test_pip_installs_a_wheel_for_this_session_alone(self):
+        cid = self.create()["id"]
+        other = self.create(name="other")["id"]
+        self.upload(cid, WHEEL, make_wheel())
+        r = self.exec(cid, PIP)
+        self.assertEqual(r["status"], "completed", r)
+        self.assertTrue(r["stdout"].startswith("0\n"), r["stdout"])
+        self.assertIn("Successfully installed capsule-wheel-probe-1.0", r["stdout"])
+        r = self.exec(cid, "import capsule_wheel_probe\ncapsule_wheel_probe.ANSWER")
+        self.assertEqual(r["result"], "42", r)
+        # another session's root is the pristine image
+        r = self.exec(other, "import importlib.util\n"
+                      "importlib.util.find_spec('capsule_wheel_probe') is None")
+        self.assertEqual(r["result"], "True", r)
+        # and so is the host's
+        self.assertEqual([p for p in os.listdir("/usr/local/lib")
+                          if "capsule_wheel_probe" in p], [])
+        for d in ("/usr/local/lib/python3.11/dist-packages", "/usr/lib/python3/dist-packages"):
+            if os.path.isdir(d):
+                self.assertNotIn("capsule_wheel_probe", os.listdir(d))
+        # the installed package is no file of /mnt/data's
+        names = [f["path"] for f in self.client.call("files.list", container_id=cid)["data"]]
+        self.assertEqual(names, [f"/mnt/data/{WHEEL}"])
+
+    def test_the_whole_root_is_the_sessions_own(self):
+        cid = self.create()["id"]
+        other = self.create(name="other")["id"]
+        r = self.exec(cid, "import os\n"
+                      "open('/etc/capsule-note', 'w').write('mine')\n"
+                      "os.makedirs('/opt/tool', exist_ok=True)\n"
+                      "open('/opt/tool/run', 'w').write('x')\n"
+                      "os.remove('/etc/hostname')\n"
+                      "(os.getuid(), os.stat('/').st_uid, os.stat('/usr').st_uid)")
+        self.assertEqual(r["status"], "completed", r)
+        self.assertEqual(r["result"], "(1000, 1000, 1000)")
+        r = self.exec(other, "import os\n(os.path.exists('/etc/capsule-note'), "
+                      "os.path.exists('/opt/tool'), os.path.exists('/etc/hostname'))")
+        self.assertEqual(r["result"], "(False, False, True)", r)
+        self.assertFalse(os.path.exists("/etc/capsule-note"))
+        # an interpreter restart (a new container) keeps the root the session changed
+        r = self.exec(cid, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+        self.assertNotEqual(r["status"], "completed")
+        r = self.exec(cid, "open('/etc/capsule-note').read()")
+        self.assertEqual(r["result"], "'mine'", r)
+
+    def test_the_root_is_nosuid_and_nodev(self):
+        cid = self.create()["id"]
+        r = self.exec(cid, "[l.split()[5] for l in open('/proc/self/mountinfo') "
+                      "if l.split()[4] == '/'][0]")
+        opts = r["result"].strip("'").split(",")
+        self.assertIn("nosuid", opts)
+        self.assertIn("nodev", opts)
+        # a set-id bit made in the session's root does nothing: no_new_privs and nosuid
+        r = self.exec(cid, "import os, shutil, stat\nshutil.copy('/usr/bin/id', '/opt-id')\n"
+                      "os.chmod('/opt-id', 0o4755)\n"
+                      "bool(os.stat('/opt-id').st_mode & stat.S_ISUID)")
+        self.assertEqual(r["result"], "True", r)
+        r = self.exec(cid, "import subprocess\n"
+                      "subprocess.run(['/opt-id', '-u'], capture_output=True, text=True)"
+                      ".stdout.strip()")
+        self.assertEqual(r["result"], "'1000'", r)
+
+    def test_root_changes_count_in_the_workspace(self):
+        cid = self.create()["id"]
+        # the tier's workspace holds /mnt/data and the root's changes together
+        r = self.exec(cid, "import os\nst = os.statvfs('/mnt/data')\n"
+                      "before = st.f_bfree\n"
+                      "open('/var/tmp/blob', 'wb').write(os.urandom(4 << 20))\n"
+                      "(before - os.statvfs('/mnt/data').f_bfree) * st.f_frsize >= 4 << 20")
+        self.assertEqual(r["result"], "True", r)
+
+    def test_delete_takes_the_overlay(self):
+        cid = self.create()["id"]
+        self.exec(cid, "open('/etc/x', 'w').write('x')")
+        self.client.call("containers.delete", container_id=cid)
+        # the sandbox is torn down after the answer: its overlay, workspace and directory go
+        wait_for(lambda: cid not in open("/proc/self/mountinfo").read(),
+                 "the session's mounts to go")
+        wait_for(lambda: not os.path.exists(os.path.join(self.state, "sessions", cid)),
+                 "the session's directory to go")
+
+
+class TestOverlayRestart(RestartTestCase):
+    shim_args = ["--warm", "0"]
+
+    def test_root_changes_survive_kill_9_of_the_shim(self):
+        cid = self.client.call("containers.create", name="keeps")["id"]
+        r = self.client.call("containers.exec", container_id=cid,
+                             code="open('/etc/capsule-note', 'w').write('kept')")
+        self.assertEqual(r["status"], "completed", r)
+        self.stop(signal.SIGKILL)
+        self.start()
+        r = self.client.call("containers.exec", container_id=cid,
+                             code="open('/etc/capsule-note').read()")
+        self.assertEqual(r["result"], "'kept'", r)
+        # a new interpreter under the new shim gets the same root
+        self.client.call("containers.exec", container_id=cid,
+                         code="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+        r = self.client.call("containers.exec", container_id=cid,
+                             code="open('/etc/capsule-note').read()")
+        self.assertEqual(r["result"], "'kept'", r)
+        self.assertTrue(r["interpreter_restarted"], r)
