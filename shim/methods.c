@@ -16,6 +16,7 @@
 #include "json.h"
 #include "shim-util.h"
 #include "shim.h"
+#include "workspace.h"
 #include "utils.h"
 
 #define NAME_MAX_CHARS     256
@@ -259,6 +260,18 @@ lookup (struct shim *s, const json_value *params, bool need_running, struct sess
   return NULL;
 }
 
+/* A container whose files may be read and written: its workspace is mounted.  Only between a
+   create and its answer is it not, and a client cannot know the id before that answer. */
+static struct rpc_error *
+lookup_workspace (struct shim *s, const json_value *params, struct session **ret)
+{
+  struct rpc_error *e = lookup (s, params, true, ret);
+  if (e == NULL && !workspace_ready ((*ret)->dir))
+    e = rpc_error_new (409, "container_starting", "container_id",
+                       "container %s is still starting; its files are not there yet", (*ret)->id);
+  return e;
+}
+
 static struct rpc_error *
 list_params (const json_value *params, long long *limit, bool *asc, const char **after)
 {
@@ -393,24 +406,58 @@ create_params (struct shim *s, const json_value *params, const struct tier **tie
   return NULL;
 }
 
-/* file_ids: container files of the same tenant, copied into the new workspace */
-static struct rpc_error *
-copy_files_in (struct shim *s, struct session *se, const json_value *ids)
+/* A file of FID among the running containers of TENANT, and whose. */
+static struct cfile *
+tenant_file (struct shim *s, const char *tenant, const char *fid, struct session **from)
 {
-  for (size_t i = 0; i < json_array_len (ids); i++)
+  for (struct session *o = s->sessions.list; o; o = o->next)
+    {
+      struct cfile *f;
+      if (o->status == SESSION_RUNNING && strcmp (o->tenant, tenant) == 0
+          && (f = files_find (&o->files, fid)))
+        {
+          *from = o;
+          return f;
+        }
+    }
+  return NULL;
+}
+
+/* file_ids: container files of the same tenant, each named before anything is made */
+static struct rpc_error *
+check_file_ids (struct shim *s, const char *tenant, const json_value *ids, char ***ret)
+{
+  size_t n = json_array_len (ids);
+  char **v = xmalloc0 ((n + 1) * sizeof (char *));
+  for (size_t i = 0; i < n; i++)
     {
       const char *fid = json_string (json_array_get (ids, i));
-      struct cfile *f = NULL;
+      struct session *from;
+      if (fid == NULL || tenant_file (s, tenant, fid, &from) == NULL)
+        {
+          strv_free (v);
+          return rpc_error_new (404, "not_found", "file_ids", "no file with id '%s'",
+                                fid ? fid : "");
+        }
+      v[i] = xstrdup (fid);
+    }
+  *ret = v;
+  return NULL;
+}
+
+/* ... copied into the new workspace once it is there (the sandbox's start made it) */
+static struct rpc_error *
+copy_files_in (struct shim *s, struct session *se, char **fids)
+{
+  for (size_t i = 0; fids && fids[i]; i++)
+    {
       struct session *from = NULL;
+      struct cfile *f = tenant_file (s, se->tenant, fids[i], &from);
       _cleanup_free_ char *data = NULL;
       _cleanup_error_ capsule_error *err = NULL;
       size_t len = 0;
-      for (struct session *o = s->sessions.list; o && f == NULL; o = o->next)
-        if (o->status == SESSION_RUNNING && strcmp (o->tenant, se->tenant) == 0
-            && (f = files_find (&o->files, fid)))
-          from = o;
-      if (f == NULL)
-        return rpc_error_new (404, "not_found", "file_ids", "no file with id '%s'", fid);
+      if (f == NULL) /* deleted while the sandbox started */
+        return rpc_error_new (404, "not_found", "file_ids", "no file with id '%s'", fids[i]);
       if (files_read (from->data_dir, f->path, s->cfg.max_upload, &data, &len, &err) < 0
           || files_write (se->data_dir, f->path, data, len, s->cfg.host_uid_base + SANDBOX_UID,
                           &err)
@@ -421,15 +468,42 @@ copy_files_in (struct shim *s, struct session *se, const json_value *ids)
   return NULL;
 }
 
+struct create_wait
+{
+  struct shim *s;
+  struct call *c;
+  char **fids;
+};
+
+/* The sandbox is up (or failed): the files come in, then the answer. */
+static struct rpc_error *
+create_finish (struct shim *s, struct session *se, char **fids, char **ret)
+{
+  struct rpc_error *e = copy_files_in (s, se, fids);
+  if (e)
+    {
+      session_delete (se);
+      return e;
+    }
+  store_save (se);
+  *ret = container_json (se);
+  return NULL;
+}
+
 static void
 create_done (void *ctx, struct session *se, struct rpc_error *e)
 {
-  struct call *c = ctx;
+  struct create_wait *w = ctx;
+  char *result = NULL;
+  if (e == NULL)
+    e = create_finish (w->s, se, w->fids, &result);
   if (e)
-    call_error (c, e);
+    call_error (w->c, e);
   else
-    call_reply (c, container_json (se));
-  call_free (c);
+    call_reply (w->c, result);
+  call_free (w->c);
+  strv_free (w->fids);
+  free (w);
 }
 
 static struct rpc_error *
@@ -438,29 +512,25 @@ m_containers_create (void *ctx, struct call *c, const json_value *params, char *
   struct shim *s = ctx;
   const struct tier *tier = NULL;
   int64_t minutes = 0;
+  _cleanup_strv_ char **fids = NULL;
   struct rpc_error *e = create_params (s, params, &tier, &minutes);
   struct session *se;
-  if (e)
+  struct create_wait *w;
+  if (e || (e = check_file_ids (s, tenant_of (params), json_get (params, "file_ids"), &fids)))
     return e;
   e = session_create (&s->sessions, json_string (json_get (params, "name")), tenant_of (params),
                       tier, minutes, &se);
   if (e)
     return e;
-  e = copy_files_in (s, se, json_get (params, "file_ids"));
-  if (e)
-    {
-      session_delete (se);
-      return e;
-    }
   if ((e = session_start (se)))
     return e;
   if (session_ready (se))
-    {
-      store_save (se);
-      *ret = container_json (se);
-      return NULL;
-    }
-  session_await_ready (se, create_done, call_keep (c));
+    return create_finish (s, se, fids, ret);
+  w = xmalloc0 (sizeof *w);
+  w->s = s;
+  w->c = call_keep (c);
+  w->fids = steal_pointer (&fids);
+  session_await_ready (se, create_done, w);
   return NULL; /* answered when the interpreter is up */
 }
 
@@ -596,6 +666,17 @@ m_containers_interrupt (void *ctx, struct call *c, const json_value *params, cha
   return NULL;
 }
 
+static void
+checkpoint_done (void *ctx, struct session *se, struct rpc_error *e)
+{
+  struct call *c = ctx;
+  if (e)
+    call_error (c, e);
+  else
+    call_reply (c, container_json (se));
+  call_free (c);
+}
+
 /* containers.checkpoint: put the session to sleep now (a node being drained); answered with the
    container object once it is on disk.  The next call wakes it. */
 static struct rpc_error *
@@ -607,7 +688,7 @@ m_containers_checkpoint (void *ctx, struct call *c, const json_value *params, ch
   if (e)
     return e;
   k = call_keep (c);
-  e = session_checkpoint (se, create_done, k);
+  e = session_checkpoint (se, checkpoint_done, k);
   if (e)
     call_free (k);
   *ret = NULL;
@@ -695,7 +776,7 @@ m_files_create (void *ctx, struct call *c, const json_value *params, char **ret)
   json_value *by_fd = json_get (params, "content_fd");
   /* taken before anything can fail: a descriptor left queued would be the next call's */
   _cleanup_close_ int fd = by_fd && json_bool (by_fd) ? call_take_fd (c) : -1;
-  struct rpc_error *e = lookup (s, params, true, &se);
+  struct rpc_error *e = lookup_workspace (s, params, &se);
   const char *content = json_string (json_get (params, "content"));
   const char *path = json_string (json_get (params, "path"));
   _cleanup_free_ char *rel = NULL, *fallback = NULL;
@@ -752,7 +833,7 @@ static struct rpc_error *
 m_files_list (void *ctx, struct call *c, const json_value *params, char **ret)
 {
   struct session *se;
-  struct rpc_error *e = lookup (ctx, params, true, &se);
+  struct rpc_error *e = lookup_workspace (ctx, params, &se);
   const char *after;
   long long limit;
   bool asc;
@@ -772,7 +853,7 @@ lookup_file (struct shim *s, const json_value *params, struct session **ret_se,
              struct cfile **ret_f)
 {
   const char *fid = json_string (json_get (params, "file_id"));
-  struct rpc_error *e = lookup (s, params, true, ret_se);
+  struct rpc_error *e = lookup_workspace (s, params, ret_se);
   if (e)
     return e;
   *ret_f = files_find (&(*ret_se)->files, fid);
@@ -891,6 +972,10 @@ m_shim_status (void *ctx, struct call *c, const json_value *params, char **ret)
   json_w_kv_string (w, "root", s->host.overlay ? "overlay" : "read-only");
   if (!s->host.overlay && s->host.overlay_reason)
     json_w_kv_string (w, "root_reason", s->host.overlay_reason);
+  /* where workspaces are: ext4 images on disk, or tmpfs (memory) and why */
+  json_w_kv_string (w, "workspace", s->host.store_disk ? "disk" : "tmpfs");
+  if (!s->host.store_disk && s->host.store_reason)
+    json_w_kv_string (w, "workspace_reason", s->host.store_reason);
   json_w_kv_int (w, "clients", s->server.n_clients);
   json_w_key (w, "sessions");
   json_w_open_object (w);

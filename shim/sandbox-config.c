@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "json.h"
-#include "overlay.h"
 #include "sandbox.h"
 #include "utils.h"
 
@@ -303,8 +302,8 @@ char *
 sandbox_config (const struct sandbox_host *h, const struct sandbox *sb)
 {
   _cleanup_json_writer_ json_writer *w = json_writer_new (true);
-  /* a session made before its host had overlays keeps the read-only root it had */
-  bool overlay = h->overlay && overlay_session_has_root (sb->dir);
+  /* the start worker mounts the session's overlay before the container is made */
+  bool overlay = h->overlay;
   json_w_open_object (w);
   json_w_kv_string (w, "ociVersion", "1.2.0");
   w_process (h, sb, overlay, w);

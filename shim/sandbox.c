@@ -15,10 +15,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "overlay.h"
+#include "workspace.h"
 #include "checkpoint.h"
 #include "container.h"
 #include "spec-default.h"
@@ -54,6 +56,7 @@ sandbox_host_init (struct sandbox_host *h, const char *state_dir, const char *im
     return -1;
   if (sandbox_host_image (h, state_dir, image, err) < 0)
     return -1;
+  workspace_host_init (h, state_dir);
   return overlay_host_init (h, state_dir);
 }
 
@@ -66,6 +69,7 @@ sandbox_host_release (struct sandbox_host *h)
   free (h->seccomp_profile);
   free (h->cgroup_parent);
   overlay_host_release (h);
+  workspace_host_release (h);
 }
 
 /* ------------------------------------------------------------------ small pieces */
@@ -201,6 +205,24 @@ sandbox_free (struct sandbox *sb)
 
 /* ------------------------------------------------------------------ the workers */
 
+/* Held by a worker for its whole life (the lock goes with its process, never closed here): a
+   shim started while a killed shim's worker still mounts a workspace or makes a container waits
+   for it (sessions_load) before it takes the session up or clears its directory, and a new
+   worker of the same sandbox runs after it. */
+static void
+hold_session_lock (const struct sandbox *sb)
+{
+  _cleanup_free_ char *path = NULL;
+  int fd;
+  if (sb->dir == NULL)
+    return;
+  path = xasprintf ("%s/" SANDBOX_LOCK, sb->dir);
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0)
+    while (flock (fd, LOCK_EX) < 0 && errno == EINTR)
+      ;
+}
+
 static int
 start_fn (void *arg, capsule_error **err)
 {
@@ -209,6 +231,14 @@ start_fn (void *arg, capsule_error **err)
   _cleanup_error_ capsule_error *ignored = NULL;
   struct container_opts o
       = { .root = sb->host->runtime_root, .id = sb->id, .bundle = bundle, .null_stdio = true };
+  hold_session_lock (sb);
+  /* the workspace first: made on disk for a new session (mke2fs), mounted again after a
+     reboot, there already for an interpreter's restart */
+  if (sb->tier
+      && workspace_mount (sb->host, sb->dir, sb->tier->workspace,
+                          sb->host->host_uid_base + SANDBOX_UID, err)
+             < 0)
+    return capsule_error_wrap (err, "the session's workspace");
   /* a container of this id left over from a dead interpreter */
   container_delete (o.root, sb->id, true, &ignored);
   if (container_create (&o, err) < 0 || container_start (o.root, sb->id, err) < 0)
@@ -233,6 +263,7 @@ stop_fn (void *arg, capsule_error **err)
   struct sandbox *sb = arg;
   _cleanup_error_ capsule_error *tmp = NULL;
   int r = 0;
+  hold_session_lock (sb);
   if (container_delete (sb->host->runtime_root, sb->id, true, &tmp) < 0 && tmp->status != ENOENT)
     {
       *err = steal_pointer (&tmp);
@@ -247,10 +278,7 @@ stop_fn (void *arg, capsule_error **err)
     }
   if (sb->disposing && sb->dir)
     {
-      _cleanup_free_ char *ws = xasprintf ("%s/ws", sb->dir);
-      overlay_session_unmount (sb->dir);
-      unmount_if_mounted (sb->data_dir);
-      unmount_if_mounted (ws);
+      workspace_unmount (sb->dir);
       unmount_if_mounted (sb->run_dir);
       if (rm_rf (sb->dir, &tmp) < 0 && r == 0)
         {
@@ -269,6 +297,7 @@ checkpoint_fn (void *arg, capsule_error **err)
   _cleanup_free_ char *mark = xasprintf ("%s/" SANDBOX_COMPLETE_MARK, images);
   _cleanup_error_ capsule_error *ignored = NULL;
   struct checkpoint_opts co = { .image_path = images, .ext_unix_sk = true };
+  hold_session_lock (sb);
   rm_rf (images, &ignored);
   if (container_checkpoint (sb->host->runtime_root, sb->id, &co, err) < 0)
     return -1;
@@ -286,6 +315,12 @@ restore_fn (void *arg, capsule_error **err)
   struct checkpoint_opts co = { .image_path = images, .detach = true, .ext_unix_sk = true };
   struct container_opts o = { .root = sb->host->runtime_root, .id = sb->id, .bundle = bundle };
   int status = 0;
+  hold_session_lock (sb);
+  if (sb->tier
+      && workspace_mount (sb->host, sb->dir, sb->tier->workspace,
+                          sb->host->host_uid_base + SANDBOX_UID, err)
+             < 0)
+    return capsule_error_wrap (err, "the session's workspace");
   if (container_restore (&o, &co, &status, err) < 0)
     {
       /* whatever the restore left (a record, a cgroup, a dying process) goes */

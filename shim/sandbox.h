@@ -17,7 +17,8 @@
 #include "tiers.h"
 #include "worker.h"
 
-#define SANDBOX_UID           1000        /* the unprivileged user inside */
+#define SANDBOX_LOCK          ".worker-lock" /* in a session's directory, see sandbox.c */
+#define SANDBOX_UID           1000           /* the unprivileged user inside */
 #define SANDBOX_LINE_MAX      (32u << 20) /* an executor line: 2 x 1 MiB of output escaped, files */
 #define SANDBOX_WORKER_MS     (10 * 60 * 1000) /* a worker running longer than this is killed */
 #define SANDBOX_COMPLETE_MARK "capsule-complete"
@@ -33,6 +34,9 @@ struct sandbox_host
   /* sessions' roots are overlays of the idmapped image (overlay.c), or read-only and why */
   bool overlay;
   char *lower_root, *lower_usr, *overlay_reason;
+  /* workspaces are ext4 images on loop devices (workspace.c), or tmpfs and why */
+  bool store_disk;
+  char *store_reason;
   const char *executor_dir, *init_path;
   char *seccomp_profile; /* the policy's text, read once */
   char *cgroup_parent;   /* cgroup v2: sandboxes go below this */

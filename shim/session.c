@@ -4,13 +4,17 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "overlay.h"
+#include "workspace.h"
 #include "shim-util.h"
 #include "utils.h"
 
@@ -230,36 +234,28 @@ expire_idle (struct session *se)
 
 /* ------------------------------------------------------------------ creating */
 
+/* The run directory is where the sandbox's user puts the executor's socket; it is writable
+   from the sandbox, so it is a tiny tmpfs, not the state directory's disk. */
+static int
+mount_run (struct session *se, capsule_error **err)
+{
+  uid_t uid = se->ss->cfg.host_uid_base + SANDBOX_UID;
+  _cleanup_free_ char *opts = xasprintf ("size=64k,mode=0700,uid=%u,gid=%u,nr_inodes=16", uid, uid);
+  if (mount ("capsule-run", se->run_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+    return capsule_error_make (err, errno, "mount the run directory at %s", se->run_dir);
+  se->run_mounted = true;
+  return 0;
+}
+
 static int
 make_dirs (struct session *se, capsule_error **err)
 {
-  uid_t uid = se->ss->cfg.host_uid_base + SANDBOX_UID;
-  _cleanup_free_ char *ws = xasprintf ("%s/ws", se->dir), *files = xasprintf ("%s/data", ws);
-  _cleanup_free_ char *opts
-      = xasprintf ("size=%llu,mode=0711,nr_inodes=65536", (unsigned long long)se->tier->workspace);
-  _cleanup_free_ char *run_opts
-      = xasprintf ("size=64k,mode=0700,uid=%u,gid=%u,nr_inodes=16", uid, uid);
   if (mkdir_p (se->data_dir, 0700, err) < 0 || mkdir_p (se->run_dir, 0700, err) < 0
-      || mkdir_p (ws, 0700, err) < 0 || chmod (se->dir, 0711) < 0)
+      || chmod (se->dir, 0711) < 0)
     return capsule_error_make (err, errno, "session directory %s", se->dir);
-  /* the run directory is where the sandbox's user puts the executor's socket; it is writable
-     from the sandbox, so it is a tiny tmpfs, not the state directory's disk */
-  if (mount ("capsule-run", se->run_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, run_opts) < 0)
-    return capsule_error_make (err, errno, "mount the run directory at %s", se->run_dir);
-  se->run_mounted = true;
-  /* the workspace, of the tier's size: /mnt/data (WS/data, bound at DIR/data, where the files
-     API reads and writes) and the root's upper layer share it */
-  if (mount ("capsule-workspace", ws, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
-    return capsule_error_make (err, errno, "mount the workspace at %s", ws);
-  if (mkdir (files, 0700) < 0 || chown (files, uid, uid) < 0
-      || mount (files, se->data_dir, NULL, MS_BIND, NULL) < 0)
-    {
-      capsule_error_make (err, errno, "the workspace's data directory at %s", se->data_dir);
-      umount2 (ws, MNT_DETACH);
-      return -1;
-    }
-  se->data_mounted = true;
-  return overlay_session_mount (se->ss->host, se->dir, ws, uid, err);
+  /* the workspace (/mnt/data and the root's upper layer) is made by the sandbox's start
+     worker: mke2fs must not hold the loop (workspace.c) */
+  return mount_run (se, err);
 }
 
 /* A session that never became anyone's: all it holds goes. */
@@ -1137,6 +1133,30 @@ dispose_dir (struct sessions *ss, const char *id, const char *dir)
   sandbox_dispose (sb, true);
 }
 
+/* The run directory and the workspace of a session whose mounts are gone, when its workspace
+   is an image on disk.  At the shim's start, before it serves anyone. */
+static bool
+remount (struct sessions *ss, struct session *se)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  _cleanup_free_ char *image = xasprintf ("%s/ws.img", se->dir);
+  uid_t uid = ss->cfg.host_uid_base + SANDBOX_UID;
+  if (access (image, F_OK) < 0)
+    return false;
+  if (!se->run_mounted && mount_run (se, &err) < 0)
+    {
+      fprintf (stderr, "capsule-shim: %s: %s\n", se->id, err->msg);
+      return false;
+    }
+  if (workspace_mount (ss->host, se->dir, se->tier->workspace, uid, &err) < 0)
+    {
+      fprintf (stderr, "capsule-shim: %s: %s\n", se->id, err->msg);
+      workspace_unmount (se->dir);
+      return false;
+    }
+  return true;
+}
+
 static void
 adopt (struct sessions *ss, struct session *se)
 {
@@ -1144,9 +1164,16 @@ adopt (struct sessions *ss, struct session *se)
   se->data_mounted = is_mount_point (se->data_dir);
   se->run_mounted = is_mount_point (se->run_dir);
   se->sb = new_sandbox (se);
+  if (!se->data_mounted && remount (ss, se))
+    {
+      /* the host rebooted (or its mounts were dropped) but the workspace is on disk: its files
+         and its changed root come back; the interpreter starts afresh and says so */
+      fprintf (stderr, "capsule-shim: %s: its workspace is mounted again\n", se->id);
+      se->data_mounted = true;
+    }
   if (!se->data_mounted)
     {
-      /* its files are gone (the host rebooted): it cannot come back as it was */
+      /* its files are gone (a tmpfs workspace and the host rebooted): it cannot come back */
       fprintf (stderr, "capsule-shim: %s: its workspace is gone; expired\n", se->id);
       session_expire (se, "expired: its workspace did not survive a restart of the host");
       return;
@@ -1161,6 +1188,22 @@ adopt (struct sessions *ss, struct session *se)
       return;
     }
   se->charged = true;
+}
+
+/* A worker of a shim that was killed may still be at work on DIR (mounting its workspace,
+   making its container): wait until it is done (its lock goes with it), a minute at most. */
+static void
+settle (const char *dir)
+{
+  _cleanup_free_ char *path = xasprintf ("%s/" SANDBOX_LOCK, dir);
+  _cleanup_close_ int fd = open (path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  struct timespec pause = { 0, 10 * 1000 * 1000 };
+  if (fd < 0)
+    return;
+  for (int i = 0; i < 6000 && flock (fd, LOCK_EX | LOCK_NB) < 0; i++)
+    nanosleep (&pause, NULL);
+  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+    fprintf (stderr, "capsule-shim: %s: a worker of an earlier shim is still at work on it\n", dir);
 }
 
 int
@@ -1179,6 +1222,7 @@ sessions_load (struct sessions *ss)
           if (!shim_id_valid (de->d_name, "cntr_"))
             continue;
           dir = xasprintf ("%s/%s", root, de->d_name);
+          settle (dir);
           record = xasprintf ("%s/record.json", dir);
           if (access (record, F_OK) < 0)
             {

@@ -5,11 +5,13 @@ untouched, the changes counted in the tier's workspace and kept across interpret
 import base64
 import hashlib
 import io
+import json
 import os
 import signal
+import subprocess
 import zipfile
 
-from shimtest import RestartTestCase, ShimTestCase, wait_for
+from shimtest import CAPSULE, RestartTestCase, ShimTestCase, unmount_under, wait_for
 
 WHEEL = "capsule_wheel_probe-1.0-py3-none-any.whl"
 
@@ -34,6 +36,11 @@ def make_wheel() -> bytes:
         rows.append("capsule_wheel_probe-1.0.dist-info/RECORD,,")
         z.writestr("capsule_wheel_probe-1.0.dist-info/RECORD", "\n".join(rows) + "\n")
     return buf.getvalue()
+
+
+def mountinfo() -> str:
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
 
 
 PIP = ("import subprocess, sys\n"
@@ -126,8 +133,7 @@ class TestOverlayRoot(ShimTestCase):
         self.exec(cid, "open('/etc/x', 'w').write('x')")
         self.client.call("containers.delete", container_id=cid)
         # the sandbox is torn down after the answer: its overlay, workspace and directory go
-        wait_for(lambda: cid not in open("/proc/self/mountinfo").read(),
-                 "the session's mounts to go")
+        wait_for(lambda: cid not in mountinfo(), "the session's mounts to go")
         wait_for(lambda: not os.path.exists(os.path.join(self.state, "sessions", cid)),
                  "the session's directory to go")
 
@@ -151,4 +157,100 @@ class TestOverlayRestart(RestartTestCase):
         r = self.client.call("containers.exec", container_id=cid,
                              code="open('/etc/capsule-note').read()")
         self.assertEqual(r["result"], "'kept'", r)
+        self.assertTrue(r["interpreter_restarted"], r)
+
+
+EXT4_SUPER_MAGIC = 0xEF53
+BIG_WORKSPACE = {
+    "default": "1g",
+    "tenant_pool": "768m",
+    "tiers": {
+        "1g": {"memory": "160m", "workspace": "512m", "tmp": "16m", "pids": 64},
+        "4g": {"memory": "256m", "workspace": "32m", "pids": 128},
+        "16g": {"memory": "256m", "workspace": "32m", "pids": 128},
+        "64g": {"memory": "256m", "workspace": "32m", "pids": 128},
+    },
+}
+
+
+class TestDiskWorkspace(ShimTestCase):
+    """The workspace is an ext4 image on disk: files are not the sandbox's memory."""
+    extra_args = ["--warm", "0"]
+    tiers = BIG_WORKSPACE
+
+    def setUp(self):
+        status = self.client.call("shim.status")
+        if status["workspace"] != "disk":
+            self.fail("this host keeps workspaces in memory: " + status.get("workspace_reason", "?"))
+
+    def test_files_past_the_memory_tier_fit_the_workspace(self):
+        cid = self.create()["id"]
+        # 160m of memory, 512m of workspace: 256 MiB of files is no OOM on disk (a tmpfs
+        # would be charged to the sandbox and kill it)
+        r = self.exec(cid, "import os\nchunk = os.urandom(1 << 20)\n"
+                      "with open('/mnt/data/big.bin', 'wb') as f:\n"
+                      "    for _ in range(256):\n        f.write(chunk)\n"
+                      "    f.flush()\n    os.fsync(f.fileno())\n"
+                      "(os.path.getsize('/mnt/data/big.bin') >> 20, hex(os.statvfs('/mnt/data')"
+                      ".f_fsid) != '0x0')", timeout_ms=300000)
+        self.assertEqual(r["status"], "completed", r)
+        self.assertEqual(r["result"], "(256, True)", r)
+        self.assertFalse(r["interpreter_restarted"], r)
+        # the bytes are in the session's image on the state directory's disk (fsync'd)
+        image = os.path.join(self.state, "sessions", cid, "ws.img")
+        self.assertGreaterEqual(os.stat(image).st_blocks * 512, 256 << 20)
+        # and the cap holds: past 512m is ENOSPC inside
+        r = self.exec(cid, "import os\nchunk = os.urandom(1 << 20)\nn = 0\ntry:\n"
+                      "    with open('/mnt/data/more.bin', 'wb') as f:\n"
+                      "        while True:\n            f.write(chunk)\n            n += 1\n"
+                      "except OSError as e:\n    print(e.strerror)\n"
+                      "os.remove('/mnt/data/more.bin')\nos.remove('/mnt/data/big.bin')\nn < 512",
+                      timeout_ms=300000)
+        self.assertIn("No space left on device", r["stdout"], r)
+        self.assertEqual(r["result"], "True", r)
+
+    def test_the_workspace_is_ext4_on_a_loop_device(self):
+        cid = self.create()["id"]
+        with open(f"/proc/{self.init_pid(cid)}/mountinfo") as f:
+            data = [l.split(" - ")[1].split()[:2] for l in f if l.split()[4] == "/mnt/data"]
+        self.assertEqual(len(data), 1, data)
+        self.assertEqual(data[0][0], "ext4")
+        self.assertTrue(data[0][1].startswith("/dev/loop"), data)
+
+    def init_pid(self, cid):
+        with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
+            return json.load(f)["pid"]
+
+
+class TestReboot(RestartTestCase):
+    """A reboot, emulated: the shim killed, its sandboxes gone, every mount dropped; a new shim
+    on the same state brings each session back with its files and its changed root."""
+    shim_args = ["--warm", "0"]
+
+    def test_a_session_comes_back_after_a_reboot(self):
+        status = self.client.call("shim.status")
+        if status["workspace"] != "disk":
+            self.fail("workspaces are in memory here: " + status.get("workspace_reason", "?"))
+        cid = self.client.call("containers.create", name="reboot")["id"]
+        r = self.client.call("containers.exec", container_id=cid,
+                             code="open('/mnt/data/notes.txt', 'w').write('kept')\n"
+                             "open('/etc/capsule-note', 'w').write('root kept')\nv = 1")
+        self.assertEqual(r["status"], "completed", r)
+        self.stop(signal.SIGKILL)
+        # the host goes down: no sandbox, no mount survives
+        subprocess.run([CAPSULE, "--root", os.path.join(self.state, "runtime"), "delete",
+                        "--force", cid], check=True, capture_output=True)
+        session = os.path.join(self.state, "sessions", cid)
+        unmount_under(session)
+        unmount_under(os.path.join(self.state, "images"))
+        self.assertNotIn(session, mountinfo())
+        self.start()
+        got = self.client.call("containers.retrieve", container_id=cid)
+        self.assertEqual(got["status"], "running", got)
+        files = self.client.call("files.list", container_id=cid)["data"]
+        self.assertEqual([f["path"] for f in files], ["/mnt/data/notes.txt"])
+        r = self.client.call("containers.exec", container_id=cid,
+                             code="(open('/mnt/data/notes.txt').read(), "
+                             "open('/etc/capsule-note').read(), 'v' in globals())")
+        self.assertEqual(r["result"], "('kept', 'root kept', False)", r)
         self.assertTrue(r["interpreter_restarted"], r)
