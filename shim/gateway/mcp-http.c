@@ -18,6 +18,11 @@
 #include "mcp.h"
 #include "utils.h"
 
+/* Streamed requests under way, each a thread: also those whose client went away, whose cells
+   run to their end */
+#define SSE_WORKERS_MAX 256
+static int sse_workers;
+
 static enum MHD_Result
 answer (struct MHD_Connection *conn, unsigned status, char *json, const char *session_id)
 {
@@ -152,6 +157,7 @@ sse_worker (void *arg)
   mcp_session_unref (j->s);
   json_free (j->msg);
   free (j);
+  __atomic_sub_fetch (&sse_workers, 1, __ATOMIC_RELAXED);
   return NULL;
 }
 
@@ -188,8 +194,21 @@ answer_stream (struct MHD_Connection *conn, struct mcp_session *s, json_value *m
   pthread_attr_t attr;
   pthread_t t;
   int p[2];
+  if (__atomic_add_fetch (&sse_workers, 1, __ATOMIC_RELAXED) > SSE_WORKERS_MAX)
+    {
+      _cleanup_free_ char *id = rpc_id_text (json_get (msg, "id"));
+      __atomic_sub_fetch (&sse_workers, 1, __ATOMIC_RELAXED);
+      mcp_session_unref (s);
+      json_free (msg);
+      return answer (conn, 503,
+                     mcp_error_text (id, MCP_SERVER_ERROR,
+                                     "the server runs as many streamed tool calls as it takes; "
+                                     "try again"),
+                     NULL);
+    }
   if (pipe2 (p, O_CLOEXEC) < 0)
     {
+      __atomic_sub_fetch (&sse_workers, 1, __ATOMIC_RELAXED);
       mcp_session_unref (s);
       json_free (msg);
       return answer_error (conn, 500, MCP_INTERNAL_ERROR, "no pipe for the event stream");
@@ -212,6 +231,7 @@ answer_stream (struct MHD_Connection *conn, struct mcp_session *s, json_value *m
       mcp_session_unref (s);
       json_free (msg);
       free (j);
+      __atomic_sub_fetch (&sse_workers, 1, __ATOMIC_RELAXED);
       return answer_error (conn, 503, MCP_INTERNAL_ERROR, "no thread for the request");
     }
   pthread_attr_destroy (&attr);

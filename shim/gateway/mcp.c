@@ -21,6 +21,7 @@
 #define MCP_URI_PREFIX    "capsule://files/"
 #define MCP_LIST_MAX      1000 /* files one listing shows */
 #define MCP_PROGRESS_TAIL 2000 /* bytes of stdout a progress message carries */
+#define MCP_BUSY_MAX      16   /* requests under way in one session */
 
 struct mcp_config mcp_cfg = {
   .idle_s = 1800,
@@ -35,8 +36,8 @@ static const char *const tiers[] = { "1g", "4g", "16g", "64g", NULL };
 /* A tools/call under way, so that notifications/cancelled finds its cell. */
 struct running
 {
-  char *req_id; /* the request's id as JSON */
-  char *container_id;
+  char *req_id;       /* the request's id as JSON */
+  char *container_id; /* while its cell is the session's one in the shim */
   bool cancelled;
   struct running *next;
 };
@@ -52,7 +53,9 @@ struct mcp_session
   int64_t last_used_ms;
   int busy; /* requests under way: not idle */
   char *container_id;
+  char *tier;                   /* the container's memory_limit */
   pthread_mutex_t sandbox_lock; /* one create at a time */
+  pthread_mutex_t exec_lock;    /* one cell at a time: an interrupt is for the cell it names */
   struct running *running;
   struct mcp_session *next;
 };
@@ -197,6 +200,8 @@ static void
 session_free (struct mcp_session *s)
 {
   pthread_mutex_destroy (&s->sandbox_lock);
+  pthread_mutex_destroy (&s->exec_lock);
+  free (s->tier);
   free (s->protocol);
   free (s->memory_limit);
   free (s->container_id);
@@ -230,6 +235,7 @@ mcp_session_new (const char *tenant, bool listed, capsule_error **err)
   s->listed = listed;
   s->last_used_ms = shim_monotonic_ms ();
   pthread_mutex_init (&s->sandbox_lock, NULL);
+  pthread_mutex_init (&s->exec_lock, NULL);
   if (!listed)
     return s;
   pthread_mutex_lock (&mcp.lock);
@@ -434,13 +440,16 @@ mcp_shutdown (void)
   shimc_close (&c);
 }
 
-static void
+/* Requests under way in S, after adding D. */
+static int
 set_busy (struct mcp_session *s, int d)
 {
+  int n;
   pthread_mutex_lock (&mcp.lock);
-  s->busy += d;
+  n = s->busy += d;
   s->last_used_ms = shim_monotonic_ms ();
   pthread_mutex_unlock (&mcp.lock);
+  return n;
 }
 
 /* ------------------------------------------------------------------ the shim */
@@ -546,6 +555,14 @@ ensure_container (struct mcp_session *s, struct mcp_ctx *x, const char *mem, cha
     }
   if (s->container_id)
     {
+      if (mem && s->tier && strcmp (mem, s->tier) != 0)
+        {
+          *ret_why = xasprintf ("the session's sandbox runs with memory_limit %s already; the "
+                                "tier is chosen by the first call (a new MCP session can have "
+                                "another)",
+                                s->tier);
+          goto out;
+        }
       ret = xstrdup (s->container_id);
       goto out;
     }
@@ -570,6 +587,10 @@ ensure_container (struct mcp_session *s, struct mcp_ctx *x, const char *mem, cha
       goto out;
     }
   s->container_id = xstrdup (cid);
+  free (s->tier);
+  s->tier = json_string (json_get (r, "memory_limit"))
+                ? xstrdup (json_string (json_get (r, "memory_limit")))
+                : NULL;
   ret = xstrdup (cid);
 out:
   pthread_mutex_unlock (&s->sandbox_lock);
@@ -914,16 +935,35 @@ progress_notify (void *ctx, const json_value *msg)
   return 0;
 }
 
+/* A tools/call under way (notifications/cancelled marks it). */
 static void
-track (struct mcp_session *s, const char *req_id, const char *cid)
+track (struct mcp_session *s, const char *req_id)
 {
   struct running *r = xmalloc0 (sizeof *r);
   r->req_id = xstrdup (req_id);
-  r->container_id = xstrdup (cid);
   pthread_mutex_lock (&mcp.lock);
   r->next = s->running;
   s->running = r;
   pthread_mutex_unlock (&mcp.lock);
+}
+
+/* Its cell goes to container CID now (or, with CID NULL, is done): false when it was cancelled
+   before it started. */
+static bool
+track_cell (struct mcp_session *s, const char *req_id, const char *cid)
+{
+  bool go = true;
+  pthread_mutex_lock (&mcp.lock);
+  for (struct running *r = s->running; r; r = r->next)
+    if (strcmp (r->req_id, req_id) == 0)
+      {
+        free (r->container_id);
+        r->container_id = cid && !r->cancelled ? xstrdup (cid) : NULL;
+        go = !r->cancelled;
+        break;
+      }
+  pthread_mutex_unlock (&mcp.lock);
+  return go;
 }
 
 /* Done with the request REQ_ID: was it cancelled? */
@@ -972,8 +1012,8 @@ status_note (const char *status, bool restarted, long long timeout_ms)
 }
 
 static char *
-tool_python (struct mcp_session *s, struct mcp_ctx *x, const char *req_id, const json_value *args,
-             const json_value *token)
+python_run (struct mcp_session *s, struct mcp_ctx *x, const char *req_id, const json_value *args,
+            const json_value *token)
 {
   const char *code = json_string (json_get (args, "code"));
   json_value *t = json_get (args, "timeout_ms"), *mem = json_get (args, "memory_limit");
@@ -985,7 +1025,6 @@ tool_python (struct mcp_session *s, struct mcp_ctx *x, const char *req_id, const
   json_value *r, *outputs, *files;
   long long timeout_ms = 60000;
   struct result res;
-  bool cancelled;
   if (code == NULL)
     return tool_error ("python needs 'code', a string of Python source");
   if (t && (!json_is_integer (t) || json_integer (t) < 1 || json_integer (t) > 3600000))
@@ -1006,15 +1045,19 @@ tool_python (struct mcp_session *s, struct mcp_ctx *x, const char *req_id, const
   x->shim->tick_ms = x->notify && token ? 250 : 0;
   p.x = x;
   p.token = token;
+  pthread_mutex_lock (&s->exec_lock);
+  if (!track_cell (s, req_id, cid))
+    {
+      pthread_mutex_unlock (&s->exec_lock);
+      return NULL;
+    }
   p.started_ms = p.last_ms = shim_monotonic_ms ();
-  track (s, req_id, cid);
   r = shim_call (x, "containers.exec", params_done (w), x->notify && token ? progress_notify : NULL,
                  &p, &m, &why, &errcode);
+  track_cell (s, req_id, NULL);
+  pthread_mutex_unlock (&s->exec_lock);
   x->shim->tick_ms = 0;
   buf_release (&p.out);
-  cancelled = untrack (s, req_id);
-  if (cancelled)
-    return NULL;
   if (r == NULL)
     {
       if (gone (errcode))
@@ -1072,6 +1115,22 @@ tool_python (struct mcp_session *s, struct mcp_ctx *x, const char *req_id, const
   for (size_t i = 0; i < json_array_len (files); i++)
     add_link (&res, json_array_get (files, i));
   return result_done (&res);
+}
+
+/* python, answered NULL when the client cancelled it */
+static char *
+tool_python (struct mcp_session *s, struct mcp_ctx *x, const char *req_id, const json_value *args,
+             const json_value *token)
+{
+  char *r;
+  track (s, req_id);
+  r = python_run (s, x, req_id, args, token);
+  if (untrack (s, req_id))
+    {
+      free (r);
+      return NULL;
+    }
+  return r;
 }
 
 static char *
@@ -1491,7 +1550,14 @@ mcp_request (struct mcp_session *s, const json_value *msg, struct mcp_ctx *x)
   if (s->protocol == NULL)
     return mcp_error_fmt (id, MCP_INVALID_REQUEST,
                           "the session is not initialized: send initialize before %.64s", method);
-  set_busy (s, 1);
+  if (set_busy (s, 1) > MCP_BUSY_MAX)
+    {
+      set_busy (s, -1);
+      return mcp_error_fmt (id, MCP_SERVER_ERROR,
+                            "this session has %d requests under way, the most it may; wait for "
+                            "their answers",
+                            MCP_BUSY_MAX);
+    }
   if (strcmp (method, "tools/list") == 0)
     ret = result_text (id, tools_json);
   else if (strcmp (method, "tools/call") == 0)
@@ -1528,8 +1594,9 @@ mcp_notification (struct mcp_session *s, const json_value *msg, struct mcp_ctx *
   for (struct running *r = s->running; r; r = r->next)
     if (strcmp (r->req_id, rid) == 0 && !r->cancelled)
       {
+        /* one that did not start yet never will */
         r->cancelled = true;
-        cid = xstrdup (r->container_id);
+        cid = r->container_id ? xstrdup (r->container_id) : NULL;
         break;
       }
   pthread_mutex_unlock (&mcp.lock);

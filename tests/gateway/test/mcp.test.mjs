@@ -227,6 +227,38 @@ test("notifications/cancelled interrupts the cell", async () => {
   assert.ok(Date.now() - t0 < 20000, `the cell was interrupted (${Date.now() - t0} ms)`);
 });
 
+test("cancelling a call that waits for another's cell leaves that cell alone", async () => {
+  const { client } = await connect();
+  let started;
+  const running = new Promise((resolve) => (started = resolve));
+  const first = python(client, "import os, time\nprint('a-going', flush=True)\nwhile not os.path.exists('go'):\n    time.sleep(0.05)\n'a done'", { timeout_ms: 120000 }, {
+    onprogress: (p) => /a-going/.test(p.message) && started(),
+  });
+  await running;
+  const ac = new AbortController();
+  const second = python(client, "b = 1", {}, { signal: ac.signal });
+  ac.abort("not this one");
+  await assert.rejects(second);
+  const up = await client.callTool({ name: "upload_file", arguments: { path: "go", content: "" } });
+  assert.equal(up.isError, false, textOf(up));
+  const r = await first;
+  assert.equal(r.isError, false, textOf(r));
+  assert.match(textOf(r), /'a done'/);
+  assert.equal(textOf(await python(client, "'b' in globals()")), "False\n", "the cancelled call never ran");
+});
+
+test("the tier is fixed by the call that makes the sandbox", async () => {
+  const { client } = await connect();
+  assert.equal((await python(client, "1", { memory_limit: "4g" })).isError, false);
+  const again = await python(client, "1", { memory_limit: "4g" });
+  assert.equal(again.isError, false);
+  const other = await python(client, "1", { memory_limit: "1g" });
+  assert.equal(other.isError, true);
+  assert.match(textOf(other), /memory_limit 4g already/);
+  const bad = await python(client, "1", { memory_limit: "2t" });
+  assert.equal(bad.isError, true);
+});
+
 test("401 without a key or with a wrong one, in the gateway's error shape", async () => {
   for (const headers of [{}, { Authorization: "Bearer sk-wrong" }]) {
     const r = await fetch(`${URL_}/mcp`, {
