@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -164,11 +165,24 @@ sse_worker (void *arg)
 static ssize_t
 sse_read (void *cls, uint64_t pos, char *out, size_t max)
 {
-  int fd = (int)(intptr_t)cls;
+  static const char keepalive[] = ": keep-alive\n\n";
+  struct pollfd p = { .fd = (int)(intptr_t)cls, .events = POLLIN };
   ssize_t n;
+  int r;
   (void)pos;
+  /* a stream silent for as long as --timeout would be closed as idle: while the request waits
+     (for the sandbox, for another cell of the session, for a quiet cell) a comment goes out
+     every second */
   do
-    n = read (fd, out, max);
+    r = poll (&p, 1, 1000);
+  while (r < 0 && errno == EINTR);
+  if (r == 0 && max >= sizeof keepalive - 1)
+    {
+      memcpy (out, keepalive, sizeof keepalive - 1);
+      return sizeof keepalive - 1;
+    }
+  do
+    n = read (p.fd, out, max);
   while (n < 0 && errno == EINTR);
   if (n == 0)
     return MHD_CONTENT_READER_END_OF_STREAM;

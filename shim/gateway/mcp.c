@@ -22,6 +22,7 @@
 #define MCP_LIST_MAX      1000 /* files one listing shows */
 #define MCP_PROGRESS_TAIL 2000 /* bytes of stdout a progress message carries */
 #define MCP_BUSY_MAX      16   /* requests under way in one session */
+#define MCP_EARLY_CANCELS 32   /* cancels kept for requests still to come */
 
 struct mcp_config mcp_cfg = {
   .idle_s = 1800,
@@ -57,6 +58,9 @@ struct mcp_session
   pthread_mutex_t sandbox_lock; /* one create at a time */
   pthread_mutex_t exec_lock;    /* one cell at a time: an interrupt is for the cell it names */
   struct running *running;
+  /* cancels of requests not seen yet: over HTTP the notification may overtake its request */
+  char *early_cancels[MCP_EARLY_CANCELS];
+  size_t next_early;
   struct mcp_session *next;
 };
 
@@ -201,6 +205,8 @@ session_free (struct mcp_session *s)
 {
   pthread_mutex_destroy (&s->sandbox_lock);
   pthread_mutex_destroy (&s->exec_lock);
+  for (size_t i = 0; i < MCP_EARLY_CANCELS; i++)
+    free (s->early_cancels[i]);
   free (s->tier);
   free (s->protocol);
   free (s->memory_limit);
@@ -942,6 +948,13 @@ track (struct mcp_session *s, const char *req_id)
   struct running *r = xmalloc0 (sizeof *r);
   r->req_id = xstrdup (req_id);
   pthread_mutex_lock (&mcp.lock);
+  for (size_t i = 0; i < MCP_EARLY_CANCELS; i++)
+    if (s->early_cancels[i] && strcmp (s->early_cancels[i], req_id) == 0)
+      {
+        free (s->early_cancels[i]);
+        s->early_cancels[i] = NULL;
+        r->cancelled = true;
+      }
   r->next = s->running;
   s->running = r;
   pthread_mutex_unlock (&mcp.lock);
@@ -1591,14 +1604,25 @@ mcp_notification (struct mcp_session *s, const json_value *msg, struct mcp_ctx *
   if (rid == NULL || json_get (params, "requestId") == NULL)
     return;
   pthread_mutex_lock (&mcp.lock);
-  for (struct running *r = s->running; r; r = r->next)
-    if (strcmp (r->req_id, rid) == 0 && !r->cancelled)
+  {
+    struct running *r = s->running;
+    for (; r; r = r->next)
+      if (strcmp (r->req_id, rid) == 0)
+        break;
+    if (r && !r->cancelled)
       {
         /* one that did not start yet never will */
         r->cancelled = true;
         cid = r->container_id ? xstrdup (r->container_id) : NULL;
-        break;
       }
+    else if (r == NULL)
+      {
+        /* its request may still be on its way (ids are not reused within a session) */
+        free (s->early_cancels[s->next_early]);
+        s->early_cancels[s->next_early] = xstrdup (rid);
+        s->next_early = (s->next_early + 1) % MCP_EARLY_CANCELS;
+      }
+  }
   pthread_mutex_unlock (&mcp.lock);
   if (cid)
     {

@@ -207,6 +207,25 @@ test("progress while a cell runs longer than a second, with stdout so far", asyn
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i].progress > seen[i - 1].progress);
 });
 
+test("a cell quieter than the connection timeout (3 s here) is answered, as a stream and as JSON", async () => {
+  const { client, transport } = await connect();
+  const r = await python(client, "import time\ntime.sleep(4.5)\n'slept'");
+  assert.equal(textOf(r), "'slept'\n");
+  const j = await post({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "python", arguments: { code: "import time\ntime.sleep(4.5)\n'again'" } } },
+    { "Mcp-Session-Id": transport.sessionId, Accept: "application/json" });
+  assert.equal(j.status, 200);
+  assert.equal(j.headers.get("content-type"), "application/json");
+  assert.equal(textOf((await j.json()).result), "'again'\n");
+  // a call waiting behind another's cell of the session is kept alive too
+  let started;
+  const running = new Promise((resolve) => (started = resolve));
+  const first = python(client, "import time\ntime.sleep(4.5)\n'first'", {}, { onprogress: () => started() });
+  await running;
+  const second = await python(client, "'second'");
+  assert.equal(textOf(second), "'second'\n");
+  assert.equal(textOf(await first), "'first'\n");
+});
+
 test("notifications/cancelled interrupts the cell", async () => {
   const { client } = await connect();
   const ac = new AbortController();
