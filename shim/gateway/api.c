@@ -240,6 +240,7 @@ shim_call_fd (struct MHD_Connection *conn, const char *method, const char *param
   /* only a cell may keep the shim silent longer than a minute (executions_create says how long) */
   if (strcmp (method, "containers.exec") != 0)
     c->wait_ms = 0;
+  c->tick_ms = 0; /* of a stream before */
   if (shimc_call_fd (c, gw.shim_socket, method, params, fd, NULL, NULL, &a->msg, &err) < 0)
     {
       *ret = respond_shim_down (conn, err);
@@ -461,6 +462,7 @@ delete_quietly (struct MHD_Connection *conn, const struct req *q, const char *ci
   if (c == NULL)
     return;
   c->wait_ms = 0;
+  c->tick_ms = 0;
   shimc_call (c, gw.shim_socket, "containers.delete", params_done (w), NULL, NULL, &m, &err);
 }
 
@@ -487,6 +489,7 @@ auto_find (struct MHD_Connection *conn, const struct req *q, const char *key, st
   w = params_new (q);
   json_w_kv_string (w, "container_id", cid);
   c->wait_ms = 0;
+  c->tick_ms = 0;
   if (shimc_call (c, gw.shim_socket, "containers.retrieve", params_done (w), NULL, NULL, &a->msg,
                   &err)
       < 0)
@@ -905,9 +908,17 @@ exec_stream_read (void *cls, uint64_t pos, char *out, size_t max)
     {
       _cleanup_error_ capsule_error *err = NULL;
       _cleanup_json_ json_value *m = NULL;
+      int r;
       if (s->done)
         return MHD_CONTENT_READER_END_OF_STREAM;
-      if (shimc_next (s->c, &m, &err) < 0)
+      r = shimc_next (s->c, &m, &err);
+      if (r == 0 && m == NULL)
+        {
+          /* a tick: a stream silent for --timeout would be closed as idle */
+          buf_append (&s->out, ": keep-alive\n\n", 14);
+          continue;
+        }
+      if (r < 0)
         {
           _cleanup_free_ char *msg
               = xasprintf ("the code interpreter is not reachable: %s", err->msg);
@@ -1011,6 +1022,7 @@ executions_create (struct MHD_Connection *conn, struct req *q)
             }
           stream_message (s, m);
         }
+      s->c->tick_ms = 1000;
       r = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 65536, exec_stream_read, s,
                                              exec_stream_free);
       MHD_add_response_header (r, "Content-Type", "text/event-stream");
