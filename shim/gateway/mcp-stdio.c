@@ -173,6 +173,13 @@ mcp_stdio_main (const char *tenant, const char *memory_limit)
               struct mcp_ctx x = { .shim = &c };
               mcp_notification (io.s, msg, &x);
             }
+          else if (kind == MCP_REQUEST && strcmp (mcp_method (msg), "initialize") == 0)
+            {
+              /* in order: what follows it is of the initialized session */
+              struct mcp_ctx x = { .shim = &c };
+              _cleanup_free_ char *t = mcp_request (io.s, msg, &x);
+              send_line (NULL, t);
+            }
           else if (kind == MCP_REQUEST)
             start_worker (steal_pointer (&msg));
         }

@@ -445,3 +445,34 @@ test("an idle session expires and its sandbox goes; so do all when the gateway s
     await g.exited;
   }
 });
+
+test("--mcp-stdio with hostile lines: an error answer each, stdout only JSON-RPC, exit 0 at EOF", async () => {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(GATEWAY, ["--mcp-stdio", "--shim-socket", SHIM_SOCKET, "--tenant", "tenant-a"], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  const waiters = [];
+  child.stdout.on("data", (d) => {
+    out += d;
+    for (const w of waiters.splice(0)) if (out.split("\n").length - 1 >= w.n) w.resolve(); else waiters.push(w);
+  });
+  child.stderr.resume();
+  const lines = (n) => new Promise((resolve) => (out.split("\n").length - 1 >= n ? resolve() : waiters.push({ n, resolve })));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.stdin.write("{not json\n");
+  child.stdin.write('[{"jsonrpc":"2.0","id":1,"method":"ping"}]\n');
+  child.stdin.write("\n   \n");
+  child.stdin.write('{"jsonrpc":"2.0","id":3,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}\n');
+  child.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n');
+  child.stdin.write('{"jsonrpc":"2.0","id":"four","method":"tools/call","params":{"name":"download_file","arguments":{"path":"../../etc/shadow"}}}\n');
+  await lines(4);
+  child.stdin.end();
+  assert.equal(await exited, 0);
+  const msgs = out.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(msgs.length, 4, out);
+  const byId = (id) => msgs.find((m) => m.id === id);
+  const noId = msgs.filter((m) => m.id === null).map((m) => m.error.code).sort();
+  assert.deepEqual(noId, [-32700, -32600].sort());
+  assert.equal(byId(3).result.protocolVersion, "2025-06-18");
+  assert.equal(byId("four").result.isError, true);
+  assert.match(byId("four").result.content[0].text, /'\.\.'/);
+});
