@@ -677,6 +677,21 @@ checkpoint_done (void *ctx, struct session *se, struct rpc_error *e)
   call_free (c);
 }
 
+/* containers.reset: the next cell runs in a fresh interpreter; the files stay. */
+static struct rpc_error *
+m_containers_reset (void *ctx, struct call *c, const json_value *params, char **ret)
+{
+  struct session *se;
+  struct rpc_error *e = lookup (ctx, params, true, &se);
+  (void)c;
+  if (e)
+    return e;
+  if ((e = session_reset (se)))
+    return e;
+  *ret = xasprintf ("{\"id\":\"%s\",\"object\":\"container.reset\",\"reset\":true}", se->id);
+  return NULL;
+}
+
 /* containers.checkpoint: put the session to sleep now (a node being drained); answered with the
    container object once it is on disk.  The next call wakes it. */
 static struct rpc_error *
@@ -1091,6 +1106,7 @@ const struct method shim_methods[] = {
   { "containers.delete", m_containers_delete, p_container, false },
   { "containers.exec", m_containers_exec, p_exec, true },
   { "containers.interrupt", m_containers_interrupt, p_container, false },
+  { "containers.reset", m_containers_reset, p_container, false },
   { "containers.checkpoint", m_containers_checkpoint, p_container, false },
   { "files.create", m_files_create, p_files_create, false },
   { "files.list", m_files_list, p_files_list, false },

@@ -595,6 +595,39 @@ session_exec (struct session *se, struct cell *c)
   return NULL;
 }
 
+struct rpc_error *
+session_reset (struct session *se)
+{
+  _cleanup_error_ capsule_error *err = NULL;
+  if (se->queue)
+    return rpc_error_new (409, "container_busy", "container_id",
+                          "container %s runs a cell; interrupt it or wait for it first", se->id);
+  if (se->sb == NULL)
+    return NULL;
+  switch (se->sb->state)
+    {
+    case SB_NONE:
+      return NULL; /* the next cell starts a fresh one anyway */
+    case SB_READY:
+      break;
+    case SB_ASLEEP:
+      /* the image goes; the fresh interpreter is charged to the pool like a woken one */
+      if (!se->charged)
+        {
+          if (pools_charge (&se->ss->pools, se->tenant, se->tier->memory, &err) < 0)
+            return rpc_error_from (429, "memory_pool_exhausted", steal_pointer (&err));
+          se->charged = true;
+        }
+      break;
+    default:
+      return rpc_error_new (409, "container_busy", "container_id",
+                            "container %s is %s; try again in a moment", se->id,
+                            session_sandbox_state (se));
+    }
+  sandbox_stop (se->sb); /* stopped() kicks; the next cell starts a fresh interpreter */
+  return NULL;
+}
+
 bool
 session_interrupt (struct session *se)
 {

@@ -167,6 +167,9 @@ void session_rescan (struct session *se);
 
 /* Queue a cell; it is answered through C->done. */
 struct rpc_error *session_exec (struct session *se, struct cell *c);
+/* A fresh interpreter for the next cell (variables gone, files kept); refused while a cell
+   runs or waits. */
+struct rpc_error *session_reset (struct session *se);
 /* SIGINT to the running cell; false when none runs. */
 bool session_interrupt (struct session *se);
 /* Put it to sleep now; FN hears when it is on disk. */

@@ -15,6 +15,8 @@
 
 #include "api.h"
 #include "gateway.h"
+#include "mcp-http.h"
+#include "mcp.h"
 #include "shim-util.h"
 #include "utils.h"
 
@@ -32,6 +34,7 @@ enum route
   R_FILES,         /* /v1/files */
   R_FILE,          /* /v1/files/ID */
   R_FILE_CONTENT,  /* /v1/files/ID/content */
+  R_MCP,           /* /mcp: the Model Context Protocol (mcp-http.c) */
 };
 
 enum body_kind
@@ -46,6 +49,7 @@ struct req
   enum route route;
   char *id, *fid;
   bool get, post, del;
+  char *method;
   char tenant[KEY_TENANT_MAX + 1];
   enum body_kind body_kind;
   struct buf body;
@@ -236,6 +240,7 @@ shim_call_fd (struct MHD_Connection *conn, const char *method, const char *param
   /* only a cell may keep the shim silent longer than a minute (executions_create says how long) */
   if (strcmp (method, "containers.exec") != 0)
     c->wait_ms = 0;
+  c->tick_ms = 0; /* of a stream before */
   if (shimc_call_fd (c, gw.shim_socket, method, params, fd, NULL, NULL, &a->msg, &err) < 0)
     {
       *ret = respond_shim_down (conn, err);
@@ -457,6 +462,7 @@ delete_quietly (struct MHD_Connection *conn, const struct req *q, const char *ci
   if (c == NULL)
     return;
   c->wait_ms = 0;
+  c->tick_ms = 0;
   shimc_call (c, gw.shim_socket, "containers.delete", params_done (w), NULL, NULL, &m, &err);
 }
 
@@ -483,6 +489,7 @@ auto_find (struct MHD_Connection *conn, const struct req *q, const char *key, st
   w = params_new (q);
   json_w_kv_string (w, "container_id", cid);
   c->wait_ms = 0;
+  c->tick_ms = 0;
   if (shimc_call (c, gw.shim_socket, "containers.retrieve", params_done (w), NULL, NULL, &a->msg,
                   &err)
       < 0)
@@ -901,9 +908,17 @@ exec_stream_read (void *cls, uint64_t pos, char *out, size_t max)
     {
       _cleanup_error_ capsule_error *err = NULL;
       _cleanup_json_ json_value *m = NULL;
+      int r;
       if (s->done)
         return MHD_CONTENT_READER_END_OF_STREAM;
-      if (shimc_next (s->c, &m, &err) < 0)
+      r = shimc_next (s->c, &m, &err);
+      if (r == 0 && m == NULL)
+        {
+          /* a tick: a stream silent for --timeout would be closed as idle */
+          buf_append (&s->out, ": keep-alive\n\n", 14);
+          continue;
+        }
+      if (r < 0)
         {
           _cleanup_free_ char *msg
               = xasprintf ("the code interpreter is not reachable: %s", err->msg);
@@ -1007,6 +1022,7 @@ executions_create (struct MHD_Connection *conn, struct req *q)
             }
           stream_message (s, m);
         }
+      s->c->tick_ms = 1000;
       r = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 65536, exec_stream_read, s,
                                              exec_stream_free);
       MHD_add_response_header (r, "Content-Type", "text/event-stream");
@@ -1291,6 +1307,15 @@ post_iter (void *cls, enum MHD_ValueKind kind, const char *key, const char *file
   return MHD_YES;
 }
 
+/* The largest JSON body of the request's route: /mcp's carry files (base64). */
+static uint64_t
+json_limit (const struct req *q)
+{
+  if (q->route == R_MCP)
+    return mcp_cfg.file_max / 3 * 4 + (1u << 20);
+  return gw.max_body;
+}
+
 /* How much of a body over LIMIT is still read (and dropped) before the connection is cut. */
 static uint64_t
 drain_limit (uint64_t limit)
@@ -1307,7 +1332,7 @@ body_begin (struct MHD_Connection *conn, struct req *q, unsigned *ret_status, ch
   const char *cl = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Content-Length");
   bool multipart = ct && strncasecmp (ct, "multipart/form-data", 19) == 0;
   uint64_t declared = 0;
-  uint64_t limit = multipart ? gw.max_upload + 65536 : gw.max_body;
+  uint64_t limit = multipart ? gw.max_upload + 65536 : json_limit (q);
   if (cl && parse_u64 (cl, &declared) == 0 && declared > limit)
     {
       const char *expect = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Expect");
@@ -1398,7 +1423,7 @@ body_data (struct req *q, const char *data, size_t size)
             error_fmt ("invalid_request", NULL, "the multipart/form-data body is malformed"));
       return;
     }
-  if (q->body_kind == BODY_JSON && !too_large (q, q->body_bytes, gw.max_body, NULL))
+  if (q->body_kind == BODY_JSON && !too_large (q, q->body_bytes, json_limit (q), NULL))
     buf_append (&q->body, data, size);
 }
 
@@ -1421,6 +1446,11 @@ route (struct req *q, const char *url)
   _cleanup_free_ char *rest = NULL;
   size_t n = 0;
   char *seg[6] = { 0 };
+  if (strcmp (url, "/mcp") == 0 || strcmp (url, "/mcp/") == 0)
+    {
+      q->route = R_MCP;
+      return;
+    }
   if (strncmp (url, "/v1/", 4) != 0)
     return;
   p = url + 4;
@@ -1488,6 +1518,10 @@ allowed (const struct req *q, bool *ret_body)
     case R_EXECUTIONS:
       *ret_body = true;
       return q->post;
+    case R_MCP:
+      /* GET is answered 405 by MCP's rules, with its Allow */
+      *ret_body = q->post;
+      return true;
     case R_NONE:
       break;
     }
@@ -1517,6 +1551,11 @@ dispatch (struct MHD_Connection *conn, struct req *q)
       return q->del ? file_delete (conn, q) : file_retrieve (conn, q);
     case R_FILE_CONTENT:
       return file_content (conn, q);
+    case R_MCP:
+      if (shim_of (conn) == NULL)
+        return respond_error (conn, 500, "server_error", NULL, "no shim connection");
+      buf_append (&q->body, "", 1);
+      return mcp_http (conn, q->tenant, q->method, buf_bytes (&q->body), shim_of (conn));
     case R_NONE:
       break;
     }
@@ -1592,6 +1631,7 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
       q->get = strcmp (method, "GET") == 0 || strcmp (method, "HEAD") == 0;
       q->post = strcmp (method, "POST") == 0;
       q->del = strcmp (method, "DELETE") == 0;
+      q->method = xstrdup (method);
       if ((json = authenticate (conn, q)))
         return refuse (conn, q, 401, json);
       route (q, url);
@@ -1618,7 +1658,7 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
           && q->body_bytes > (q->drain_max
                                   ? q->drain_max
                                   : drain_limit (q->body_kind == BODY_MULTIPART ? gw.max_upload
-                                                                                : gw.max_body)))
+                                                                                : json_limit (q))))
         return MHD_NO;
       return MHD_YES;
     }
@@ -1659,6 +1699,7 @@ api_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
     close (q->up_fd);
   buf_release (&q->body);
   free (q->id);
+  free (q->method);
   free (q->fid);
   free (q->filename);
   free (q->purpose);

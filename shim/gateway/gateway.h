@@ -45,11 +45,14 @@ struct shimc
   int fd;
   int in_fd;   /* a descriptor the last answer carried (SCM_RIGHTS), or -1 */
   int wait_ms; /* how long the shim may be silent in a call (0: --shim-timeout) */
+  int tick_ms; /* > 0: shimc_next also returns (a NULL message) after this long without one */
+  int64_t quiet_since_ms; /* since when the shim said nothing (the ticks do not count) */
   uint64_t next_id;
   struct line_reader in;
 };
 
-/* A notification the shim sent while a call was under way (exec.output). */
+/* A notification the shim sent while a call was under way (exec.output); MSG is NULL for a
+   tick (tick_ms). */
 typedef int (*shimc_notify_fn) (void *ctx, const json_value *msg);
 
 /* Call METHOD with PARAMS_JSON (an object's text) and wait for its answer, connecting first if
@@ -67,7 +70,8 @@ int shimc_take_fd (struct shimc *c);
 /* Send without waiting: the answer is read by shimc_next. */
 int shimc_send (struct shimc *c, const char *socket_path, const char *method,
                 const char *params_json, uint64_t *ret_id, capsule_error **err);
-/* The next message of the connection (a notification or an answer). */
+/* The next message of the connection (a notification or an answer); with tick_ms, NULL when
+   that long passed without one. */
 int shimc_next (struct shimc *c, json_value **ret_msg, capsule_error **err);
 int shimc_send_fd (struct shimc *c, const char *socket_path, const char *method,
                    const char *params_json, int fd, uint64_t *ret_id, capsule_error **err);

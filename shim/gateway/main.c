@@ -4,7 +4,11 @@
  *   capsule-gateway --keys FILE [--listen ADDR:PORT] [--shim-socket PATH] [--state-dir DIR]
  *                   [--max-upload SIZE] [--files-quota SIZE] [--upload-budget SIZE]
  *                   [--max-connections N] [--timeout SECONDS] [--shim-timeout SECONDS] [--public-url URL]
- *                   [--tls-cert PEM --tls-key PEM]
+ *                   [--tls-cert PEM --tls-key PEM] [--mcp-idle SECONDS]
+ *   capsule-gateway --mcp-stdio [--tenant NAME] [--memory-limit TIER] [--shim-socket PATH]
+ *
+ * /mcp is the Model Context Protocol's endpoint (Streamable HTTP); --mcp-stdio serves one MCP
+ * session on stdin and stdout instead, for a client that spawns its server.
  *
  * Runs unprivileged: it needs the shim's socket (its group) and a state directory of its own. */
 #define _GNU_SOURCE
@@ -22,6 +26,7 @@
 
 #include "api.h"
 #include "gateway.h"
+#include "mcp.h"
 #include "utils.h"
 
 #define DEFAULT_LISTEN    "127.0.0.1:8080"
@@ -36,7 +41,9 @@ static const char usage[]
       "                       [--upload-budget SIZE]\n"
       "                       [--max-connections N] [--timeout SECONDS] [--shim-timeout SECONDS]\n"
       "                       [--public-url URL]\n"
-      "                       [--tls-cert PEM --tls-key PEM]\n";
+      "                       [--tls-cert PEM --tls-key PEM] [--mcp-idle SECONDS]\n"
+      "       capsule-gateway --mcp-stdio [--tenant NAME] [--memory-limit 1g|4g|16g|64g]\n"
+      "                       [--shim-socket PATH] [--shim-timeout SECONDS] [--mcp-idle SECONDS]\n";
 
 static int fail (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 static int
@@ -128,6 +135,10 @@ main (int argc, char **argv)
     { "public-url", required_argument, NULL, 'p' },
     { "tls-cert", required_argument, NULL, 'C' },
     { "tls-key", required_argument, NULL, 'K' },
+    { "mcp-stdio", no_argument, NULL, 'M' },
+    { "tenant", required_argument, NULL, 'T' },
+    { "memory-limit", required_argument, NULL, 'm' },
+    { "mcp-idle", required_argument, NULL, 'i' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -141,7 +152,8 @@ main (int argc, char **argv)
   const union MHD_DaemonInfo *info;
   unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
                        | MHD_USE_POLL | MHD_USE_ERROR_LOG;
-  bool v6 = false;
+  bool v6 = false, mcp_stdio = false;
+  const char *tenant = "local", *memory_limit = NULL;
   sigset_t sigs;
   int o;
 
@@ -203,6 +215,23 @@ main (int argc, char **argv)
       case 'K':
         tls_key = optarg;
         break;
+      case 'M':
+        mcp_stdio = true;
+        break;
+      case 'T':
+        tenant = optarg;
+        break;
+      case 'm':
+        memory_limit = optarg;
+        break;
+      case 'i':
+        {
+          uint64_t i;
+          if (parse_u64 (optarg, &i) < 0 || i < 1 || i > 7 * 86400)
+            return fail ("--mcp-idle: seconds, from 1 to 604800");
+          mcp_cfg.idle_s = (int)i;
+        }
+        break;
       case 'h':
         fputs (usage, stdout);
         return 0;
@@ -210,7 +239,22 @@ main (int argc, char **argv)
         fputs (usage, stderr);
         return 2;
       }
-  if (optind != argc || gw.keys_path == NULL)
+  if (mcp_cfg.file_max > gw.max_upload)
+    mcp_cfg.file_max = gw.max_upload;
+  if (optind != argc)
+    {
+      fputs (usage, stderr);
+      return 2;
+    }
+  if (mcp_stdio)
+    {
+      if (!tenant_name_valid (tenant))
+        return fail ("--tenant: 1 to 64 letters, digits, '_', '.' or '-'");
+      if (memory_limit && !mcp_tier_valid (memory_limit))
+        return fail ("--memory-limit: one of 1g, 4g, 16g, 64g");
+      return mcp_stdio_main (tenant, memory_limit);
+    }
+  if (gw.keys_path == NULL)
     {
       fputs (usage, stderr);
       return 2;
@@ -257,6 +301,8 @@ main (int argc, char **argv)
       MHD_OPTION_END);
   if (d == NULL)
     return fail ("cannot listen on %s: %s", listen, strerror (errno));
+  if (mcp_start (&err) < 0)
+    return fail ("%s", err->msg);
   info = MHD_get_daemon_info (d, MHD_DAEMON_INFO_BIND_PORT);
   /* tests and scripts wait for this line (a port of 0 picks one) */
   fprintf (stderr, "capsule-gateway: listening on %s port %u, shim %s\n", listen,
@@ -275,6 +321,8 @@ main (int argc, char **argv)
         break;
     }
   MHD_stop_daemon (d);
+  /* MCP sessions live in this process: their sandboxes go with it */
+  mcp_shutdown ();
   keys_release (&gw.keys);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gateway.h"
+#include "shim-util.h"
 #include "utils.h"
 
 #define SHIMC_LINE_MAX (160u << 20) /* the base64 of the largest file the shim sends, and more */
@@ -46,6 +47,7 @@ shimc_close (struct shimc *c)
   if (c->in_fd >= 0)
     close (c->in_fd);
   c->in_fd = -1;
+  c->quiet_since_ms = 0;
   line_reader_release (&c->in);
   memset (&c->in, 0, sizeof c->in);
 }
@@ -98,6 +100,7 @@ shimc_send_fd (struct shimc *c, const char *socket_path, const char *method,
       return capsule_error_make (err, e, "write to the shim");
     }
   *ret_id = id;
+  c->quiet_since_ms = 0;
   return 0;
 }
 
@@ -155,6 +158,7 @@ shimc_next (struct shimc *c, json_value **ret_msg, capsule_error **err)
       if (st == LINE_OK)
         {
           json_value *m = json_parse (line, "the shim's answer", err);
+          c->quiet_since_ms = 0;
           if (m == NULL)
             {
               shimc_close (c);
@@ -170,17 +174,35 @@ shimc_next (struct shimc *c, json_value **ret_msg, capsule_error **err)
         }
       {
         struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        int r = poll (&p, 1, c->wait_ms > 0 ? c->wait_ms : gw.shim_wait_ms);
+        int64_t now = shim_monotonic_ms ();
+        int64_t left;
+        int r;
+        if (c->quiet_since_ms == 0)
+          c->quiet_since_ms = now;
+        left = (c->wait_ms > 0 ? c->wait_ms : gw.shim_wait_ms) - (now - c->quiet_since_ms);
+        if (left < 0)
+          left = 0;
+        r = poll (&p, 1, (int)(c->tick_ms > 0 && c->tick_ms < left ? c->tick_ms : left));
         if (r < 0 && errno == EINTR)
           continue;
+        if (r == 0 && c->tick_ms > 0
+            && shim_monotonic_ms () - c->quiet_since_ms
+                   < (c->wait_ms > 0 ? c->wait_ms : gw.shim_wait_ms))
+          {
+            *ret_msg = NULL;
+            return 0;
+          }
         if (r == 0)
           {
+            c->quiet_since_ms = 0;
             /* its answer, if it ever comes, must not be taken for the next call's */
             shimc_close (c);
             return capsule_error_make (err, ETIMEDOUT, "the shim did not answer in time");
           }
       }
       n = recv_some (c, chunk, sizeof chunk);
+      if (n > 0)
+        c->quiet_since_ms = shim_monotonic_ms ();
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
@@ -209,6 +231,12 @@ shimc_call_fd (struct shimc *c, const char *socket_path, const char *method,
       json_value *mid;
       if (shimc_next (c, &m, err) < 0)
         return -1;
+      if (m == NULL)
+        {
+          if (notify)
+            notify (ctx, NULL);
+          continue;
+        }
       mid = json_get (m, "id");
       if (mid && json_is_integer (mid) && (uint64_t)json_integer (mid) == id)
         {

@@ -5,7 +5,7 @@ import os
 import threading
 import time
 
-from shimtest import Client, ShimTestCase, wait_for
+from shimtest import Client, RpcError, ShimTestCase, wait_for
 
 
 class TestExec(ShimTestCase):
@@ -118,6 +118,34 @@ class TestExec(ShimTestCase):
         self.assertEqual(out["r"]["status"], "interrupted")
         self.assertEqual(out["r"]["error"]["ename"], "KeyboardInterrupt")
         self.assertFalse(self.client.call("containers.interrupt", container_id=self.cid)["interrupted"])
+
+    def test_reset(self):
+        self.upload(self.cid, "kept.txt", b"kept")
+        r = self.exec(self.cid, "lost = 1\nlost")
+        self.assertEqual(r["result"], "1")
+        r = self.client.call("containers.reset", container_id=self.cid)
+        self.assertEqual(r, {"id": self.cid, "object": "container.reset", "reset": True})
+        r = self.exec(self.cid, "lost")
+        self.assertEqual(r["error"]["ename"], "NameError", "a fresh interpreter")
+        self.assertTrue(r["interpreter_restarted"])
+        self.assertEqual(self.exec(self.cid, "open('kept.txt').read()")["result"], "'kept'")
+        # a reset while a cell runs is refused, and the cell goes on
+        c2 = Client(self.socket)
+        self.addCleanup(c2.close)
+        out = {}
+        th = threading.Thread(target=lambda: out.update(
+            r=c2.call("containers.exec", container_id=self.cid,
+                      code="import time\nopen('started', 'w').close()\ntime.sleep(1)\n'slept'")))
+        th.start()
+        self.wait_started()
+        with self.assertRaises(RpcError) as e:
+            self.client.call("containers.reset", container_id=self.cid)
+        self.assertEqual(e.exception.data["code"], "container_busy")
+        th.join(30)
+        self.assertEqual(out["r"]["result"], "'slept'")
+        with self.assertRaises(RpcError) as e:
+            self.client.call("containers.reset", container_id="cntr_" + "0" * 32)
+        self.assertEqual(e.exception.data["code"], "not_found")
 
     def test_out_of_memory(self):
         self.upload(self.cid, "before.txt", b"kept")

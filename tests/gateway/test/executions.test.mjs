@@ -80,7 +80,7 @@ test("stream: true is text/event-stream: output deltas while it runs, then the w
   const text = await r.text();
   const events = text
     .split("\n\n")
-    .filter(Boolean)
+    .filter((block) => block && !block.startsWith(":")) // keep-alive comments
     .map((block) => {
       const ev = /^event: (.*)$/m.exec(block)[1];
       const data = JSON.parse(/^data: (.*)$/m.exec(block)[1]);
@@ -98,4 +98,16 @@ test("stream: true is text/event-stream: output deltas while it runs, then the w
   const bad = await exec("cntr_nope", { code: "1", stream: true });
   assert.equal(bad.status, 404);
   assert.equal((await bad.json()).error.code, "not_found");
+});
+
+test("a streamed cell quieter than the connection timeout (3 s here) gets to its end", async () => {
+  const c = await container(a);
+  const r = await exec(c.id, { code: "import time\nprint('going', flush=True)\ntime.sleep(4.5)\n'slept'", stream: true });
+  assert.equal(r.status, 200);
+  const text = await r.text();
+  const blocks = text.split("\n\n").filter(Boolean);
+  assert.ok(blocks.some((b) => b === ": keep-alive"), "the quiet seconds are kept alive");
+  const last = blocks[blocks.length - 1];
+  assert.match(last, /^event: container.execution$/m, text);
+  assert.equal(JSON.parse(/^data: (.*)$/m.exec(last)[1]).result, "'slept'");
 });

@@ -1,0 +1,11 @@
+/* capsule-gateway: MCP's Streamable HTTP transport (mcp-http.c). */
+#pragma once
+
+#include <microhttpd.h>
+
+#include "gateway.h"
+
+/* Answer METHOD on /mcp for TENANT (its key was checked) with BODY (NUL-terminated, POST's),
+   calling the shim through C. */
+enum MHD_Result mcp_http (struct MHD_Connection *conn, const char *tenant, const char *method,
+                          const char *body, struct shimc *c);
