@@ -368,7 +368,7 @@ list_query (struct MHD_Connection *conn, json_writer *w, enum MHD_Result *ret)
 
 /* ------------------------------------------------------------------ content types */
 
-static const char *
+const char *
 content_type_of (const char *name)
 {
   static const char *const table[][2] = {

@@ -144,3 +144,6 @@ extern struct gateway gw;
 
 /* Write V (a parsed value) again. */
 void w_value (json_writer *w, const json_value *v);
+
+/* The Content-Type (MCP's mimeType) of a file by its name's extension; octet-stream else. */
+const char *content_type_of (const char *name);

@@ -661,40 +661,6 @@ tool_error (const char *fmt, ...)
   return result_done (&r);
 }
 
-static const char *
-mime_of (const char *name)
-{
-  static const char *const table[][2] = {
-    { ".png", "image/png" },
-    { ".jpg", "image/jpeg" },
-    { ".jpeg", "image/jpeg" },
-    { ".gif", "image/gif" },
-    { ".webp", "image/webp" },
-    { ".svg", "image/svg+xml" },
-    { ".csv", "text/csv" },
-    { ".tsv", "text/tab-separated-values" },
-    { ".txt", "text/plain" },
-    { ".log", "text/plain" },
-    { ".md", "text/markdown" },
-    { ".py", "text/x-python" },
-    { ".json", "application/json" },
-    { ".html", "text/html" },
-    { ".xml", "application/xml" },
-    { ".pdf", "application/pdf" },
-    { ".zip", "application/zip" },
-    { ".gz", "application/gzip" },
-    { ".tar", "application/x-tar" },
-    { ".parquet", "application/vnd.apache.parquet" },
-    { ".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
-  };
-  const char *dot = name ? strrchr (name, '.') : NULL;
-  if (dot && strchr (dot, '/') == NULL)
-    for (size_t i = 0; i < ARRAY_SIZE (table); i++)
-      if (strcasecmp (dot, table[i][0]) == 0)
-        return table[i][1];
-  return "application/octet-stream";
-}
-
 /* capsule://files/REL, REL percent-encoded but for its slashes */
 static char *
 file_uri (const char *rel)
@@ -793,7 +759,7 @@ add_link (struct result *r, const json_value *f)
   json_w_kv_string (r->w, "uri", uri);
   json_w_kv_string (r->w, "name", rel);
   json_w_kv_string (r->w, "title", path);
-  json_w_kv_string (r->w, "mimeType", mime_of (rel));
+  json_w_kv_string (r->w, "mimeType", content_type_of (rel));
   if (json_is_integer (bytes))
     json_w_kv_int (r->w, "size", json_integer (bytes));
   json_w_close_object (r->w);
@@ -1222,7 +1188,7 @@ tool_download (struct mcp_session *s, struct mcp_ctx *x, const json_value *args)
   json_w_key (res.w, "resource");
   json_w_open_object (res.w);
   json_w_kv_string (res.w, "uri", uri);
-  json_w_kv_string (res.w, "mimeType", mime_of (rel));
+  json_w_kv_string (res.w, "mimeType", content_type_of (rel));
   json_w_kv_string (res.w, "blob", b64);
   json_w_close_object (res.w);
   json_w_close_object (res.w);
@@ -1491,7 +1457,7 @@ m_resources_list (struct mcp_session *s, const char *id, const json_value *param
       json_w_kv_string (w, "uri", uri);
       json_w_kv_string (w, "name", rel);
       json_w_kv_string (w, "title", path);
-      json_w_kv_string (w, "mimeType", mime_of (rel));
+      json_w_kv_string (w, "mimeType", content_type_of (rel));
       json_w_kv_int (w, "size", json_integer (json_get (f, "bytes")));
       json_w_close_object (w);
     }
@@ -1541,7 +1507,7 @@ m_resources_read (struct mcp_session *s, const char *id, const json_value *param
   json_w_open_array (w);
   json_w_open_object (w);
   json_w_kv_string (w, "uri", canon);
-  json_w_kv_string (w, "mimeType", mime_of (rel));
+  json_w_kv_string (w, "mimeType", content_type_of (rel));
   json_w_kv_string (w, "blob", b64);
   json_w_close_object (w);
   json_w_close_array (w);
