@@ -43,6 +43,7 @@ class Client:
             self.sock.close()
             raise
         self.buf = b""
+        self.pending: list[dict] = []
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -51,6 +52,11 @@ class Client:
         self.send_raw(json.dumps(obj).encode() + b"\n")
 
     def recv(self) -> dict:
+        if self.pending:
+            return self.pending.pop(0)
+        return self._read_line()
+
+    def _read_line(self) -> dict:
         while b"\n" not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -60,13 +66,17 @@ class Client:
         return json.loads(line)
 
     def call(self, obj: dict) -> tuple[dict, list[dict]]:
-        """Send a request; return its final line and the stream lines before it."""
+        """Send a request; return its final line and the stream lines before it.  Lines of
+        other requests that come first (an earlier cell's result) wait for recv()."""
         self.send(obj)
         streams = []
         while True:
-            line = self.recv()
+            line = self._read_line()
             if line.get("event") == "stream":
                 streams.append(line)
+                continue
+            if "id" in obj and line.get("id") != obj["id"]:
+                self.pending.append(line)
                 continue
             return line, streams
 
