@@ -33,6 +33,7 @@ static const char usage[]
       "                    [--executor-dir DIR] [--init PATH] [--policy-dir DIR]\n"
       "                    [--max-message SIZE] [--interrupt-grace MS] [--warm N]\n"
       "                    [--sandbox-cgroup PATH]  (cgroup v2: where sandboxes go)\n"
+      "                    [--workspaces auto|disk|tmpfs]\n"
       "       capsule-shim --hold-cgroup          (the holder of capsule-sandboxes.service)\n"
       "                    [--minute SECONDS]   (length of an expiry minute, for tests)\n";
 
@@ -123,6 +124,7 @@ parse_args (int argc, char **argv, struct shim_config *c)
     { "warm", required_argument, NULL, 'w' },
     { "sandbox-cgroup", required_argument, NULL, 'C' },
     { "hold-cgroup", no_argument, NULL, 'H' },
+    { "workspaces", required_argument, NULL, 'W' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -190,6 +192,12 @@ parse_args (int argc, char **argv, struct shim_config *c)
         break;
       case 'H':
         exit (hold_cgroup ());
+      case 'W':
+        if (strcmp (optarg, "auto") != 0 && strcmp (optarg, "disk") != 0
+            && strcmp (optarg, "tmpfs") != 0)
+          return fail ("--workspaces: \"%s\" is not auto, disk or tmpfs", optarg);
+        c->workspaces = optarg;
+        break;
       case 'h':
         fputs (usage, stdout);
         exit (0);
@@ -305,6 +313,7 @@ setup (struct shim *s, capsule_error **err)
   s->host.init_path = s->cfg.init_path;
   s->host.host_uid_base = s->cfg.host_uid_base;
   s->host.startup_timeout_ms = s->cfg.startup_timeout_ms;
+  s->host.store_mode = s->cfg.workspaces ? s->cfg.workspaces : "auto";
   return sandbox_host_init (&s->host, s->cfg.state_dir, s->cfg.image, s->cfg.policy_dir, err);
 }
 

@@ -56,7 +56,8 @@ sandbox_host_init (struct sandbox_host *h, const char *state_dir, const char *im
     return -1;
   if (sandbox_host_image (h, state_dir, image, err) < 0)
     return -1;
-  workspace_host_init (h, state_dir);
+  if (workspace_host_init (h, state_dir, err) < 0)
+    return -1;
   return overlay_host_init (h, state_dir);
 }
 

@@ -34,7 +34,10 @@ struct sandbox_host
   /* sessions' roots are overlays of the idmapped image (overlay.c), or read-only and why */
   bool overlay;
   char *lower_root, *lower_usr, *overlay_reason;
-  /* workspaces are ext4 images on loop devices (workspace.c), or tmpfs and why */
+  /* workspaces are ext4 images on loop devices (workspace.c), or tmpfs and why; store_mode
+     is --workspaces: "auto" (disk where the host can), "disk" (or the shim does not start),
+     "tmpfs" */
+  const char *store_mode;
   bool store_disk;
   char *store_reason;
   const char *executor_dir, *init_path;

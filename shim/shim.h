@@ -39,6 +39,7 @@ struct shim_config
   uint64_t max_message;   /* bytes in one request line */
   uint32_t host_uid_base; /* container uid 0 → this host uid; the sandbox user 1000 → +1000 */
   int warm;
+  const char *workspaces; /* "auto" (disk where the host can), "disk" or "tmpfs" */
 };
 
 struct shim

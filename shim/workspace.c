@@ -171,7 +171,7 @@ mount_tmpfs (const char *ws, uint64_t size, capsule_error **err)
 }
 
 int
-workspace_host_init (struct sandbox_host *h, const char *state_dir)
+workspace_host_init (struct sandbox_host *h, const char *state_dir, capsule_error **ret_err)
 {
   /* one small image, made and mounted as a session's would be */
   _cleanup_free_ char *dir = xasprintf ("%s/images/ws-probe", state_dir);
@@ -179,12 +179,24 @@ workspace_host_init (struct sandbox_host *h, const char *state_dir)
   _cleanup_error_ capsule_error *err = NULL, *ignored = NULL;
   free (h->store_reason);
   h->store_reason = NULL;
+  if (h->store_mode && strcmp (h->store_mode, "tmpfs") == 0)
+    {
+      h->store_disk = false;
+      h->store_reason = xstrdup ("--workspaces tmpfs");
+      return 0;
+    }
   umount2 (ws, MNT_DETACH);
   rm_rf (dir, &ignored);
   capsule_error_release (&ignored);
   h->store_disk = mkdir_p (ws, 0700, &err) == 0 && mount_disk (dir, ws, 16 << 20, &err) == 0;
   if (h->store_disk)
     umount2 (ws, MNT_DETACH);
+  else if (h->store_mode && strcmp (h->store_mode, "disk") == 0)
+    {
+      rm_rf (dir, &ignored);
+      return capsule_error_make (ret_err, err->status,
+                                 "--workspaces disk, but this host cannot hold them: %s", err->msg);
+    }
   else
     {
       h->store_reason = xstrdup (err->msg);

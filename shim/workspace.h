@@ -10,9 +10,10 @@
 
 struct sandbox_host;
 
-/* Can this host hold workspaces on disk (loop devices, ext4)?  Never fails: h->store_disk
- * false and h->store_reason say why not, and workspaces are tmpfs. */
-int workspace_host_init (struct sandbox_host *h, const char *state_dir);
+/* Can this host hold workspaces on disk (loop devices, ext4)?  When not, h->store_disk false
+ * and h->store_reason say why, and workspaces are tmpfs; that fails only when h->store_mode
+ * is "disk".  With "tmpfs", nothing is probed. */
+int workspace_host_init (struct sandbox_host *h, const char *state_dir, capsule_error **err);
 void workspace_host_release (struct sandbox_host *h);
 /* DIR/ws mounted (made first when new: SIZE bytes), DIR/data bound from DIR/ws/data (owned by
  * UID), and the session's overlay root; what is mounted already stays.  Blocks (mke2fs):

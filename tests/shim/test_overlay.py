@@ -11,7 +11,7 @@ import signal
 import subprocess
 import zipfile
 
-from shimtest import CAPSULE, RestartTestCase, ShimTestCase, unmount_under, wait_for
+from shimtest import CAPSULE, SHIM, RestartTestCase, ShimTestCase, unmount_under, wait_for
 
 WHEEL = "capsule_wheel_probe-1.0-py3-none-any.whl"
 
@@ -220,6 +220,33 @@ class TestDiskWorkspace(ShimTestCase):
     def init_pid(self, cid):
         with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
             return json.load(f)["pid"]
+
+
+class TestTmpfsWorkspace(ShimTestCase):
+    """--workspaces tmpfs: the workspace in memory, by choice (the benchmark's baseline)."""
+    extra_args = ["--warm", "0", "--workspaces", "tmpfs"]
+
+    def test_the_workspace_is_a_tmpfs_and_status_says_why(self):
+        status = self.client.call("shim.status")
+        self.assertEqual((status["workspace"], status.get("workspace_reason")),
+                         ("tmpfs", "--workspaces tmpfs"), status)
+        cid = self.create()["id"]
+        r = self.exec(cid, "open('/mnt/data/a.txt', 'w').write('in memory')\n"
+                           "[l.split(' - ')[1].split()[0] for l in open('/proc/self/mountinfo')"
+                           " if l.split()[4] == '/mnt/data']")
+        self.assertEqual(r["result"], "['tmpfs']", r)
+        self.assertFalse(os.path.exists(os.path.join(self.state, "sessions", cid, "ws.img")))
+        up = self.upload(cid, "b.txt", b"uploaded")
+        self.assertEqual(self.download(cid, up["id"]), b"uploaded")
+        self.assertEqual(self.exec(cid, "open('/mnt/data/b.txt').read()")["result"],
+                         "'uploaded'")
+
+    def test_a_wrong_value_is_refused_at_start(self):
+        p = subprocess.run([SHIM, "--socket", os.path.join(self.state, "x.sock"), "--state-dir",
+                            os.path.join(self.state, "x"), "--workspaces", "ram"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('--workspaces: "ram" is not auto, disk or tmpfs', p.stderr)
 
 
 class TestReboot(RestartTestCase):
