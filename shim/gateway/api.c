@@ -200,13 +200,34 @@ w_value (json_writer *w, const json_value *v)
     json_w_null (w);
 }
 
-/* One thread's connection to the shim, kept for the HTTP connection's life. */
-static struct shimc *
-shim_of (struct MHD_Connection *conn)
+/* What an HTTP connection keeps for its life: its thread's connection to the shim, and its
+   place on guard.c's list. */
+struct conn_ctx
+{
+  struct shimc shim;
+  struct guard guard;
+};
+
+static struct conn_ctx *
+ctx_of (struct MHD_Connection *conn)
 {
   const union MHD_ConnectionInfo *ci
       = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   return ci ? ci->socket_context : NULL;
+}
+
+static struct shimc *
+shim_of (struct MHD_Connection *conn)
+{
+  struct conn_ctx *c = ctx_of (conn);
+  return c ? &c->shim : NULL;
+}
+
+static struct guard *
+guard_of (struct MHD_Connection *conn)
+{
+  struct conn_ctx *c = ctx_of (conn);
+  return c ? &c->guard : NULL;
 }
 
 struct shim_answer
@@ -1612,6 +1633,25 @@ refuse (struct MHD_Connection *conn, struct req *q, unsigned status, char *json)
 
 /* ------------------------------------------------------------------ MHD's callbacks */
 
+static enum MHD_Result
+count_value (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+  size_t *n = cls;
+  (void)kind;
+  *n += strlen (key) + (value ? strlen (value) : 0) + 4; /* ": " and CRLF, or "=" and "&" */
+  return MHD_YES;
+}
+
+/* The request line and headers: libmicrohttpd's own limit (its memory pool) answers with an
+   HTML page, so ours is lower and answers in OpenAI's shape. */
+static bool
+headers_too_large (struct MHD_Connection *conn, const char *url)
+{
+  size_t n = strlen (url);
+  MHD_get_connection_values (conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, count_value, &n);
+  return n > HEADERS_MAX;
+}
+
 enum MHD_Result
 api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char *method,
             const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
@@ -1632,6 +1672,12 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
       q->post = strcmp (method, "POST") == 0;
       q->del = strcmp (method, "DELETE") == 0;
       q->method = xstrdup (method);
+      guard_request (guard_of (conn));
+      if (headers_too_large (conn, url))
+        return refuse (conn, q, 431,
+                       error_fmt ("request_header_fields_too_large", NULL,
+                                  "the request line and headers are larger than %u bytes",
+                                  HEADERS_MAX));
       if ((json = authenticate (conn, q)))
         return refuse (conn, q, 401, json);
       route (q, url);
@@ -1651,6 +1697,7 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
     }
   if (*upload_data_size)
     {
+      guard_body (guard_of (conn), *upload_data_size);
       body_data (q, upload_data, *upload_data_size);
       *upload_data_size = 0;
       /* an endless body (chunked) is cut off */
@@ -1662,6 +1709,7 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
         return MHD_NO;
       return MHD_YES;
     }
+  guard_answer (guard_of (conn));
   if (q->pp)
     {
       /* a body that ended inside a part (no closing boundary) is refused, not half taken */
@@ -1686,8 +1734,8 @@ api_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
 {
   struct req *q = *req_cls;
   (void)cls;
-  (void)conn;
   (void)toe;
+  guard_idle (guard_of (conn));
   if (q == NULL)
     return;
   __atomic_sub_fetch (&gw.uploading, q->counted, __ATOMIC_RELAXED);
@@ -1714,18 +1762,25 @@ api_connection (void *cls, struct MHD_Connection *conn, void **socket_context,
                 enum MHD_ConnectionNotificationCode toe)
 {
   (void)cls;
-  (void)conn;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED)
     {
-      struct shimc *c = xmalloc0 (sizeof *c);
-      c->fd = -1;
-      c->in_fd = -1;
+      struct conn_ctx *c = xmalloc0 (sizeof *c);
+      const union MHD_ConnectionInfo *ci
+          = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+      c->shim.fd = -1;
+      c->shim.in_fd = -1;
+      c->guard.fd = -1;
+      if (ci)
+        guard_add (&c->guard, ci->connect_fd);
       *socket_context = c;
     }
   else if (*socket_context)
     {
-      shimc_close (*socket_context);
-      free (*socket_context);
+      struct conn_ctx *c = *socket_context;
+      /* off the guard's list before libmicrohttpd closes the socket */
+      guard_remove (&c->guard);
+      shimc_close (&c->shim);
+      free (c);
       *socket_context = NULL;
     }
 }

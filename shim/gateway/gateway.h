@@ -38,6 +38,43 @@ bool keys_lookup (const struct keys *k, const char *key, size_t key_len,
 bool tenant_name_valid (const char *t);
 void sha256_hex (const void *data, size_t len, char ret[65]);
 
+/* ------------------------------------------------------------------ deadlines (guard.c) */
+
+/* Where a connection is: sending its request line and headers, its body, reading an answer.
+ * A request must be in within --timeout, its body at --min-rate bytes a second after that; the
+ * guard thread shuts down the socket of a connection that is late (see guard.c). */
+enum guard_phase
+{
+  GUARD_HEADERS,
+  GUARD_BODY,
+  GUARD_ANSWER,
+  GUARD_CUT,
+};
+
+struct guard
+{
+  int fd;
+  enum guard_phase phase;
+  int64_t since_ms; /* CLOCK_MONOTONIC, when the phase began */
+  uint64_t bytes;   /* of the body so far */
+  struct guard *prev, *next;
+};
+
+/* The request line and headers of a request, at most (431 beyond), and libmicrohttpd's memory
+   for a connection, which must hold them and more. */
+#define HEADERS_MAX     (64u << 10)
+#define CONNECTION_POOL (1u << 20)
+
+void guard_configure (unsigned timeout_s, uint64_t min_rate);
+int guard_start (capsule_error **err);
+void guard_add (struct guard *g, int fd); /* a new connection: its headers are due */
+void guard_remove (struct guard *g);      /* before libmicrohttpd closes its socket */
+void guard_request (struct guard *g);     /* the headers are in: the body is due */
+void guard_body (struct guard *g, size_t n);
+void guard_answer (struct guard *g); /* the request is in: no deadline while it is answered */
+void guard_idle (struct guard *g);   /* answered: the next request's headers are due */
+uint64_t guard_cut_count (void);
+
 /* ------------------------------------------------------------------ the shim (shimc.c) */
 
 struct shimc

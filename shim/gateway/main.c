@@ -3,7 +3,8 @@
  *
  *   capsule-gateway --keys FILE [--listen ADDR:PORT] [--shim-socket PATH] [--state-dir DIR]
  *                   [--max-upload SIZE] [--files-quota SIZE] [--upload-budget SIZE]
- *                   [--max-connections N] [--timeout SECONDS] [--shim-timeout SECONDS] [--public-url URL]
+ *                   [--max-connections N] [--timeout SECONDS] [--min-rate BYTES]
+ *                   [--shim-timeout SECONDS] [--public-url URL]
  *                   [--tls-cert PEM --tls-key PEM] [--mcp-idle SECONDS]
  *   capsule-gateway --mcp-stdio [--tenant NAME] [--memory-limit TIER] [--shim-socket PATH]
  *
@@ -39,8 +40,8 @@ static const char usage[]
     = "usage: capsule-gateway --keys FILE [--listen ADDR:PORT] [--shim-socket PATH]\n"
       "                       [--state-dir DIR] [--max-upload SIZE] [--files-quota SIZE]\n"
       "                       [--upload-budget SIZE]\n"
-      "                       [--max-connections N] [--timeout SECONDS] [--shim-timeout SECONDS]\n"
-      "                       [--public-url URL]\n"
+      "                       [--max-connections N] [--timeout SECONDS] [--min-rate BYTES]\n"
+      "                       [--shim-timeout SECONDS] [--public-url URL]\n"
       "                       [--tls-cert PEM --tls-key PEM] [--mcp-idle SECONDS]\n"
       "       capsule-gateway --mcp-stdio [--tenant NAME] [--memory-limit 1g|4g|16g|64g]\n"
       "                       [--shim-socket PATH] [--shim-timeout SECONDS] [--mcp-idle SECONDS]\n";
@@ -131,6 +132,7 @@ main (int argc, char **argv)
     { "upload-budget", required_argument, NULL, 'b' },
     { "max-connections", required_argument, NULL, 'c' },
     { "timeout", required_argument, NULL, 't' },
+    { "min-rate", required_argument, NULL, 'r' },
     { "shim-timeout", required_argument, NULL, 'w' },
     { "public-url", required_argument, NULL, 'p' },
     { "tls-cert", required_argument, NULL, 'C' },
@@ -146,7 +148,7 @@ main (int argc, char **argv)
   const char *tls_cert = NULL, *tls_key = NULL;
   _cleanup_free_ char *cert = NULL, *key = NULL;
   _cleanup_error_ capsule_error *err = NULL;
-  uint64_t quota = 1ull << 30, max_conn = 128, timeout = 30;
+  uint64_t quota = 1ull << 30, max_conn = 128, timeout = 30, min_rate = 64 << 10;
   struct sockaddr_storage addr;
   struct MHD_Daemon *d;
   const union MHD_DaemonInfo *info;
@@ -197,6 +199,10 @@ main (int argc, char **argv)
       case 't':
         if (parse_u64 (optarg, &timeout) < 0 || timeout < 1 || timeout > 3600)
           return fail ("--timeout: seconds, from 1 to 3600");
+        break;
+      case 'r':
+        if (parse_size (optarg, &min_rate) < 0 || min_rate < 1 || min_rate > (1ull << 30))
+          return fail ("--min-rate: bytes a second, from 1 to 1g (like 64k)");
         break;
       case 'w':
         {
@@ -287,14 +293,19 @@ main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
   MHD_set_panic_func (log_panic, NULL);
 
+  guard_configure ((unsigned)timeout, min_rate);
+  if (guard_start (&err) < 0)
+    return fail ("%s", err->msg);
   if (v6)
     flags |= MHD_USE_IPv6;
   d = MHD_start_daemon (
       flags, 0, NULL, NULL, api_handle, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
       (unsigned int)max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)timeout,
-      /* the request line and headers of a request must fit here (431 beyond) */
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 << 10), MHD_OPTION_NOTIFY_COMPLETED,
+      /* the request line and headers of a request must fit here (libmicrohttpd's HTML 431
+         beyond); api.c answers a request whose headers pass HEADERS_MAX, in OpenAI's shape.
+         The pool's pages are touched only as they are used. */
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_POOL, MHD_OPTION_NOTIFY_COMPLETED,
       api_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, api_connection, NULL,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_STRICT_FOR_CLIENT, 1,
       tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
