@@ -16,19 +16,4 @@ in_parent() { edit_config "$1" "c['linux']['cgroupsPath'] = '$PARENT/capsule-$2'
 # knob ID FILE: one interface file of container ID's cgroup, on one line
 knob() { tr '\n' ' ' < "$(cgdir "$1")/$2" 2>/dev/null | sed 's/ $//'; }
 
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds (code under TCG runs 25-85x slower)
-wait_for() {
-  local n=$(($1 * 10))
-  shift
-  while [ $n -gt 0 ]; do
-    "$@" && return 0
-    sleep 0.1
-    n=$((n - 1))
-  done
-  return 1
-}
-
-# json_get JSON PYEXPR: evaluate PYEXPR with j = the parsed JSON
-json_get() {
-  /usr/bin/python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>&1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/helpers.sh"

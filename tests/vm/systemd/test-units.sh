@@ -5,6 +5,7 @@
 # in the unit's own mount namespace (ProtectSystem=, ProtectHome= and friends make one), so the
 # workspaces must not live in the old one's.
 . "$(dirname "$0")/../../runtime/lib.sh"
+. "$(dirname "$0")/../helpers.sh"
 BUILD=$(cd "$(dirname "$CAPSULE")/.." && pwd)
 CTL=$BUILD/shim/capsulectl
 SOCK=/run/capsule-shim.sock
@@ -36,19 +37,6 @@ systemctl start capsule-shim.socket
 check_eq "the socket listens" "active" "$(systemctl is-active capsule-shim.socket)"
 check_eq "with the unit's mode and group" "660 root" "$(stat -c '%a %G' $SOCK)"
 ctl() { "$CTL" --socket $SOCK "$@"; }
-wait_for() {
-  local n=$(($1 * 10))
-  shift
-  while [ $n -gt 0 ]; do
-    "$@" && return 0
-    sleep 0.1
-    n=$((n - 1))
-  done
-  return 1
-}
-json_get() {
-  /usr/bin/python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>&1
-}
 
 # socket activation: the first connection starts the service
 cid=$(ctl create --name kept | cut -f1)
