@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cgroup-internal.h"
 #include "cgroup.h"
@@ -246,6 +247,55 @@ v1_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
   for (int c = 0; cgroup_v1_controllers[c]; c++)
     if (cg->v1_paths[c] && put (cg, c, "cgroup.procs", p, err) < 0)
       return -1;
+  return 0;
+}
+
+void
+cgroup_v1_close_tasks (int fds[8])
+{
+  for (int c = 0; c < 8; c++)
+    if (fds[c] >= 0)
+      {
+        close (fds[c]);
+        fds[c] = -1;
+      }
+}
+
+int
+cgroup_v1_open_tasks (struct cgroup *cg, int fds[8], capsule_error **err)
+{
+  for (int c = 0; c < 8; c++)
+    fds[c] = -1;
+  for (int c = 0; cgroup_v1_controllers[c] && c < 8; c++)
+    if (cg->v1_paths[c])
+      {
+        _cleanup_free_ char *f = file_of (cg, c, "tasks");
+        fds[c] = open (f, O_WRONLY | O_CLOEXEC);
+        if (fds[c] < 0)
+          {
+            int e = errno;
+            cgroup_v1_close_tasks (fds);
+            return capsule_error_make (err, e, "open %s", f);
+          }
+      }
+  return 0;
+}
+
+int
+cgroup_v1_join_self (int fds[8], capsule_error **err)
+{
+  for (int c = 0; c < 8; c++)
+    if (fds[c] >= 0)
+      {
+        if (write (fds[c], "0", 1) != 1)
+          {
+            int e = errno;
+            cgroup_v1_close_tasks (fds);
+            return capsule_error_make (err, e, "join the %s cgroup", cgroup_v1_controllers[c]);
+          }
+        close (fds[c]);
+        fds[c] = -1;
+      }
   return 0;
 }
 

@@ -80,5 +80,15 @@ cgroup_freep (struct cgroup **cg)
 /* Kill every process in the cgroup and remove it; tolerant of a cgroup already gone. */
 int cgroup_teardown (struct cgroup *cg, capsule_error **err);
 
+/* v1: a process moves itself in.  Writing a pid to cgroup.procs takes the kernel's threadgroup
+ * lock for writing, which waits for an RCU grace period (5-15 ms on our VMs, and most of a
+ * container's start); a single thread writing "0" to a hierarchy's `tasks` file moves itself
+ * without it.  The runtime opens the files (the permission is the opener's), the container's
+ * process, still single-threaded, writes them.  FDS has one slot per v1 controller, -1 where
+ * there is none. */
+int cgroup_v1_open_tasks (struct cgroup *cg, int fds[8], capsule_error **err);
+int cgroup_v1_join_self (int fds[8], capsule_error **err);
+void cgroup_v1_close_tasks (int fds[8]);
+
 extern const struct cgroup_ops cgroup_v1_ops, cgroup_v2_ops;
 extern const char *const cgroup_v1_controllers[]; /* NULL-terminated; index matches v1_paths */

@@ -51,6 +51,10 @@ struct creation
   pid_t pid;   /* the container process (differs from child after a double fork) */
   bool dir_made;
   bool fast; /* one clone3 makes every namespace */
+  /* v1: the container's process joins its cgroups itself (cgroup.h), through these; a cgroup
+     namespace it should have is made after that, so that its cgroups are its root */
+  int tasks_fds[8];
+  bool self_join, cgroupns_late;
 };
 
 static void
@@ -66,6 +70,7 @@ creation_release (struct creation *c)
     close (c->console_fd);
   if (c->console_recv >= 0)
     close (c->console_recv);
+  cgroup_v1_close_tasks (c->tasks_fds);
   seccomp_program_release (&c->seccomp);
   if (c->spec)
     mounts_close_bind_trees (c->bind_trees, c->spec->n_mounts);
@@ -297,6 +302,14 @@ child_main (struct creation *c)
   if (getppid () != c->parent && getppid () != 0)
     _exit (1);
   process_reset_signals ();
+  /* into its cgroups first, by itself (still one thread), then its cgroup namespace */
+  if (c->self_join && cgroup_v1_join_self (c->tasks_fds, &err) < 0)
+    sync_fail (fd, err);
+  if (c->cgroupns_late && unshare (CLONE_NEWCGROUP) < 0)
+    {
+      capsule_error_make (&err, errno, "create the cgroup namespace");
+      sync_fail (fd, err);
+    }
   /* A session of its own: nothing ties the container to the caller's terminal session (and
      criu can dump it whole). */
   setsid ();
@@ -329,6 +342,11 @@ clone_container (struct creation *c, capsule_error **err)
   pid_t pid;
   if (c->fast)
     args.flags = namespaces_new_flags (c->spec);
+  if (c->self_join && (args.flags & CLONE_NEWCGROUP))
+    {
+      args.flags &= ~CLONE_NEWCGROUP;
+      c->cgroupns_late = true;
+    }
   if (c->cg && c->cg->ops->version == 2 && c->cg->dirfd >= 0)
     {
       args.flags |= CLONE_INTO_CGROUP;
@@ -365,7 +383,7 @@ write_oom_score_adj (pid_t pid, const struct spec_process *p, capsule_error **er
 static bool
 cgroup_needs_enter (const struct creation *c)
 {
-  if (c->cg == NULL)
+  if (c->cg == NULL || c->self_join)
     return false;
   if (c->cg->ops->version == 1)
     return true;
@@ -656,6 +674,7 @@ do_create (const struct container_opts *o, struct creation *c, bool own_tty, cap
                           .fifo_fd = -1,
                           .console_fd = -1,
                           .console_recv = -1,
+                          .tasks_fds = { -1, -1, -1, -1, -1, -1, -1, -1 },
                           .parent = getpid () };
   if (!container_id_valid (o->id))
     return capsule_error_make (err, EINVAL,
@@ -681,6 +700,12 @@ do_create (const struct container_opts *o, struct creation *c, bool own_tty, cap
       || c->cg->ops->create (c->cg, err) < 0
       || c->cg->ops->apply (c->cg, c->spec->resources, err) < 0 || make_fifo (c, err) < 0)
     goto fail;
+  if (c->cg->ops->version == 1)
+    {
+      if (cgroup_v1_open_tasks (c->cg, c->tasks_fds, err) < 0)
+        goto fail;
+      c->self_join = true;
+    }
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c->sync) < 0)
     {
       capsule_error_make (err, errno, "socketpair");
@@ -695,6 +720,7 @@ do_create (const struct container_opts *o, struct creation *c, bool own_tty, cap
   c->pid = c->child;
   close (c->sync[1]);
   c->sync[1] = -1;
+  cgroup_v1_close_tasks (c->tasks_fds);
   if (c->console_fd >= 0)
     close (c->console_fd); /* the container's now */
   c->console_fd = -1;

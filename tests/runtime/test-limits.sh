@@ -95,4 +95,24 @@ run_in "$B" lim-rlimit-high
 check_match "raising a hard rlimit past the host's fails with a clear error" "process.rlimits\\[0\\]: set soft $high hard $high" "$OUT"
 check_eq "a failed create leaves no state behind" "" "$(ls "$ROOT")"
 
+# a cgroup namespace's root is the container's own cgroup, in every hierarchy, as runc shows it:
+# the process joined its cgroups before it made the namespace (on v1 it moves itself, which
+# spares the kernel's threadgroup lock and its RCU grace period)
+B=$WORK/cgns
+make_bundle "$B" sh -c 'cat /proc/self/cgroup; sleep 30'
+cap run -d --bundle "$B" lim-cgns > /dev/null 2>&1
+pid=$(cap state lim-cgns 2>/dev/null | $PY -c 'import json, sys; print(json.load(sys.stdin)["pid"])')
+inside=$(cap exec lim-cgns cat /proc/self/cgroup 2>&1)
+check_eq "inside, every hierarchy's cgroup is / (the cgroup namespace's root)" "" \
+  "$(printf '%s\n' "$inside" | awk -F: '$3 != "/"')"
+check_match "and there is one line for each hierarchy" '^[0-9]+:' "$inside"
+# outside: v1, each controller's line; v2, the one line
+outside=$(awk -F: '$2 != "" && $2 !~ /^name=/ {print $3}' "/proc/$pid/cgroup")
+[ -n "$outside" ] || outside=$(awk -F: '$1 == "0" {print $3}' "/proc/$pid/cgroup")
+check_eq "outside, the process sits in the container's cgroup in every hierarchy" "" \
+  "$(printf '%s\n' "$outside" | grep -v '/capsule-lim-cgns$')"
+check_eq "and its cgroup holds it" "$pid" "$(grep -x "$pid" "$(cg_file lim-cgns cgroup.procs)" 2>&1)"
+cap delete --force lim-cgns > /dev/null 2>&1
+check_eq "deleted, it leaves no cgroup" "" "$(leftover_cgroups lim-cgns)"
+
 finish
