@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "mounts.h"
 #include "namespaces.h"
 #include "netlink.h"
+#include "paths.h"
 #include "process.h"
 #include "seccomp-filter.h"
 #include "sync.h"
@@ -664,6 +666,39 @@ open_console (struct creation *c, bool own_tty, capsule_error **err)
   return 0;
 }
 
+static bool
+id_mapped (const struct spec_idmap *maps, size_t n, uint32_t id)
+{
+  for (size_t i = 0; i < n; i++)
+    if (id >= maps[i].host_id && id - maps[i].host_id < maps[i].size)
+      return true;
+  return false;
+}
+
+/* CVE-2019-5736: until it executes the container's program, the container's process runs this
+ * binary, and a process in the container (that program, had it re-executed /proc/self/exe) could
+ * open the file through /proc/PID/exe and rewrite the host's runtime.  Without a user namespace
+ * of its own, the container's root can: create runs from a sealed copy then.  In a new user
+ * namespace that maps neither the file's owner nor, if it is group-writable, its group, with no
+ * write bit for others and no ACL, no process in the container may open it for writing (its
+ * capabilities do not reach a file whose owner it does not map), and the copy, about 3 ms of a
+ * start, is not made.  The shim's sandboxes are such containers. */
+static bool
+binary_writable (const struct spec *s)
+{
+  const struct spec_namespace *user = spec_namespace (s, CLONE_NEWUSER);
+  struct stat st;
+  if (user == NULL || user->path != NULL || stat ("/proc/self/exe", &st) < 0)
+    return true;
+  if ((st.st_mode & S_IWOTH) || id_mapped (s->uid_mappings, s->n_uid_mappings, st.st_uid)
+      || ((st.st_mode & S_IWGRP) && id_mapped (s->gid_mappings, s->n_gid_mappings, st.st_gid)))
+    return true;
+  /* an ACL could name a mapped user */
+  if (getxattr ("/proc/self/exe", "system.posix_acl_access", NULL, 0) >= 0)
+    return true;
+  return errno != ENODATA && errno != ENOTSUP;
+}
+
 /* The caller blocks the signals that should interrupt create, so they stay pending and are
    noticed between steps; the container process resets its own signals. */
 static int
@@ -684,6 +719,9 @@ do_create (const struct container_opts *o, struct creation *c, bool own_tty, cap
   c->spec = spec_load (o->bundle ? o->bundle : ".", err);
   if (c->spec == NULL || check_spec (c->spec, o, own_tty, err) < 0)
     return -1;
+  /* before anything is made: the copy starts over from the top */
+  if (o->reexec_argv && binary_writable (c->spec) && capsule_exec_sealed_copy (o->reexec_argv) < 0)
+    return capsule_error_make (err, errno, "cannot run from a sealed copy of /proc/self/exe");
   if (c->spec->process->terminal && open_console (c, own_tty, err) < 0)
     return -1;
   if (c->spec->seccomp)

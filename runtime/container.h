@@ -18,6 +18,10 @@ struct container_opts
   const char *console_socket;
   int preserve_fds;
   bool null_stdio; /* fds 0-2 of the container are /dev/null, not the caller's (a daemon's) */
+  /* the CLI's own argv: when the container could write this binary (see binary_writable in
+     container.c), create re-executes from a sealed copy of it first.  NULL: never (the shim,
+     whose sandboxes' user namespaces map no owner of its files) */
+  char **reexec_argv;
 };
 
 /* create: the container's process waits for `start`, its pid is in the pid file. */

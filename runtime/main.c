@@ -61,6 +61,9 @@ log_error (const char *msg)
     }
 }
 
+/* main's whole argv, for create and run to re-execute from a sealed copy (container.h) */
+static char **reexec_argv;
+
 static int
 fail (capsule_error *err)
 {
@@ -156,7 +159,7 @@ cmd_create_or_run (int argc, char **argv, bool run)
     { NULL, 0, NULL, 0 },
   };
   const char *cmd = run ? "run" : "create";
-  struct container_opts o = { .root = g.root, .bundle = "." };
+  struct container_opts o = { .root = g.root, .bundle = ".", .reexec_argv = reexec_argv };
   bool detach = false, keep = false;
   capsule_error *err = NULL;
   uint64_t n;
@@ -917,9 +920,10 @@ main (int argc, char **argv)
       return 1;
     }
   cmd = argv[optind];
-  /* The commands that work inside a container run from a sealed copy of this binary. */
-  if ((strcmp (cmd, "create") == 0 || strcmp (cmd, "run") == 0 || strcmp (cmd, "exec") == 0
-       || strcmp (cmd, "restore") == 0)
+  /* The commands that work inside a container run from a sealed copy of this binary; create
+     and run decide once they read the spec (container.c, binary_writable). */
+  reexec_argv = all_argv;
+  if ((strcmp (cmd, "exec") == 0 || strcmp (cmd, "restore") == 0)
       && capsule_exec_sealed_copy (all_argv) < 0)
     {
       _cleanup_free_ char *msg

@@ -117,16 +117,37 @@ OUT=$("$CAPSULE" --root "$ROOT" exec --preserve-fds 1 --cwd /proc/self/fd/3 iso-
 check_match "exec --cwd through a held host descriptor is refused" 'is outside the container' "$OUT"
 cap delete --force iso-cwdexec
 
-# CVE-2019-5736: while the runtime works inside a container, its binary there is a sealed
-# in-memory copy, never the host's file (which container root could otherwise rewrite)
+# CVE-2019-5736: while the runtime works inside a container, a process there must not be able
+# to rewrite its binary through /proc/PID/exe.  In a user namespace that does not map the
+# binary's owner it cannot open it for writing, and the host's file is used (the shim's way);
+# where container root could (no user namespace, or one that maps host root), the runtime runs
+# from a sealed in-memory copy.
 set_args "$B" true
 cap create --bundle "$B" --pid-file "$WORK/exe.pid" iso-exe >/dev/null 2>&1
 pid=$(cat "$WORK/exe.pid" 2>/dev/null)
-check_match "the runtime's process in a created container runs from a memfd" '^/memfd:capsule' \
-  "$(readlink /proc/$pid/exe 2>&1)"
-check_eq "sealed against writes, growth and shrinking" "15" \
-  "$("$PY" -c 'import fcntl, sys; print(fcntl.fcntl(open(sys.argv[1], "rb"), 1034) & 15)' /proc/$pid/exe 2>&1)"
+check_eq "in a user namespace that maps no owner of the binary, the host's file is used" \
+  "$(readlink -f "$CAPSULE")" "$(readlink /proc/$pid/exe 2>&1)"
+OUT=$(cap exec iso-exe sh -c 'exec 3>>/proc/1/exe && echo opened' 2>&1)
+check_match "and container root cannot open it for writing through /proc/1/exe" 'Permission denied' "$OUT"
+check_nomatch "  (nothing was opened)" 'opened' "$OUT"
 cap delete --force iso-exe
+sealed_copy() { # sealed_copy NAME: a created container's runtime process runs from a sealed memfd
+  cap create --bundle "$B" --pid-file "$WORK/exe.pid" iso-exe >/dev/null 2>&1
+  pid=$(cat "$WORK/exe.pid" 2>/dev/null)
+  check_match "$1: the runtime's process in a created container runs from a memfd" \
+    '^/memfd:capsule' "$(readlink /proc/$pid/exe 2>&1)"
+  check_eq "$1: sealed against writes, growth and shrinking" "15" \
+    "$("$PY" -c 'import fcntl, sys; print(fcntl.fcntl(open(sys.argv[1], "rb"), 1034) & 15)' /proc/$pid/exe 2>&1)"
+  cap delete --force iso-exe
+}
+cp "$B/config.json" "$WORK/iso-config.json"
+edit_config "$B" 'c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]'
+sealed_copy "a user namespace that maps host root"
+edit_config "$B" 'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "user"]
+del c["linux"]["uidMappings"], c["linux"]["gidMappings"]'
+sealed_copy "no user namespace"
+cp "$WORK/iso-config.json" "$B/config.json"
 
 # the shim's sandboxes ask for a root without setuid or device nodes (annotation)
 edit_config "$B" 'c.setdefault("annotations", {})["run.capsule.rootfs.options"] = "nosuid,nodev"'
