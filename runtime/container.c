@@ -681,7 +681,7 @@ id_mapped (const struct spec_idmap *maps, size_t n, uint32_t id)
  * of its own, the container's root can: create runs from a sealed copy then.  In a new user
  * namespace that maps neither the file's owner nor, if it is group-writable, its group, with no
  * write bit for others and no ACL, no process in the container may open it for writing (its
- * capabilities do not reach a file whose owner it does not map), and the copy, about 3 ms of a
+ * capabilities do not reach a file whose owner it does not map), and the copy, 1-3 ms of a
  * start, is not made.  The shim's sandboxes are such containers. */
 static bool
 binary_writable (const struct spec *s)
