@@ -17,3 +17,21 @@ in_parent() { edit_config "$1" "c['linux']['cgroupsPath'] = '$PARENT/capsule-$2'
 knob() { tr '\n' ' ' < "$(cgdir "$1")/$2" 2>/dev/null | sed 's/ $//'; }
 
 . "$(dirname "${BASH_SOURCE[0]}")/helpers.sh"
+
+# start_shim SECONDS ARGS...: $SHIM on $WORK/shim.sock with ARGS, in the delegated cgroup $CG$SVC
+# (or in the leaf "shim" a previous shim made there: the service cgroup gave its controllers to
+# its children and may hold no process), its log appended to $WORK/shim.log; SHIM_PID is its pid;
+# waits up to SECONDS for its socket.  stop_shim SIGNAL ends it.
+SHIM_PID=
+start_shim() {
+  local wait=$1 cg=$CG$SVC
+  shift
+  [ -d "$cg/shim" ] && cg=$cg/shim
+  (echo $BASHPID > "$cg/cgroup.procs" && exec "$SHIM" --socket "$WORK/shim.sock" "$@") 2>> "$WORK/shim.log" &
+  SHIM_PID=$!
+  wait_for "$wait" test -S "$WORK/shim.sock"
+}
+stop_shim() {
+  [ -n "$SHIM_PID" ] && kill "$1" $SHIM_PID 2>/dev/null && wait $SHIM_PID 2>/dev/null
+  rm -f "$WORK/shim.sock"
+}

@@ -16,21 +16,8 @@ cat > "$WORK/tiers.json" <<'JSON'
 {"default": "1g", "tenant_pool": "320m", "checkpoint_after_seconds": 20,
  "tiers": {"1g": {"memory": "320m", "workspace": "16m", "tmp": "16m", "pids": 64}}}
 JSON
-SHIM_PID=
-start_shim() {
-  # a restarted service starts in the leaf the first shim made (the service cgroup gave its
-  # controllers to its children: it may hold no process)
-  local cg=$CG$SVC
-  [ -d "$cg/shim" ] && cg=$cg/shim
-  (echo $BASHPID > "$cg/cgroup.procs" && exec "$SHIM" --socket "$WORK/shim.sock" \
-    --state-dir "$WORK/state" --tiers "$WORK/tiers.json" --warm 0 --minute "${MINUTE:-8}") 2>> "$WORK/shim.log" &
-  SHIM_PID=$!
-  wait_for 60 test -S "$WORK/shim.sock"
-}
-stop_shim() {
-  [ -n "$SHIM_PID" ] && kill "$1" $SHIM_PID 2>/dev/null && wait $SHIM_PID 2>/dev/null
-  rm -f "$WORK/shim.sock"
-}
+# the expiry minute is MINUTE seconds (8 unless a step says)
+shim() { start_shim 60 --state-dir "$WORK/state" --tiers "$WORK/tiers.json" --warm 0 --minute "${MINUTE:-8}"; }
 trap 'stop_shim -TERM; for c in $(ls "$WORK/state/sessions" 2>/dev/null); do "$CAPSULE" --root "$WORK/state/runtime" delete --force "$c" >/dev/null 2>&1; umount -l "$WORK/state/sessions/$c/data" "$WORK/state/sessions/$c/run" 2>/dev/null; done; rmdir "$CG$SVC"/* "$CG$SVC" 2>/dev/null; cleanup' EXIT
 ctl() { "$CTL" --socket "$WORK/shim.sock" "$@"; }
 sandbox() { ctl get "$1" | cut -f3; }
@@ -40,7 +27,7 @@ n_asleep() { json_get "$(ctl --json status)" "j['sessions']['checkpointed']"; }
 one_asleep() { [ "$(n_asleep)" = 1 ]; }
 used() { json_get "$(ctl --json status)" "j['pools'][0]['used_bytes']"; }
 
-start_shim
+shim
 STATUS=$(ctl --json status)
 check_eq "shim.status says checkpoint is available" "available" "$(json_get "$STATUS" "j['checkpoint'] + j.get('checkpoint_reason', '')")"
 
@@ -97,7 +84,7 @@ check_eq "once the pool has room it wakes with its state" "41" "$(ctl exec "$cid
 # --- kill -9 of the shim while a session sleeps
 ctl checkpoint "$cid" > /dev/null
 stop_shim -KILL
-start_shim
+shim
 check_eq "after kill -9 and a new shim the session is still asleep" "checkpointed" "$(sandbox "$cid")"
 check_eq "and wakes with its variables" "82" "$(ctl exec "$cid" 'n * 2')"
 
@@ -110,13 +97,13 @@ check_eq "delete removes the session and its image" "" "$(ls -d "$WORK/state/ses
 # to sleep under a shim whose minutes are long (a dump, 2-9 s under TCG, never races the
 # expiry), then a shim whose minutes are a second takes it up: past its expiry, asleep
 stop_shim -TERM
-MINUTE=600 start_shim
+MINUTE=600 shim
 cid3=$(ctl create --name brief --expires 1 | cut -f1)
 ctl exec "$cid3" 'x = 1' > /dev/null
 OUT=$(ctl checkpoint "$cid3" 2>&1)
 check_eq "a short-lived session is asleep" "$cid3	running	checkpointed" "$OUT"
 stop_shim -TERM
-MINUTE=1 start_shim
+MINUTE=1 shim
 wait_for 120 gone "$cid3"
 check_eq "and expires at expires_after: its image and files are gone" "yes" "$(gone "$cid3" && echo yes)"
 check_eq "its container object says expired" "expired" "$(ctl get "$cid3" | cut -f2)"

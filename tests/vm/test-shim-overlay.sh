@@ -43,18 +43,9 @@ cat > "$WORK/tiers.json" <<'JSON'
 {"default": "1g", "tenant_pool": "1g", "checkpoint_after_seconds": 86400,
  "tiers": {"1g": {"memory": "320m", "workspace": "64m", "tmp": "16m", "pids": 64}}}
 JSON
-SHIM_PID=
-start_shim() {
-  local cg=$CG$SVC
-  [ -d "$cg/shim" ] && cg=$cg/shim
-  (echo $BASHPID > "$cg/cgroup.procs" && exec "$SHIM" --socket "$WORK/shim.sock" --image "$IMG" \
-    --state-dir "$EXT/state" --tiers "$WORK/tiers.json" --warm 0 --workspaces disk) 2>> "$WORK/shim.log" &
-  SHIM_PID=$!
-  wait_for 120 test -S "$WORK/shim.sock"
-}
-stop_shim() {
-  [ -n "$SHIM_PID" ] && kill "$1" $SHIM_PID 2>/dev/null && wait $SHIM_PID 2>/dev/null
-  rm -f "$WORK/shim.sock"
+shim() {
+  start_shim 120 --image "$IMG" --state-dir "$EXT/state" --tiers "$WORK/tiers.json" --warm 0 \
+    --workspaces disk
 }
 ctl() { "$CTL" --socket "$WORK/shim.sock" "$@"; }
 ids=()
@@ -75,7 +66,7 @@ finish_up() {
 trap finish_up EXIT
 sandbox() { ctl get "$1" | cut -f3; }
 
-start_shim
+shim
 STATUS=$(ctl --json status)
 check_eq "the shim gives overlay roots, disk workspaces and checkpoints here" "overlay disk available" \
   "$(json_get "$STATUS" "j['root'] + ' ' + j['workspace'] + ' ' + j['checkpoint'] + j.get('root_reason', '') + j.get('checkpoint_reason', '')")"
