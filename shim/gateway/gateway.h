@@ -73,7 +73,6 @@ void guard_request (struct guard *g);     /* the headers are in: the body is due
 void guard_body (struct guard *g, size_t n);
 void guard_answer (struct guard *g); /* the request is in: no deadline while it is answered */
 void guard_idle (struct guard *g);   /* answered: the next request's headers are due */
-uint64_t guard_cut_count (void);
 
 /* ------------------------------------------------------------------ the shim (shimc.c) */
 

@@ -27,7 +27,6 @@ static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct guard *guard_head;
 static int64_t guard_timeout_ms = 30000;
 static uint64_t guard_min_rate = 64 << 10;
-static uint64_t guard_cut;
 
 static int64_t
 now_ms (void)
@@ -58,9 +57,7 @@ void
 guard_add (struct guard *g, int fd)
 {
   g->fd = fd;
-  g->phase = GUARD_HEADERS;
-  g->since_ms = now_ms ();
-  g->bytes = 0;
+  set_phase (g, GUARD_HEADERS);
   pthread_mutex_lock (&guard_lock);
   g->prev = NULL;
   g->next = guard_head;
@@ -120,12 +117,6 @@ guard_idle (struct guard *g)
   set_phase (g, GUARD_HEADERS);
 }
 
-uint64_t
-guard_cut_count (void)
-{
-  return __atomic_load_n (&guard_cut, __ATOMIC_RELAXED);
-}
-
 static void
 sweep (void)
 {
@@ -156,7 +147,6 @@ sweep (void)
                  (unsigned long long)g->bytes, (long long)((now - g->since_ms) / 1000));
       shutdown (g->fd, SHUT_RDWR);
       g->phase = GUARD_CUT;
-      __atomic_add_fetch (&guard_cut, 1, __ATOMIC_RELAXED);
     }
   pthread_mutex_unlock (&guard_lock);
 }
