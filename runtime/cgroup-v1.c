@@ -73,11 +73,20 @@ cpuset_fill (const char *dir, capsule_error **err)
   return 0;
 }
 
-/* mkdir -p, filling in cpuset.cpus and cpuset.mems of every cpuset directory it makes. */
+/* mkdir -p, filling in cpuset.cpus and cpuset.mems of every cpuset directory it makes.  The
+   parents are usually there: the leaf is tried first, the walk from the top only when it is
+   missing a parent. */
 static int
 make_chain (const char *dir, bool cpuset, capsule_error **err)
 {
-  _cleanup_free_ char *p = xstrdup (dir);
+  _cleanup_free_ char *p = NULL;
+  if (mkdir (dir, 0755) == 0)
+    return cpuset ? cpuset_fill (dir, err) : 0;
+  if (errno == EEXIST)
+    return capsule_error_make (err, EEXIST, "cgroup %s already exists", dir);
+  if (errno != ENOENT)
+    return capsule_error_make (err, errno, "create cgroup %s", dir);
+  p = xstrdup (dir);
   for (char *s = strchr (p + 1, '/');; s = strchr (s + 1, '/'))
     {
       if (s)
@@ -333,6 +342,16 @@ v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
 }
 
 static int
+v1_oom_kills (struct cgroup *cg, uint64_t *ret)
+{
+  _cleanup_free_ char *oom = NULL;
+  if (cg->v1_paths[V1_MEMORY] == NULL)
+    return -1;
+  oom = file_of (cg, V1_MEMORY, "memory.oom_control");
+  return cgroup_read_keyed (oom, "oom_kill", ret);
+}
+
+static int
 v1_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
   int c = cg->v1_paths[V1_PIDS] ? V1_PIDS : V1_MEMORY;
@@ -423,6 +442,7 @@ const struct cgroup_ops cgroup_v1_ops = {
   .apply = v1_apply,
   .enter = v1_enter,
   .stats = v1_stats,
+  .oom_kills = v1_oom_kills,
   .procs = v1_procs,
   .freeze = v1_freeze,
   .is_frozen = v1_is_frozen,

@@ -220,6 +220,13 @@ v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
 }
 
 static int
+v2_oom_kills (struct cgroup *cg, uint64_t *ret)
+{
+  _cleanup_free_ char *events = file_of (cg, "memory.events");
+  return cgroup_read_keyed (events, "oom_kill", ret);
+}
+
+static int
 v2_procs (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err)
 {
   _cleanup_free_ char *f = file_of (cg, "cgroup.procs");
@@ -308,6 +315,7 @@ const struct cgroup_ops cgroup_v2_ops = {
   .apply = v2_apply,
   .enter = v2_enter,
   .stats = v2_stats,
+  .oom_kills = v2_oom_kills,
   .procs = v2_procs,
   .freeze = v2_freeze,
   .is_frozen = v2_is_frozen,

@@ -245,6 +245,15 @@ int
 cgroup_teardown (struct cgroup *cg, capsule_error **err)
 {
   struct timespec pause = { 0, 10 * 1000 * 1000 };
+  _cleanup_free_ pid_t *pids = NULL;
+  size_t n = 1;
+  _cleanup_error_ capsule_error *ignored = NULL;
+  /* The common case: the container's processes are gone already (its init exited and took its
+     pid namespace along).  An empty cgroup needs no freeze and no kill, only its removal; a
+     cgroup that still has children or processes falls through to the kill loop. */
+  if (cg->ops->procs (cg, &pids, &n, &ignored) == 0 && n == 0
+      && cg->ops->destroy (cg, &ignored) == 0)
+    return 0;
   for (int attempt = 0; attempt < 500; attempt++)
     {
       _cleanup_error_ capsule_error *tmp = NULL;

@@ -28,6 +28,8 @@ struct cgroup_ops
   int (*apply) (struct cgroup *cg, const struct spec_resources *r, capsule_error **err);
   int (*enter) (struct cgroup *cg, pid_t pid, capsule_error **err);
   int (*stats) (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err);
+  /* the OOM kills alone (what run reports at exit), one file read */
+  int (*oom_kills) (struct cgroup *cg, uint64_t *ret);
   int (*procs) (struct cgroup *cg, pid_t **ret, size_t *ret_n, capsule_error **err);
   int (*freeze) (struct cgroup *cg, bool frozen, capsule_error **err);
   int (*is_frozen) (struct cgroup *cg, bool *ret, capsule_error **err);

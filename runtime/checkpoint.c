@@ -823,7 +823,7 @@ container_restore (const struct container_opts *o, const struct checkpoint_opts 
   if (!co->detach)
     {
       process_wait_forwarding (pid, &mask, ret_status);
-      container_exited (o->root, st, false);
+      container_exited (o->root, st, NULL, false);
     }
   goto out;
 

@@ -801,11 +801,14 @@ load_checked (const char *root, const char *id, struct container_state **ret, ca
   return state_load (root, id, ret, err);
 }
 
+/* The hooks come from KNOWN, the spec the container was made from, when the caller holds it
+   (run); otherwise from the bundle. */
 static void
-run_poststart (const struct container_state *st)
+run_poststart (const struct container_state *st, const struct spec *known)
 {
   _cleanup_error_ capsule_error *err = NULL;
-  _cleanup_spec_ struct spec *s = spec_load (st->bundle, &err);
+  _cleanup_spec_ struct spec *loaded = known ? NULL : spec_load (st->bundle, &err);
+  const struct spec *s = known ? known : loaded;
   _cleanup_free_ char *json = NULL;
   if (s == NULL || s->n_hooks[HOOK_POSTSTART] == 0)
     return;
@@ -870,7 +873,7 @@ container_start (const char *root, const char *id, capsule_error **err)
                                container_status_name (status));
   if (start_fifo (root, st, err) < 0)
     return -1;
-  run_poststart (st);
+  run_poststart (st, NULL);
   return 0;
 }
 
@@ -878,9 +881,8 @@ static void
 report_oom (const struct container_state *st)
 {
   _cleanup_cgroup_ struct cgroup *cg = state_cgroup (st);
-  _cleanup_error_ capsule_error *err = NULL;
-  struct cgroup_stats stats;
-  if (cg == NULL || cg->ops->stats (cg, &stats, &err) < 0 || stats.oom_kills == 0)
+  uint64_t kills = 0;
+  if (cg == NULL || cg->ops->oom_kills (cg, &kills) < 0 || kills == 0)
     return;
   if (st->memory_limit)
     dprintf (2, "capsule: container %s: killed: out of memory (limit %.1f MiB)\n", st->id,
@@ -890,11 +892,12 @@ report_oom (const struct container_state *st)
 }
 
 void
-container_exited (const char *root, const struct container_state *st, bool keep)
+container_exited (const char *root, const struct container_state *st, const struct spec *known,
+                  bool keep)
 {
   _cleanup_error_ capsule_error *err = NULL;
   report_oom (st);
-  if (!keep && container_delete (root, st->id, true, &err) < 0)
+  if (!keep && container_delete_known (root, st->id, true, known, &err) < 0)
     dprintf (2, "capsule: warning: %s\n", err->msg);
 }
 
@@ -937,7 +940,7 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
     }
   if (r == 0)
     {
-      run_poststart (c.st);
+      run_poststart (c.st, c.spec);
       *ret_status = 0;
       if (!detach)
         {
@@ -945,7 +948,7 @@ container_run (const struct container_opts *o, bool detach, bool keep, int *ret_
             terminal_proxy (master, c.pid, &mask, ret_status);
           else
             process_wait_forwarding (c.pid, &mask, ret_status);
-          container_exited (o->root, c.st, keep);
+          container_exited (o->root, c.st, c.spec, keep);
         }
     }
   creation_release (&c);
@@ -1004,12 +1007,13 @@ wait_gone (const struct container_state *st)
 }
 
 static void
-run_poststop (const struct container_state *st)
+run_poststop (const struct container_state *st, const struct spec *known)
 {
   _cleanup_error_ capsule_error *err = NULL;
-  _cleanup_spec_ struct spec *s = NULL;
+  _cleanup_spec_ struct spec *loaded = NULL;
+  const struct spec *s = known;
   _cleanup_free_ char *json = NULL;
-  if (st->bundle == NULL || (s = spec_load (st->bundle, &err)) == NULL)
+  if (s == NULL && (st->bundle == NULL || (s = loaded = spec_load (st->bundle, &err)) == NULL))
     return;
   if (s->n_hooks[HOOK_POSTSTOP] == 0)
     return;
@@ -1030,6 +1034,13 @@ delete_leftover_dir (const char *root, const char *id, capsule_error **err)
 
 int
 container_delete (const char *root, const char *id, bool force, capsule_error **err)
+{
+  return container_delete_known (root, id, force, NULL, err);
+}
+
+int
+container_delete_known (const char *root, const char *id, bool force, const struct spec *known,
+                        capsule_error **err)
 {
   _cleanup_state_ struct container_state *st = NULL;
   _cleanup_cgroup_ struct cgroup *cg = NULL;
@@ -1068,7 +1079,7 @@ container_delete (const char *root, const char *id, bool force, capsule_error **
   if (cg && cgroup_teardown (cg, err) < 0)
     return -1;
   wait_gone (st);
-  run_poststop (st);
+  run_poststop (st, known);
   dir = state_dir (root, id);
   return rm_rf (dir, err);
 }

@@ -51,6 +51,10 @@ int container_exec (const char *root, const char *id, const struct exec_opts *e,
 
 int container_kill (const char *root, const char *id, int sig, bool all, capsule_error **err);
 int container_delete (const char *root, const char *id, bool force, capsule_error **err);
+/* The same, with the poststop hooks taken from KNOWN (the spec the container was made from)
+ * rather than reread from its bundle; KNOWN NULL reads the bundle. */
+int container_delete_known (const char *root, const char *id, bool force, const struct spec *known,
+                            capsule_error **err);
 int container_pause (const char *root, const char *id, bool pause, capsule_error **err);
 /* Change the resources of a running container (memory, swap, pids, cpu). */
 int container_update (const char *root, const char *id, const struct spec_resources *r,
@@ -76,7 +80,8 @@ int container_load_locked (const char *root, const char *id, struct container_st
 /* The signals run and restore forward to the container's process while they wait for it. */
 void container_forwarding_mask (sigset_t *mask);
 /* The container's process has exited: say so when its cgroup saw an OOM kill, and delete the
- * container unless KEEP. */
-void container_exited (const char *root, const struct container_state *st, bool keep);
+ * container unless KEEP (poststop hooks from KNOWN, the spec it was made from, when not NULL). */
+void container_exited (const char *root, const struct container_state *st,
+                       const struct spec *known, bool keep);
 /* Write PID into PATH (nothing when PATH is NULL); the error names --pid-file. */
 int container_write_pid_file (const char *path, pid_t pid, capsule_error **err);

@@ -196,7 +196,13 @@ write_knob (int dirfd, const char *path, const char *value, capsule_error **err)
 int
 mkdir_p (const char *path, mode_t mode, capsule_error **err)
 {
-  _cleanup_free_ char *p = xstrdup (path);
+  _cleanup_free_ char *p = NULL;
+  /* mostly there already, or only the last component missing */
+  if (mkdir (path, mode) == 0 || errno == EEXIST)
+    return 0;
+  if (errno != ENOENT)
+    return capsule_error_make (err, errno, "mkdir `%s`", path);
+  p = xstrdup (path);
   for (char *s = p + 1; *s; s++)
     {
       if (*s != '/')
@@ -407,11 +413,11 @@ rfc3339_now (void)
 {
   struct timespec ts;
   struct tm tm;
-  char buf[64];
   clock_gettime (CLOCK_REALTIME, &ts);
   gmtime_r (&ts.tv_sec, &tm);
-  strftime (buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return xasprintf ("%s.%09ldZ", buf, ts.tv_nsec);
+  /* by hand: strftime would load the time zone (/etc/localtime) for nothing */
+  return xasprintf ("%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
 }
 
 bool

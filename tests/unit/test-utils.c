@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <errno.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "caps.h"
 #include "json.h"
@@ -153,6 +155,58 @@ START_TEST (test_idmap_text)
 }
 END_TEST
 
+/* mkdir_p tries the whole path first and walks from the top only when a parent is missing:
+   both ways end with the directory, an existing one is fine, a file in the way is an error. */
+START_TEST (test_mkdir_p)
+{
+  char top[] = "/tmp/capsule-unit-mkdir.XXXXXX";
+  char *deep, *file, *under;
+  capsule_error *err = NULL;
+  struct stat sb;
+  ck_assert_ptr_nonnull (mkdtemp (top));
+  deep = xasprintf ("%s/a/b/c", top);
+  ck_assert_int_eq (mkdir_p (deep, 0700, &err), 0);
+  ck_assert_int_eq (stat (deep, &sb), 0);
+  ck_assert (S_ISDIR (sb.st_mode));
+  ck_assert_int_eq (sb.st_mode & 0777, 0700);
+  ck_assert_int_eq (mkdir_p (deep, 0700, &err), 0);
+  free (deep);
+  deep = xasprintf ("%s/a/b/d", top);
+  ck_assert_int_eq (mkdir_p (deep, 0700, &err), 0);
+  ck_assert_int_eq (stat (deep, &sb), 0);
+  file = xasprintf ("%s/f", top);
+  FILE *f = fopen (file, "w");
+  ck_assert_ptr_nonnull (f);
+  fclose (f);
+  under = xasprintf ("%s/f/g/h", top);
+  ck_assert_int_eq (mkdir_p (under, 0700, &err), -1);
+  ck_assert_int_eq (err->status, ENOTDIR);
+  capsule_error_release (&err);
+  ck_assert_int_eq (rm_rf (top, &err), 0);
+  free (deep);
+  free (file);
+  free (under);
+}
+END_TEST
+
+/* created times: RFC 3339 in UTC with nanoseconds, whatever the time zone */
+START_TEST (test_rfc3339)
+{
+  setenv ("TZ", "Pacific/Kiritimati", 1);
+  tzset ();
+  time_t before = time (NULL);
+  char *t = rfc3339_now ();
+  struct tm tm = { 0 };
+  char *rest = strptime (t, "%Y-%m-%dT%H:%M:%S", &tm);
+  ck_assert_ptr_nonnull (rest);
+  ck_assert_int_eq (strlen (rest), 11);
+  ck_assert (rest[0] == '.' && rest[10] == 'Z');
+  time_t parsed = timegm (&tm);
+  ck_assert (parsed >= before && parsed <= time (NULL));
+  free (t);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -165,6 +219,8 @@ main (void)
   tcase_add_test (tc, test_ids);
   tcase_add_test (tc, test_caps);
   tcase_add_test (tc, test_idmap_text);
+  tcase_add_test (tc, test_mkdir_p);
+  tcase_add_test (tc, test_rfc3339);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
