@@ -19,6 +19,9 @@
 
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV  0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
 #endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -179,6 +182,17 @@ locked_flags (const char *target)
   return f;
 }
 
+/* Add ATTRS (MOUNT_ATTR_*) to the mount FD is the root of, and to every mount below it when
+   RECURSIVE: one call, no flags to read back first.  -1 with errno ENOSYS on kernels before
+   5.12, for the caller to remount the old way. */
+static int
+setattr_fd (int fd, uint64_t attrs, bool recursive)
+{
+  struct capsule_mount_attr attr = { .attr_set = attrs };
+  return syscall (__NR_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
+                  sizeof attr);
+}
+
 static int
 remount_bind (const char *target, unsigned long set, unsigned long clear, capsule_error **err)
 {
@@ -252,6 +266,22 @@ mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *s
       if (mount (src, dst, NULL, MS_BIND, NULL) < 0)
         return capsule_error_make (err, errno, "bind cgroup %s at `%s/%s`", src, sm->destination,
                                    cgroup_v1_controllers[c]);
+    }
+  /* the tmpfs and every controller's bind at once (8 remounts and their statfs before) */
+  if (setattr_fd (*target_fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
+                                  | (ro ? MOUNT_ATTR_RDONLY : 0),
+                  true)
+      == 0)
+    return 0;
+  if (errno != ENOSYS)
+    return capsule_error_make (err, errno, "make `%s` %s", sm->destination,
+                               ro ? "read-only" : "nosuid, nodev, noexec");
+  for (int c = 0; cgroup_v1_controllers[c]; c++)
+    {
+      _cleanup_free_ char *dst = NULL;
+      if (cg->v1_paths[c] == NULL)
+        continue;
+      dst = xasprintf ("%s/%s", target, cgroup_v1_controllers[c]);
       if (remount_bind (dst, MS_NOSUID | MS_NODEV | MS_NOEXEC | ro, 0, err) < 0)
         return -1;
     }
@@ -514,6 +544,39 @@ make_device (const struct mounts_ctx *m, int rootfd, const char *path, char type
   }
 }
 
+/* A user namespace binds the host's node over a new empty file in the container's /dev (DEVFD):
+   one name in one directory, no walk.  1 when done, 0 to take the general way (the name is
+   there already: it may be anything the image put there), -1 on error. */
+static int
+bind_default_device (int devfd, const struct default_dev *d, capsule_error **err)
+{
+  _cleanup_free_ char *host = xasprintf ("/dev/%s", d->name);
+  _cleanup_free_ char *on = NULL;
+  _cleanup_close_ int file = -1, top = -1;
+  struct stat st;
+  if (stat (host, &st) < 0 || !S_ISCHR (st.st_mode) || major (st.st_rdev) != (unsigned)d->major
+      || minor (st.st_rdev) != (unsigned)d->minor)
+    return 0; /* the general way says what is wrong */
+  /* O_EXCL: a file made here and now, nothing planted */
+  file = openat (devfd, d->name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (file < 0)
+    return errno == EEXIST ? 0 : capsule_error_make (err, errno, "create mount target `%s`", host);
+  on = fd_path (file);
+  if (mount (host, on, NULL, MS_BIND, NULL) < 0)
+    return capsule_error_make (err, errno, "mounts: bind `%s` at `%s`", host, host);
+  /* the name now leads into the bind: nosuid and noexec on it */
+  top = openat (devfd, d->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (top < 0)
+    return capsule_error_make (err, errno, "open `%s` in the container", host);
+  if (setattr_fd (top, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false) == 0)
+    return 1;
+  if (errno != ENOSYS)
+    return capsule_error_make (err, errno, "mounts: `%s` nosuid, noexec", host);
+  free (on);
+  on = fd_path (top);
+  return remount_bind (on, MS_NOSUID | MS_NOEXEC, 0, err) < 0 ? -1 : 1;
+}
+
 static int
 setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
 {
@@ -522,11 +585,27 @@ setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
     { "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" },
     { "pts/ptmx", "ptmx" },
   };
-  _cleanup_close_ int devfd = -1;
+  _cleanup_close_ int real = -1;
   const struct spec *s = m->spec;
+  /* the container's /dev, resolved beneath the root, as a directory to make names in */
+  {
+    _cleanup_close_ int devfd = mounts_open_target (rootfd, "/dev", false, err);
+    _cleanup_free_ char *p = NULL;
+    if (devfd < 0)
+      return capsule_error_wrap (err, "linux.devices: /dev");
+    p = fd_path (devfd);
+    real = open (p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (real < 0)
+      return capsule_error_make (err, errno, "open /dev of the container");
+  }
   for (size_t i = 0; i < ARRAY_SIZE (default_devices); i++)
     {
       _cleanup_free_ char *p = xasprintf ("/dev/%s", default_devices[i].name);
+      int done = m->userns ? bind_default_device (real, &default_devices[i], err) : 0;
+      if (done < 0)
+        return -1;
+      if (done)
+        continue;
       if (make_device (m, rootfd, p, 'c', default_devices[i].major, default_devices[i].minor, 0666,
                        0, 0, err)
           < 0)
@@ -540,20 +619,9 @@ setup_devices (const struct mounts_ctx *m, int rootfd, capsule_error **err)
           < 0)
         return -1;
     }
-  devfd = mounts_open_target (rootfd, "/dev", false, err);
-  if (devfd < 0)
-    return -1;
-  {
-    _cleanup_close_ int real = openat (devfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_free_ char *p = fd_path (devfd);
-    if (real < 0)
-      real = open (p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (real < 0)
-      return capsule_error_make (err, errno, "open /dev of the container");
-    for (size_t i = 0; i < ARRAY_SIZE (links); i++)
-      if (symlinkat (links[i][0], real, links[i][1]) < 0 && errno != EEXIST)
-        return capsule_error_make (err, errno, "symlink /dev/%s", links[i][1]);
-  }
+  for (size_t i = 0; i < ARRAY_SIZE (links); i++)
+    if (symlinkat (links[i][0], real, links[i][1]) < 0 && errno != EEXIST)
+      return capsule_error_make (err, errno, "symlink /dev/%s", links[i][1]);
   return 0;
 }
 
@@ -718,8 +786,9 @@ open_null_device (capsule_error **err)
   return fd;
 }
 
+/* NULL_FLAGS: the null device's mount is nosuid and noexec already, and a bind of it is too */
 static int
-mask_path (const char *path, int nullfd, capsule_error **err)
+mask_path (const char *path, int nullfd, bool null_flags, capsule_error **err)
 {
   _cleanup_free_ char *null_path = NULL;
   struct stat st;
@@ -742,7 +811,7 @@ mask_path (const char *path, int nullfd, capsule_error **err)
     }
   if (mount (null_path, path, NULL, MS_BIND, NULL) < 0)
     return capsule_error_make (err, errno, "linux.maskedPaths: hide `%s`", path);
-  if (remount_bind (path, MS_NOSUID | MS_NOEXEC, 0, err) < 0)
+  if (!null_flags && remount_bind (path, MS_NOSUID | MS_NOEXEC, 0, err) < 0)
     return capsule_error_wrap (err, "linux.maskedPaths");
   return 0;
 }
@@ -767,10 +836,16 @@ mounts_finish (const struct mounts_ctx *m, capsule_error **err)
   if (s->masked_paths && *s->masked_paths)
     {
       _cleanup_close_ int nullfd = open_null_device (err);
+      _cleanup_free_ char *null_path = NULL;
+      struct statvfs sv;
+      bool null_flags;
       if (nullfd < 0)
         return -1;
+      /* the mount flags a bind copies: a user namespace's /dev/null is a nosuid, noexec bind */
+      null_path = fd_path (nullfd);
+      null_flags = statvfs (null_path, &sv) == 0 && (sv.f_flag & ST_NOSUID) && (sv.f_flag & ST_NOEXEC);
       for (char **p = s->masked_paths; *p; p++)
-        if (mask_path (*p, nullfd, err) < 0)
+        if (mask_path (*p, nullfd, null_flags, err) < 0)
           return -1;
     }
   if (s->root_readonly && remount_bind ("/", MS_RDONLY, 0, err) < 0)

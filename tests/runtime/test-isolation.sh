@@ -38,6 +38,27 @@ run_in "$B" iso-mask
 check_match "masked paths read as empty" '^0 0 0' "$(echo $OUT)"
 check_match "readonlyPaths such as /proc/sys are read-only" 'Read-only file system' "$OUT"
 
+# mount flags: the v1 cgroup tree gets its flags in one recursive mount_setattr, device nodes bound
+# from the host one mount_setattr each, masked files those of the /dev/null they bind; with and
+# without a user namespace (mknod'd nodes, masked files remounted)
+mount_flags() {
+  set_args "$B" sh -c 'awk "{print \$5, \$6}" /proc/self/mountinfo'
+  run_in "$B" "iso-flags$1"
+  bad=$(echo "$OUT" | awk '
+    function has(o, f) { return ("," o ",") ~ ("," f ",") }
+    $1 ~ /^\/sys\/fs\/cgroup(\/|$)/ { n++; if (!has($2, "ro") || !has($2, "nosuid") || !has($2, "nodev") || !has($2, "noexec")) print $1 }
+    $1 ~ /^\/dev\/(null|zero|full|random|urandom|tty)$/ || $1 == "/proc/keys" || $1 == "/proc/timer_list" {
+      n++; if (!has($2, "nosuid") || !has($2, "noexec")) print $1 }
+    END { if (n == 0) print "no such mounts at all" }')
+  check_eq "every cgroup mount ro,nosuid,nodev,noexec, every device and masked file nosuid,noexec$2" "" "$bad"
+}
+mount_flags "" ""
+cp "$B/config.json" "$WORK/iso-config.json"
+edit_config "$B" 'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "user"]
+del c["linux"]["uidMappings"], c["linux"]["gidMappings"]'
+mount_flags "-root" " (no user namespace)"
+cp "$WORK/iso-config.json" "$B/config.json"
+
 set_args "$B" sh -c 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "'
 run_in "$B" iso-lo
 check_eq "the network namespace has only lo" "lo" "$OUT"
