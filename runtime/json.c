@@ -1,127 +1,610 @@
-/* capsule: JSON over yajl. */
+/* capsule: JSON.  Reading is our own parser (one pass, the tree in a few arena blocks: a config,
+ * a JSON-RPC line or an HTTP body costs two or three allocations, not one per value); writing
+ * streams through yajl's generator. */
 #define _GNU_SOURCE
 #include "json.h"
 
 #include <errno.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
 
 #include "utils.h"
 
-/* yajl builds its tree and frees it by recursion, with no bound on depth or size: a line of a
-   few hundred thousand '[' takes the stack, and a long array of small values costs ~40 times its
-   text in tree nodes.  So every document is measured first, in one pass, and refused past the
-   limits before yajl sees it. */
-static int
-check_shape (const char *text, const char *what, capsule_error **err)
+enum json_type
 {
-  size_t depth = 0, values = 0;
-  bool in_string = false;
-  for (const char *p = text; *p; p++)
+  J_NULL,
+  J_FALSE,
+  J_TRUE,
+  J_NUMBER,
+  J_STRING,
+  J_ARRAY,
+  J_OBJECT,
+};
+
+struct json_value
+{
+  unsigned char type;
+  bool integer; /* a number without fraction or exponent that fits a long long */
+  size_t n;     /* members of an object, items of an array */
+  union
+  {
+    const char *s;
+    struct
     {
-      char c = *p;
-      if (in_string)
-        {
-          if (c == '\\' && p[1])
-            p++;
-          else if (c == '"')
-            in_string = false;
-          continue;
-        }
-      switch (c)
-        {
-        case '"':
-          in_string = true;
-          values++;
-          break;
-        case '[':
-        case '{':
-          if (++depth > JSON_MAX_DEPTH)
-            return capsule_error_make (err, ELOOP, "%s: nested deeper than %d levels", what,
-                                       JSON_MAX_DEPTH);
-          values++;
-          break;
-        case ']':
-        case '}':
-          if (depth > 0)
-            depth--;
-          break;
-        case ',':
-          values++;
-          break;
-        default:
-          break;
-        }
-      if (values > JSON_MAX_VALUES)
-        return capsule_error_make (err, E2BIG, "%s: more than %d values", what, JSON_MAX_VALUES);
+      long long i;
+      double d;
+      const char *text;
+    } num;
+    json_value **items;
+    struct
+    {
+      const char **keys;
+      json_value **values;
+    } obj;
+  } u;
+};
+
+/* ---------------------------------------------------------------- the arena */
+
+struct chunk
+{
+  struct chunk *next;
+  size_t used, cap;
+  alignas (max_align_t) char data[];
+};
+
+/* What json_parse returns points at ROOT: json_free finds the blocks from there. */
+struct document
+{
+  struct chunk *chunks;
+  json_value root;
+};
+
+struct parser
+{
+  const char *text, *p, *what;
+  struct chunk *chunks;
+  size_t values, depth;
+  /* the items of the arrays and objects still open, and the keys of the objects */
+  json_value **stack;
+  const char **keys;
+  size_t top, cap, ktop, kcap;
+  capsule_error **err;
+  bool failed;
+};
+
+static void *
+arena_alloc (struct parser *ps, size_t size)
+{
+  struct chunk *c = ps->chunks;
+  size = (size + alignof (max_align_t) - 1) & ~(alignof (max_align_t) - 1);
+  if (c == NULL || c->cap - c->used < size)
+    {
+      size_t cap = c ? c->cap * 2 : 4096;
+      while (cap < size)
+        cap *= 2;
+      c = xmalloc0 (sizeof *c + cap);
+      c->cap = cap;
+      c->next = ps->chunks;
+      ps->chunks = c;
     }
+  c->used += size;
+  return c->data + c->used - size;
+}
+
+static void
+chunks_free (struct chunk *c)
+{
+  while (c)
+    {
+      struct chunk *next = c->next;
+      free (c);
+      c = next;
+    }
+}
+
+/* ---------------------------------------------------------------- errors */
+
+__attribute__ ((format (printf, 3, 4))) static void *
+fail (struct parser *ps, int status, const char *fmt, ...)
+{
+  _cleanup_free_ char *msg = NULL;
+  size_t line = 1, col = 1;
+  va_list ap;
+  if (ps->failed)
+    return NULL;
+  ps->failed = true;
+  for (const char *q = ps->text; q < ps->p; q++)
+    if (*q == '\n')
+      line++, col = 1;
+    else
+      col++;
+  va_start (ap, fmt);
+  if (vasprintf (&msg, fmt, ap) < 0)
+    abort ();
+  va_end (ap);
+  if (status == EINVAL)
+    capsule_error_make (ps->err, EINVAL, "%s: invalid JSON: %s at line %zu, column %zu", ps->what,
+                        msg, line, col);
+  else
+    capsule_error_make (ps->err, status, "%s: %s", ps->what, msg);
+  return NULL;
+}
+
+static void *
+unexpected (struct parser *ps, const char *wanted)
+{
+  unsigned char c = (unsigned char)*ps->p;
+  if (c == '\0')
+    return fail (ps, EINVAL, "the text ends where %s should be", wanted);
+  if (c >= 0x20 && c < 0x7f)
+    return fail (ps, EINVAL, "'%c' where %s should be", c, wanted);
+  return fail (ps, EINVAL, "byte 0x%02x where %s should be", c, wanted);
+}
+
+/* ---------------------------------------------------------------- values */
+
+static void
+skip_space (struct parser *ps)
+{
+  while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r')
+    ps->p++;
+}
+
+static json_value *
+new_value (struct parser *ps, unsigned char type)
+{
+  json_value *v;
+  if (++ps->values > JSON_MAX_VALUES)
+    return fail (ps, E2BIG, "more than %d values", JSON_MAX_VALUES);
+  v = arena_alloc (ps, sizeof *v);
+  memset (v, 0, sizeof *v);
+  v->type = type;
+  return v;
+}
+
+static int
+hex4 (const char *p, unsigned *ret)
+{
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++)
+    {
+      char c = p[i];
+      v <<= 4;
+      if (c >= '0' && c <= '9')
+        v |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        v |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        v |= c - 'A' + 10;
+      else
+        return -1;
+    }
+  *ret = v;
   return 0;
 }
 
+static char *
+put_utf8 (char *o, unsigned cp)
+{
+  if (cp < 0x80)
+    *o++ = cp;
+  else if (cp < 0x800)
+    {
+      *o++ = 0xc0 | (cp >> 6);
+      *o++ = 0x80 | (cp & 0x3f);
+    }
+  else if (cp < 0x10000)
+    {
+      *o++ = 0xe0 | (cp >> 12);
+      *o++ = 0x80 | ((cp >> 6) & 0x3f);
+      *o++ = 0x80 | (cp & 0x3f);
+    }
+  else
+    {
+      *o++ = 0xf0 | (cp >> 18);
+      *o++ = 0x80 | ((cp >> 12) & 0x3f);
+      *o++ = 0x80 | ((cp >> 6) & 0x3f);
+      *o++ = 0x80 | (cp & 0x3f);
+    }
+  return o;
+}
+
+static size_t utf8_sequence (const unsigned char *p);
+
+/* PS->p at the opening quote.  The decoded string, in the arena: valid UTF-8 without NUL (a
+   \u0000 is refused: every string here ends up a C string, and a name cut short at a NUL is a
+   different name); a lone surrogate escape becomes U+FFFD. */
+static const char *
+parse_string (struct parser *ps)
+{
+  const char *start = ++ps->p, *q = start;
+  char *out, *o;
+  /* the raw length bounds the decoded one: an escape never grows (\uXXXX is 6 bytes for at most
+     3, a pair 12 for 4) */
+  while (*q != '"')
+    {
+      if (*q == '\0')
+        {
+          ps->p = q;
+          return fail (ps, EINVAL, "a string that does not end");
+        }
+      if (*q == '\\' && q[1] != '\0')
+        q++;
+      q++;
+    }
+  o = out = arena_alloc (ps, q - start + 1);
+  for (const char *p = start; p < q;)
+    {
+      unsigned char c = (unsigned char)*p;
+      if (c < 0x20)
+        {
+          ps->p = p;
+          return fail (ps, EINVAL, "control character 0x%02x inside a string", c);
+        }
+      if (c >= 0x80)
+        {
+          size_t n = utf8_sequence ((const unsigned char *)p);
+          /* a sequence may not run past the closing quote */
+          if (n == 0 || p + n > q)
+            {
+              ps->p = p;
+              return fail (ps, EINVAL, "invalid UTF-8 inside a string");
+            }
+          memcpy (o, p, n);
+          o += n;
+          p += n;
+          continue;
+        }
+      if (c != '\\')
+        {
+          *o++ = c;
+          p++;
+          continue;
+        }
+      p++;
+      switch (*p)
+        {
+        case '"':
+        case '\\':
+        case '/':
+          *o++ = *p++;
+          break;
+        case 'b':
+          *o++ = '\b', p++;
+          break;
+        case 'f':
+          *o++ = '\f', p++;
+          break;
+        case 'n':
+          *o++ = '\n', p++;
+          break;
+        case 'r':
+          *o++ = '\r', p++;
+          break;
+        case 't':
+          *o++ = '\t', p++;
+          break;
+        case 'u':
+          {
+            unsigned cp, lo;
+            if (q - p < 5 || hex4 (p + 1, &cp) < 0)
+              {
+                ps->p = p - 1;
+                return fail (ps, EINVAL, "a \\u escape without four hex digits");
+              }
+            p += 5;
+            if (cp == 0)
+              {
+                ps->p = p - 6;
+                return fail (ps, EINVAL, "\\u0000 inside a string");
+              }
+            if (cp >= 0xd800 && cp <= 0xdbff && q - p >= 6 && p[0] == '\\' && p[1] == 'u'
+                && hex4 (p + 2, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff)
+              {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                p += 6;
+              }
+            else if (cp >= 0xd800 && cp <= 0xdfff)
+              cp = 0xfffd;
+            o = put_utf8 (o, cp);
+            break;
+          }
+        default:
+          ps->p = p - 1;
+          return fail (ps, EINVAL, "an unknown escape inside a string");
+        }
+    }
+  *o = '\0';
+  ps->p = q + 1;
+  return out;
+}
+
+static bool
+is_digit (char c)
+{
+  return c >= '0' && c <= '9';
+}
+
+static json_value *
+parse_number (struct parser *ps)
+{
+  const char *start = ps->p, *p = start;
+  bool integer = true;
+  json_value *v;
+  char *text;
+  if (*p == '-')
+    p++;
+  if (*p == '0')
+    p++;
+  else if (is_digit (*p))
+    while (is_digit (*p))
+      p++;
+  else
+    {
+      ps->p = p;
+      return unexpected (ps, "a digit");
+    }
+  if (*p == '.')
+    {
+      integer = false;
+      p++;
+      if (!is_digit (*p))
+        {
+          ps->p = p;
+          return unexpected (ps, "a digit after the decimal point");
+        }
+      while (is_digit (*p))
+        p++;
+    }
+  if (*p == 'e' || *p == 'E')
+    {
+      integer = false;
+      p++;
+      if (*p == '+' || *p == '-')
+        p++;
+      if (!is_digit (*p))
+        {
+          ps->p = p;
+          return unexpected (ps, "a digit of the exponent");
+        }
+      while (is_digit (*p))
+        p++;
+    }
+  v = new_value (ps, J_NUMBER);
+  if (v == NULL)
+    return NULL;
+  text = arena_alloc (ps, p - start + 1);
+  memcpy (text, start, p - start);
+  text[p - start] = '\0';
+  v->u.num.text = text;
+  v->u.num.d = strtod (text, NULL);
+  if (integer)
+    {
+      errno = 0;
+      v->u.num.i = strtoll (text, NULL, 10);
+      v->integer = errno == 0;
+    }
+  if (v->integer)
+    v->u.num.d = (double)v->u.num.i;
+  ps->p = p;
+  return v;
+}
+
+static int
+push (struct parser *ps, json_value *v)
+{
+  if (ps->top == ps->cap)
+    {
+      ps->cap = ps->cap ? ps->cap * 2 : 64;
+      ps->stack = xrealloc (ps->stack, ps->cap * sizeof *ps->stack);
+    }
+  ps->stack[ps->top++] = v;
+  return 0;
+}
+
+static void
+push_key (struct parser *ps, const char *k)
+{
+  if (ps->ktop == ps->kcap)
+    {
+      ps->kcap = ps->kcap ? ps->kcap * 2 : 64;
+      ps->keys = xrealloc (ps->keys, ps->kcap * sizeof *ps->keys);
+    }
+  ps->keys[ps->ktop++] = k;
+}
+
+static json_value *parse_value (struct parser *ps);
+
+static json_value *
+parse_container (struct parser *ps, bool object)
+{
+  json_value *v = new_value (ps, object ? J_OBJECT : J_ARRAY);
+  size_t base = ps->top, kbase = ps->ktop;
+  char close = object ? '}' : ']';
+  if (v == NULL)
+    return NULL;
+  if (++ps->depth > JSON_MAX_DEPTH)
+    return fail (ps, ELOOP, "nested deeper than %d levels", JSON_MAX_DEPTH);
+  ps->p++;
+  skip_space (ps);
+  if (*ps->p == close)
+    ps->p++;
+  else
+    for (;;)
+      {
+        json_value *item;
+        if (object)
+          {
+            const char *k;
+            if (*ps->p != '"')
+              return unexpected (ps, "a member's name in quotes");
+            k = parse_string (ps);
+            if (k == NULL)
+              return NULL;
+            push_key (ps, k);
+            skip_space (ps);
+            if (*ps->p != ':')
+              return unexpected (ps, "':' after a member's name");
+            ps->p++;
+            skip_space (ps);
+          }
+        item = parse_value (ps);
+        if (item == NULL)
+          return NULL;
+        push (ps, item);
+        skip_space (ps);
+        if (*ps->p == ',')
+          {
+            ps->p++;
+            skip_space (ps);
+            continue;
+          }
+        if (*ps->p == close)
+          {
+            ps->p++;
+            break;
+          }
+        return unexpected (ps, object ? "',' or '}'" : "',' or ']'");
+      }
+  v->n = ps->top - base;
+  if (v->n)
+    {
+      json_value **items = arena_alloc (ps, v->n * sizeof *items);
+      memcpy (items, ps->stack + base, v->n * sizeof *items);
+      if (object)
+        {
+          const char **keys = arena_alloc (ps, v->n * sizeof *keys);
+          memcpy (keys, ps->keys + kbase, v->n * sizeof *keys);
+          v->u.obj.keys = keys;
+          v->u.obj.values = items;
+        }
+      else
+        v->u.items = items;
+    }
+  ps->top = base;
+  ps->ktop = kbase;
+  ps->depth--;
+  return v;
+}
+
+static json_value *
+literal (struct parser *ps, const char *word, unsigned char type)
+{
+  size_t n = strlen (word);
+  if (strncmp (ps->p, word, n) != 0)
+    return unexpected (ps, "a value");
+  ps->p += n;
+  return new_value (ps, type);
+}
+
+static json_value *
+parse_value (struct parser *ps)
+{
+  switch (*ps->p)
+    {
+    case '{':
+      return parse_container (ps, true);
+    case '[':
+      return parse_container (ps, false);
+    case '"':
+      {
+        json_value *v = new_value (ps, J_STRING);
+        if (v == NULL || (v->u.s = parse_string (ps)) == NULL)
+          return NULL;
+        return v;
+      }
+    case 't':
+      return literal (ps, "true", J_TRUE);
+    case 'f':
+      return literal (ps, "false", J_FALSE);
+    case 'n':
+      return literal (ps, "null", J_NULL);
+    default:
+      if (*ps->p == '-' || is_digit (*ps->p))
+        return parse_number (ps);
+      return unexpected (ps, "a value");
+    }
+}
+
+/* Depth (JSON_MAX_DEPTH, ELOOP) and size (JSON_MAX_VALUES, E2BIG) are bounded as the parser
+   goes: a line of a few hundred thousand '[' stops at the 65th. */
 json_value *
 json_parse (const char *text, const char *what, capsule_error **err)
 {
-  char errbuf[1024] = "";
-  json_value *v;
-  if (check_shape (text, what, err) < 0)
-    return NULL;
-  v = yajl_tree_parse (text, errbuf, sizeof errbuf);
-  if (v == NULL)
+  struct parser ps = { .text = text, .p = text, .what = what, .err = err };
+  struct document *doc = NULL;
+  json_value *root;
+  skip_space (&ps);
+  root = parse_value (&ps);
+  if (root)
     {
-      /* yajl's message spans lines and ends with a caret diagram; keep the first line. */
-      char *nl = strchr (errbuf, '\n');
-      if (nl)
-        *nl = '\0';
-      capsule_error_make (err, EINVAL, "%s: invalid JSON: %s", what,
-                          errbuf[0] ? errbuf : "parse error");
+      skip_space (&ps);
+      if (*ps.p != '\0')
+        root = fail (&ps, EINVAL, "more after the value");
+    }
+  free (ps.stack);
+  free (ps.keys);
+  if (root == NULL)
+    {
+      chunks_free (ps.chunks);
       return NULL;
     }
-  return v;
+  doc = xmalloc0 (sizeof *doc);
+  doc->chunks = ps.chunks;
+  doc->root = *root;
+  return &doc->root;
 }
 
 void
 json_free (json_value *v)
 {
-  if (v)
-    yajl_tree_free (v);
+  struct document *doc;
+  if (v == NULL)
+    return;
+  doc = (struct document *)((char *)v - offsetof (struct document, root));
+  chunks_free (doc->chunks);
+  free (doc);
 }
 
 bool
 json_is_object (const json_value *v)
 {
-  return v && YAJL_IS_OBJECT (v);
+  return v && v->type == J_OBJECT;
 }
 bool
 json_is_array (const json_value *v)
 {
-  return v && YAJL_IS_ARRAY (v);
+  return v && v->type == J_ARRAY;
 }
 bool
 json_is_string (const json_value *v)
 {
-  return v && YAJL_IS_STRING (v);
+  return v && v->type == J_STRING;
 }
 bool
 json_is_integer (const json_value *v)
 {
-  return v && YAJL_IS_INTEGER (v);
+  return v && v->type == J_NUMBER && v->integer;
 }
 bool
 json_is_number (const json_value *v)
 {
-  return v && YAJL_IS_NUMBER (v);
+  return v && v->type == J_NUMBER;
 }
 bool
 json_is_bool (const json_value *v)
 {
-  return v && (YAJL_IS_TRUE (v) || YAJL_IS_FALSE (v));
+  return v && (v->type == J_TRUE || v->type == J_FALSE);
 }
 bool
 json_is_null (const json_value *v)
 {
-  return v && YAJL_IS_NULL (v);
+  return v && v->type == J_NULL;
 }
 
 const char *
@@ -131,18 +614,18 @@ json_type_name (const json_value *v)
     return "nothing";
   switch (v->type)
     {
-    case yajl_t_string:
+    case J_STRING:
       return "a string";
-    case yajl_t_number:
+    case J_NUMBER:
       return "a number";
-    case yajl_t_object:
+    case J_OBJECT:
       return "an object";
-    case yajl_t_array:
+    case J_ARRAY:
       return "an array";
-    case yajl_t_true:
-    case yajl_t_false:
+    case J_TRUE:
+    case J_FALSE:
       return "a boolean";
-    case yajl_t_null:
+    case J_NULL:
       return "null";
     default:
       return "something unknown";
@@ -155,65 +638,64 @@ json_get (const json_value *v, const char *key)
   if (!json_is_object (v))
     return NULL;
   /* The last duplicate wins, as in most JSON readers. */
-  for (size_t i = v->u.object.len; i > 0; i--)
-    if (strcmp (v->u.object.keys[i - 1], key) == 0)
-      return v->u.object.values[i - 1];
+  for (size_t i = v->n; i > 0; i--)
+    if (strcmp (v->u.obj.keys[i - 1], key) == 0)
+      return v->u.obj.values[i - 1];
   return NULL;
 }
-
 size_t
 json_object_len (const json_value *v)
 {
-  return json_is_object (v) ? v->u.object.len : 0;
+  return json_is_object (v) ? v->n : 0;
 }
 const char *
 json_object_key (const json_value *v, size_t i)
 {
-  return v->u.object.keys[i];
+  return v->u.obj.keys[i];
 }
 json_value *
 json_object_value (const json_value *v, size_t i)
 {
-  return v->u.object.values[i];
+  return v->u.obj.values[i];
 }
 size_t
 json_array_len (const json_value *v)
 {
-  return json_is_array (v) ? v->u.array.len : 0;
+  return json_is_array (v) ? v->n : 0;
 }
 json_value *
 json_array_get (const json_value *v, size_t i)
 {
-  return v->u.array.values[i];
+  return v->u.items[i];
 }
 const char *
 json_string (const json_value *v)
 {
-  return json_is_string (v) ? v->u.string : NULL;
+  return json_is_string (v) ? v->u.s : NULL;
 }
 long long
 json_integer (const json_value *v)
 {
-  return v->u.number.i;
+  return v->u.num.i;
 }
 double
 json_double (const json_value *v)
 {
-  return v->u.number.d;
+  return v->u.num.d;
 }
 bool
 json_bool (const json_value *v)
 {
-  return YAJL_IS_TRUE (v);
+  return v->type == J_TRUE;
 }
-
 int
 json_u64 (const json_value *v, uint64_t *ret)
 {
   if (!json_is_number (v))
     return -1;
-  return parse_u64 (v->u.number.r, ret);
+  return parse_u64 (v->u.num.text, ret);
 }
+
 
 struct json_writer
 {

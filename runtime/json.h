@@ -1,5 +1,5 @@
-/* capsule: a thin JSON layer over yajl, so the rest of the code never names yajl and the parser
- * could be swapped.  Reading builds a tree; writing streams through a generator. */
+/* capsule: JSON.  Reading builds a tree (our own parser, json.c); writing streams through yajl's
+ * generator.  The rest of the code never names yajl. */
 #pragma once
 
 #include <stdbool.h>
@@ -8,11 +8,14 @@
 
 #include "error.h"
 
-typedef struct yajl_val_s json_value;
+typedef struct json_value json_value;
 
-/* Parse TEXT (NUL-terminated).  WHAT names the document in errors ("config.json").  Documents
- * nested deeper than JSON_MAX_DEPTH fail with status ELOOP, those holding more than
- * JSON_MAX_VALUES values with E2BIG, invalid ones (also invalid UTF-8) with EINVAL. */
+/* Parse TEXT (NUL-terminated), strict RFC 8259 (no comments, nothing after the value).  WHAT
+ * names the document in errors ("config.json").  Documents nested deeper than JSON_MAX_DEPTH fail
+ * with status ELOOP, those holding more than JSON_MAX_VALUES values with E2BIG, invalid ones (also
+ * invalid UTF-8, and a string with \u0000: every string is used as a C string) with EINVAL, the
+ * message naming line and column.  A lone surrogate escape reads as U+FFFD.  json_free takes the
+ * document, never a value inside it. */
 #define JSON_MAX_DEPTH  64
 #define JSON_MAX_VALUES (1 << 20)
 json_value *json_parse (const char *text, const char *what, capsule_error **err);

@@ -57,22 +57,25 @@ idx (const char *path, size_t i)
   return xasprintf ("%s[%zu]", path, i);
 }
 
+/* The member's path ("linux.seccomp.syscalls[3].action") is only spelled out for an error. */
+#define LAZY_PATH (p ? p : (p = sub (path, key)))
+
 static int
 opt_string (struct ctx *c, const json_value *obj, const char *path, const char *key, bool required,
             char **ret)
 {
   json_value *v = json_get (obj, key);
-  _cleanup_free_ char *p = sub (path, key);
+  _cleanup_free_ char *p = NULL;
   if (v == NULL || json_is_null (v))
     {
       if (required)
-        return bad (c, p, "missing");
+        return bad (c, LAZY_PATH, "missing");
       return 0;
     }
   if (!json_is_string (v))
-    return wrong_type (c, p, "a string", v);
+    return wrong_type (c, LAZY_PATH, "a string", v);
   if (strlen (json_string (v)) > PATH_MAX * 4)
-    return bad (c, p, "too long");
+    return bad (c, LAZY_PATH, "too long");
   free (*ret);
   *ret = xstrdup (json_string (v));
   return 0;
@@ -86,10 +89,7 @@ opt_bool (struct ctx *c, const json_value *obj, const char *path, const char *ke
   if (v == NULL || json_is_null (v))
     return 0;
   if (!json_is_bool (v))
-    {
-      p = sub (path, key);
-      return wrong_type (c, p, "a boolean", v);
-    }
+    return wrong_type (c, LAZY_PATH, "a boolean", v);
   *ret = json_bool (v);
   return 0;
 }
@@ -103,11 +103,10 @@ opt_int (struct ctx *c, const json_value *obj, const char *path, const char *key
   _cleanup_free_ char *p = NULL;
   if (v == NULL || json_is_null (v))
     return 0;
-  p = sub (path, key);
   if (!json_is_integer (v))
-    return wrong_type (c, p, "an integer", v);
+    return wrong_type (c, LAZY_PATH, "an integer", v);
   if (json_integer (v) < min || json_integer (v) > max)
-    return bad (c, p, "%lld is out of range [%lld, %lld]", json_integer (v), min, max);
+    return bad (c, LAZY_PATH, "%lld is out of range [%lld, %lld]", json_integer (v), min, max);
   *ret = json_integer (v);
   if (present)
     *present = true;
@@ -122,11 +121,10 @@ opt_u64 (struct ctx *c, const json_value *obj, const char *path, const char *key
   _cleanup_free_ char *p = NULL;
   if (v == NULL || json_is_null (v))
     return 0;
-  p = sub (path, key);
   if (!json_is_integer (v) && !json_is_number (v))
-    return wrong_type (c, p, "an unsigned integer", v);
+    return wrong_type (c, LAZY_PATH, "an unsigned integer", v);
   if (json_u64 (v, ret) < 0)
-    return bad (c, p, "not an unsigned integer");
+    return bad (c, LAZY_PATH, "not an unsigned integer");
   if (present)
     *present = true;
   return 0;
@@ -143,19 +141,18 @@ opt_strv (struct ctx *c, const json_value *obj, const char *path, const char *ke
   size_t n;
   if (v == NULL || json_is_null (v))
     return 0;
-  p = sub (path, key);
   if (!json_is_array (v))
-    return wrong_type (c, p, "an array of strings", v);
+    return wrong_type (c, LAZY_PATH, "an array of strings", v);
   n = json_array_len (v);
   if (n > max)
-    return bad (c, p, "more than %zu entries", max);
+    return bad (c, LAZY_PATH, "more than %zu entries", max);
   out = xmalloc0 ((n + 1) * sizeof (char *));
   for (size_t i = 0; i < n; i++)
     {
       json_value *e = json_array_get (v, i);
       if (!json_is_string (e))
         {
-          _cleanup_free_ char *pi = idx (p, i);
+          _cleanup_free_ char *pi = idx (LAZY_PATH, i);
           strv_free (out);
           return wrong_type (c, pi, "a string", e);
         }

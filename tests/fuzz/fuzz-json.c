@@ -1,12 +1,20 @@
 /* libFuzzer harness: the JSON layer on any bytes.  Parsing never crashes and stops at its depth
  * and value limits; whatever parses, written back through the writer, is valid UTF-8 and parses
  * again to the same shape; sanitising any bytes gives valid UTF-8; hex of any string comes back.
+ * And our parser against yajl's (a second, independent reader): what ours takes yajl takes to
+ * the same tree; what yajl takes and ours refuses is one of the documented differences (comments,
+ * \u0000, \v or \f as white space, text after the value, UTF-8 that RFC 3629 does not allow,
+ * past the depth or value limit), and a lone surrogate escape is U+FFFD in ours.
  * Built by tests/fuzz/run (clang -fsanitize=fuzzer,address,undefined). */
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <errno.h>
+#include <stdbool.h>
+#include <yajl/yajl_tree.h>
 
 #include "json.h"
 #include "shim-util.h"
@@ -56,6 +64,74 @@ count (const json_value *v)
   return n;
 }
 
+/* the same tree: types, members in order, strings and integers; a string may differ only where
+   ours read a lone surrogate escape as U+FFFD */
+static bool
+same_text (const char *ours, const char *theirs)
+{
+  return strcmp (ours, theirs) == 0 || strstr (ours, "\xef\xbf\xbd");
+}
+
+static bool
+same (const json_value *a, yajl_val b)
+{
+  if (json_is_object (a))
+    {
+      if (!YAJL_IS_OBJECT (b) || json_object_len (a) != b->u.object.len)
+        return false;
+      for (size_t i = 0; i < json_object_len (a); i++)
+        if (!same_text (json_object_key (a, i), b->u.object.keys[i])
+            || !same (json_object_value (a, i), b->u.object.values[i]))
+          return false;
+      return true;
+    }
+  if (json_is_array (a))
+    {
+      if (!YAJL_IS_ARRAY (b) || json_array_len (a) != b->u.array.len)
+        return false;
+      for (size_t i = 0; i < json_array_len (a); i++)
+        if (!same (json_array_get (a, i), b->u.array.values[i]))
+          return false;
+      return true;
+    }
+  if (json_is_string (a))
+    return YAJL_IS_STRING (b) && same_text (json_string (a), b->u.string);
+  if (json_is_integer (a))
+    return YAJL_IS_INTEGER (b) && json_integer (a) == b->u.number.i;
+  if (json_is_number (a))
+    return YAJL_IS_NUMBER (b) && !YAJL_IS_INTEGER (b);
+  if (json_is_bool (a))
+    return json_bool (a) ? YAJL_IS_TRUE (b) : YAJL_IS_FALSE (b);
+  return YAJL_IS_NULL (b);
+}
+
+static void
+differential (const char *text, const json_value *ours, const capsule_error *err)
+{
+  int status = err ? err->status : 0;
+  char errbuf[256];
+  yajl_val theirs;
+  /* yajl recurses without bound: keep it off documents ours refused for depth */
+  if (status == ELOOP)
+    return;
+  theirs = yajl_tree_parse (text, errbuf, sizeof errbuf);
+  if (ours)
+    assert (theirs != NULL && same (ours, theirs));
+  else if (theirs && status != E2BIG)
+    {
+      /* yajl checks a UTF-8 sequence's shape only (it takes overlong forms and encoded
+         surrogates); ours takes RFC 3629's */
+      bool high = false;
+      for (const char *p = text; *p; p++)
+        high |= (unsigned char)*p >= 0x80;
+      /* nor does yajl keep to RFC 8259's four kinds of white space (it skips \v and \f too),
+         and it lets some text after the value pass */
+      assert (strstr (text, "/*") || strstr (text, "//") || strstr (text, "\\u0000") || high
+              || strpbrk (text, "\v\f") || strstr (err->msg, "more after the value"));
+    }
+  yajl_tree_free (theirs);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -67,6 +143,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   memcpy (text, data, size);
   text[size] = '\0';
   v = json_parse (text, "fuzz", &err);
+  differential (text, v, err);
   if (v)
     {
       json_writer *w = json_writer_new (false);

@@ -16,9 +16,8 @@
 #include "utils.h"
 #include "unit-main.h"
 
-/* 300,000 nested brackets took the stack of yajl_tree_free; such documents are refused before
-   yajl sees them, as are documents of more values than the limit; strings inside may hold
-   brackets freely. */
+/* 300,000 nested brackets once took the stack of a recursive tree free; the parser stops at the
+   65th level, and at the value limit; strings inside may hold brackets freely. */
 START_TEST (test_json_limits)
 {
   size_t n = 300000;
@@ -64,6 +63,70 @@ START_TEST (test_json_limits)
   ck_assert_ptr_null (json_parse ("{\"a\": \"\xff\"}", "bad utf-8", &err));
   ck_assert_int_eq (err->status, EINVAL);
   capsule_error_release (&err);
+}
+END_TEST
+
+/* The reader: escapes, surrogate pairs, numbers, duplicate keys, and what strict JSON refuses,
+   each refusal naming its line and column. */
+START_TEST (test_json_reader)
+{
+  capsule_error *err = NULL;
+  json_value *v;
+  uint64_t u = 0;
+  v = json_parse (" {\"s\": \"a\\\"b\\\\c\\/d\\n\\u00e9\\ud83d\\ude00\\ud800x\", \"k\": 1, \"k\": -2,"
+                  " \"big\": 18446744073709551615, \"f\": 1.5, \"e\": 1e3, \"t\": true,"
+                  " \"n\": null, \"a\": [], \"o\": {}}\r\n",
+                  "doc", &err);
+  ck_assert_ptr_nonnull (v);
+  ck_assert_str_eq (json_string (json_get (v, "s")),
+                    "a\"b\\c/d\n\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx");
+  ck_assert (json_is_integer (json_get (v, "k")));
+  ck_assert_int_eq (json_integer (json_get (v, "k")), -2); /* the last duplicate */
+  ck_assert (!json_is_integer (json_get (v, "big")) && json_is_number (json_get (v, "big")));
+  ck_assert_int_eq (json_u64 (json_get (v, "big"), &u), 0);
+  ck_assert (u == UINT64_MAX);
+  ck_assert (!json_is_integer (json_get (v, "f")));
+  ck_assert (json_double (json_get (v, "f")) == 1.5);
+  ck_assert (!json_is_integer (json_get (v, "e")) && json_double (json_get (v, "e")) == 1000.0);
+  ck_assert (json_is_bool (json_get (v, "t")) && json_bool (json_get (v, "t")));
+  ck_assert (json_is_null (json_get (v, "n")));
+  ck_assert_int_eq (json_array_len (json_get (v, "a")), 0);
+  ck_assert (json_is_object (json_get (v, "o")) && json_object_len (json_get (v, "o")) == 0);
+  ck_assert_int_eq (json_object_len (v), 10); /* both k kept */
+  ck_assert_str_eq (json_object_key (v, 9), "o");
+  json_free (v);
+  v = json_parse ("42", "scalar", &err);
+  ck_assert (v && json_is_integer (v) && json_integer (v) == 42);
+  json_free (v);
+  static const char *const refused[][2] = {
+    { "", "the text ends where a value should be at line 1, column 1" },
+    { "{\"a\": 1,\n \"b\" 2}", "':' after a member's name should be at line 2, column 6" },
+    { "[1] x", "more after the value at line 1, column 5" },
+    { "[1, /* no */ 2]", "'/' where a value should be" },
+    { "{\"a\": \"x\\u0000y\"}", "\\u0000 inside a string" },
+    { "[\"tab\there\"]", "control character 0x09 inside a string" },
+    { "[\"\xc0\x80\"]", "invalid UTF-8 inside a string" },
+    { "[\"\xed\xa0\x80\"]", "invalid UTF-8 inside a string" },
+    { "[\"\\x\"]", "an unknown escape inside a string" },
+    { "[\"\\u12g4\"]", "a \\u escape without four hex digits" },
+    { "[\"open", "a string that does not end" },
+    { "[01]", "',' or ']' should be" },
+    { "[1.]", "a digit after the decimal point should be" },
+    { "[-]", "a digit should be" },
+    { "[1e+]", "a digit of the exponent should be" },
+    { "[tru]", "a value should be" },
+    { "{1: 2}", "a member's name in quotes should be" },
+    { "\v[]", "byte 0x0b where a value should be" },
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+    {
+      ck_assert_msg (json_parse (refused[i][0], "doc", &err) == NULL, "accepted: %s", refused[i][0]);
+      ck_assert_int_eq (err->status, EINVAL);
+      ck_assert_msg (strstr (err->msg, "doc: invalid JSON: ") == err->msg, "%s", err->msg);
+      ck_assert_msg (strstr (err->msg, refused[i][1]) != NULL, "%s: got %s", refused[i][0],
+                     err->msg);
+      capsule_error_release (&err);
+    }
 }
 END_TEST
 
@@ -213,6 +276,7 @@ main (void)
   Suite *s = suite_create ("utils");
   TCase *tc = tcase_create ("parsers");
   tcase_add_test (tc, test_json_limits);
+  tcase_add_test (tc, test_json_reader);
   tcase_add_test (tc, test_json_utf8_out);
   tcase_add_test (tc, test_sizes);
   tcase_add_test (tc, test_signals);
