@@ -81,7 +81,7 @@ int container_load_locked (const char *root, const char *id, struct container_st
 void container_forwarding_mask (sigset_t *mask);
 /* The container's process has exited: say so when its cgroup saw an OOM kill, and delete the
  * container unless KEEP (poststop hooks from KNOWN, the spec it was made from, when not NULL). */
-void container_exited (const char *root, const struct container_state *st,
-                       const struct spec *known, bool keep);
+void container_exited (const char *root, const struct container_state *st, const struct spec *known,
+                       bool keep);
 /* Write PID into PATH (nothing when PATH is NULL); the error names --pid-file. */
 int container_write_pid_file (const char *path, pid_t pid, capsule_error **err);

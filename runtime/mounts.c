@@ -268,8 +268,9 @@ mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *s
                                    cgroup_v1_controllers[c]);
     }
   /* the tmpfs and every controller's bind at once (8 remounts and their statfs before) */
-  if (setattr_fd (*target_fd, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
-                                  | (ro ? MOUNT_ATTR_RDONLY : 0),
+  if (setattr_fd (*target_fd,
+                  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
+                      | (ro ? MOUNT_ATTR_RDONLY : 0),
                   true)
       == 0)
     return 0;
@@ -843,7 +844,8 @@ mounts_finish (const struct mounts_ctx *m, capsule_error **err)
         return -1;
       /* the mount flags a bind copies: a user namespace's /dev/null is a nosuid, noexec bind */
       null_path = fd_path (nullfd);
-      null_flags = statvfs (null_path, &sv) == 0 && (sv.f_flag & ST_NOSUID) && (sv.f_flag & ST_NOEXEC);
+      null_flags
+          = statvfs (null_path, &sv) == 0 && (sv.f_flag & ST_NOSUID) && (sv.f_flag & ST_NOEXEC);
       for (char **p = s->masked_paths; *p; p++)
         if (mask_path (*p, nullfd, null_flags, err) < 0)
           return -1;
