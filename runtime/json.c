@@ -61,6 +61,7 @@ struct chunk
 struct document
 {
   struct chunk *chunks;
+  bool has_nul;
   json_value root;
 };
 
@@ -74,7 +75,8 @@ struct parser
   const char **keys;
   size_t top, cap, ktop, kcap;
   capsule_error **err;
-  bool failed;
+  size_t first; /* the first block's size: the tree of a document is a few times its text */
+  bool failed, has_nul;
 };
 
 static void *
@@ -84,7 +86,7 @@ arena_alloc (struct parser *ps, size_t size)
   size = (size + alignof (max_align_t) - 1) & ~(alignof (max_align_t) - 1);
   if (c == NULL || c->cap - c->used < size)
     {
-      size_t cap = c ? c->cap * 2 : 4096;
+      size_t cap = c ? c->cap * 2 : ps->first;
       while (cap < size)
         cap *= 2;
       c = xmalloc0 (sizeof *c + cap);
@@ -216,9 +218,10 @@ put_utf8 (char *o, unsigned cp)
 
 static size_t utf8_sequence (const unsigned char *p);
 
-/* PS->p at the opening quote.  The decoded string, in the arena: valid UTF-8 without NUL (a
-   \u0000 is refused: every string here ends up a C string, and a name cut short at a NUL is a
-   different name); a lone surrogate escape becomes U+FFFD. */
+/* PS->p at the opening quote.  The decoded string, in the arena: valid UTF-8; a lone surrogate
+   escape becomes U+FFFD.  A \u0000 is valid JSON and parses, but every string here is used as a
+   C string, which it would cut short: the document says it held one (json_has_nul) for the
+   caller to refuse it in its own terms, with the request's id. */
 static const char *
 parse_string (struct parser *ps)
 {
@@ -299,10 +302,7 @@ parse_string (struct parser *ps)
               }
             p += 5;
             if (cp == 0)
-              {
-                ps->p = p - 6;
-                return fail (ps, EINVAL, "\\u0000 inside a string");
-              }
+              ps->has_nul = true;
             if (cp >= 0xd800 && cp <= 0xdbff && q - p >= 6 && p[0] == '\\' && p[1] == 'u'
                 && hex4 (p + 2, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff)
               {
@@ -536,7 +536,14 @@ parse_value (struct parser *ps)
 json_value *
 json_parse (const char *text, const char *what, capsule_error **err)
 {
-  struct parser ps = { .text = text, .p = text, .what = what, .err = err };
+  size_t len = strlen (text);
+  struct parser ps = { .text = text,
+                       .p = text,
+                       .what = what,
+                       .err = err,
+                       .first = len < 1024        ? 4096
+                                : len < (1 << 18) ? 4 * len
+                                                  : 1 << 20 };
   struct document *doc = NULL;
   json_value *root;
   skip_space (&ps);
@@ -556,8 +563,17 @@ json_parse (const char *text, const char *what, capsule_error **err)
     }
   doc = xmalloc0 (sizeof *doc);
   doc->chunks = ps.chunks;
+  doc->has_nul = ps.has_nul;
   doc->root = *root;
   return &doc->root;
+}
+
+bool
+json_has_nul (const json_value *doc)
+{
+  return doc
+         && ((const struct document *)((const char *)doc - offsetof (struct document, root)))
+                ->has_nul;
 }
 
 void
@@ -695,7 +711,6 @@ json_u64 (const json_value *v, uint64_t *ret)
     return -1;
   return parse_u64 (v->u.num.text, ret);
 }
-
 
 struct json_writer
 {

@@ -13,13 +13,14 @@ typedef struct json_value json_value;
 /* Parse TEXT (NUL-terminated), strict RFC 8259 (no comments, nothing after the value).  WHAT
  * names the document in errors ("config.json").  Documents nested deeper than JSON_MAX_DEPTH fail
  * with status ELOOP, those holding more than JSON_MAX_VALUES values with E2BIG, invalid ones (also
- * invalid UTF-8, and a string with \u0000: every string is used as a C string) with EINVAL, the
- * message naming line and column.  A lone surrogate escape reads as U+FFFD.  json_free takes the
- * document, never a value inside it. */
+ * invalid UTF-8) with EINVAL, the message naming line and column.  A lone surrogate escape reads
+ * as U+FFFD.  A string with \u0000 parses, cut short there as a C string, and json_has_nul says
+ * so of its document: refuse it.  json_free takes the document, never a value inside it. */
 #define JSON_MAX_DEPTH  64
 #define JSON_MAX_VALUES (1 << 20)
 json_value *json_parse (const char *text, const char *what, capsule_error **err);
 void json_free (json_value *v);
+bool json_has_nul (const json_value *doc);
 static inline void
 json_freep (json_value **v)
 {

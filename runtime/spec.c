@@ -1257,6 +1257,18 @@ check_consistency (struct ctx *c, struct spec *s)
   return 0;
 }
 
+/* Every string of a spec is used as a C string: one with a NUL would be cut short there. */
+static int
+refuse_nul (const json_value *doc, const char *what, capsule_error **err)
+{
+  if (!json_has_nul (doc))
+    return 0;
+  return capsule_error_make (err, EINVAL,
+                             "%s: a string holds \\u0000 (NUL), which no path, name, argument or "
+                             "value may",
+                             what);
+}
+
 struct spec *
 spec_parse (const char *text, const char *what, const char *bundle, capsule_error **err)
 {
@@ -1265,7 +1277,7 @@ spec_parse (const char *text, const char *what, const char *bundle, capsule_erro
   struct ctx c = { what, err };
   json_value *proc;
 
-  if (doc == NULL)
+  if (doc == NULL || refuse_nul (doc, what, err) < 0)
     return NULL;
   if (!json_is_object (doc))
     {
@@ -1331,7 +1343,7 @@ spec_process_parse (const char *text, const char *what, capsule_error **err)
   _cleanup_json_ json_value *doc = json_parse (text, what, err);
   struct spec_process *p = NULL;
   struct ctx c = { what, err };
-  if (doc == NULL)
+  if (doc == NULL || refuse_nul (doc, what, err) < 0)
     return NULL;
   if (parse_process_obj (&c, doc, &p) < 0)
     return NULL;
@@ -1344,7 +1356,7 @@ spec_resources_parse (const char *text, const char *what, capsule_error **err)
   _cleanup_json_ json_value *doc = json_parse (text, what, err);
   struct spec_resources *r = NULL;
   struct ctx c = { what, err };
-  if (doc == NULL)
+  if (doc == NULL || refuse_nul (doc, what, err) < 0)
     return NULL;
   if (!json_is_object (doc))
     {

@@ -134,6 +134,8 @@ static const struct bad_case bad_cases[] = {
   { "", "invalid JSON" },
   { "{", "invalid JSON" },
   { "[1,2]", "expected a JSON object" },
+  /* valid JSON, but "/bin/sh\0x" would run /bin/sh */
+  { MINIMAL_HEAD ", \"hostname\": \"a\\u0000b\"}", "a string holds \\u0000 (NUL)" },
   { "{\"process\": {}}", "ociVersion: missing" },
   { "{\"ociVersion\": 1}", "ociVersion: expected a string, got a number" },
   { "{\"ociVersion\": \"2.0.0\"}", "ociVersion: version \"2.0.0\" is not 1.x" },
@@ -257,6 +259,12 @@ START_TEST (test_standalone_process)
   p = spec_process_parse ("{\"args\": [], \"cwd\": \"/\"}", "process.json", &err);
   ck_assert_ptr_null (p);
   ck_assert_ptr_nonnull (strstr (err->msg, "process.json: process.args: must name a program"));
+  capsule_error_free (err);
+  err = NULL;
+  p = spec_process_parse ("{\"args\": [\"/bin/sh\\u0000-c\"], \"cwd\": \"/\"}", "process.json",
+                          &err);
+  ck_assert_ptr_null (p);
+  ck_assert_ptr_nonnull (strstr (err->msg, "process.json: a string holds \\u0000 (NUL)"));
   capsule_error_free (err);
 }
 END_TEST
