@@ -206,6 +206,33 @@ remount_bind (const char *target, unsigned long set, unsigned long clear, capsul
   return 0;
 }
 
+/* remount_bind for the mount FD is the root of: flags only added (no clear, no atime mode) go
+   on with one mount_setattr, without reading the mount's flags back first or walking
+   /proc/self/fd again; anything else, or an old kernel, takes remount_bind. */
+static int
+remount_fd (int fd, const char *target, unsigned long set, unsigned long clear, capsule_error **err)
+{
+  static const struct
+  {
+    unsigned long ms;
+    uint64_t attr;
+  } map[] = { { MS_RDONLY, MOUNT_ATTR_RDONLY },
+              { MS_NOSUID, MOUNT_ATTR_NOSUID },
+              { MS_NODEV, MOUNT_ATTR_NODEV },
+              { MS_NOEXEC, MOUNT_ATTR_NOEXEC } };
+  unsigned long rest = set;
+  uint64_t attrs = 0;
+  for (size_t i = 0; i < ARRAY_SIZE (map); i++)
+    if (set & map[i].ms)
+      {
+        attrs |= map[i].attr;
+        rest &= ~map[i].ms;
+      }
+  if (clear == 0 && rest == 0 && attrs && setattr_fd (fd, attrs, false) == 0)
+    return 0;
+  return remount_bind (target, set, clear, err);
+}
+
 /* A path through /proc/self/fd/N names what the fd was opened on, not a mount made on top of it
    since: after mounting, open the destination again to work on the new mount. */
 static int
@@ -245,7 +272,7 @@ mount_cgroup (const struct mounts_ctx *m, int rootfd, const struct spec_mount *s
                                    sm->destination);
       if (reopen (rootfd, sm, target_fd, &target, err) < 0)
         return -1;
-      return ro ? remount_bind (target, MS_RDONLY, 0, err) : 0;
+      return ro ? remount_fd (*target_fd, target, MS_RDONLY, 0, err) : 0;
     }
   /* v1: a tmpfs with one directory per controller, each the container's own cgroup, so the
      container sees memory.limit_in_bytes, cpu.shares, pids.max of itself and nothing above. */
@@ -453,7 +480,7 @@ do_mount (const struct mounts_ctx *m, int rootfd, const struct spec_mount *sm, c
         return capsule_error_make (err, errno, "mounts: bind `%s` at `%s`", src, sm->destination);
       if (reopen (rootfd, sm, &fd, &target, err) < 0)
         return -1;
-      if ((flags || sm->clear_flags) && remount_bind (target, flags, sm->clear_flags, err) < 0)
+      if ((flags || sm->clear_flags) && remount_fd (fd, target, flags, sm->clear_flags, err) < 0)
         return capsule_error_wrap (err, "mounts: `%s`", sm->destination);
       if (sm->recursive_readonly)
         {
@@ -820,9 +847,14 @@ mask_path (const char *path, int nullfd, bool null_flags, capsule_error **err)
 static int
 readonly_path (const char *path, capsule_error **err)
 {
+  _cleanup_close_ int fd = -1;
   if (mount (path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
     return errno == ENOENT ? 0 : capsule_error_make (err, errno, "linux.readonlyPaths: `%s`", path);
-  if (remount_bind (path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0, err) < 0)
+  /* the name now leads to the bind just made */
+  fd = open (path, O_PATH | O_CLOEXEC);
+  if (fd < 0)
+    return capsule_error_make (err, errno, "linux.readonlyPaths: open `%s`", path);
+  if (remount_fd (fd, path, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 0, err) < 0)
     return capsule_error_wrap (err, "linux.readonlyPaths");
   return 0;
 }

@@ -39,8 +39,9 @@ check_match "masked paths read as empty" '^0 0 0' "$(echo $OUT)"
 check_match "readonlyPaths such as /proc/sys are read-only" 'Read-only file system' "$OUT"
 
 # mount flags: the v1 cgroup tree gets its flags in one recursive mount_setattr, device nodes bound
-# from the host one mount_setattr each, masked files those of the /dev/null they bind; with and
-# without a user namespace (mknod'd nodes, masked files remounted)
+# from the host one mount_setattr each, masked files those of the /dev/null they bind, a bind's
+# options and read-only paths one mount_setattr each; with and without a user namespace (mknod'd
+# nodes, masked files remounted)
 mount_flags() {
   set_args "$B" sh -c 'awk "{print \$5, \$6}" /proc/self/mountinfo'
   run_in "$B" "iso-flags$1"
@@ -49,8 +50,11 @@ mount_flags() {
     $1 ~ /^\/sys\/fs\/cgroup(\/|$)/ { n++; if (!has($2, "ro") || !has($2, "nosuid") || !has($2, "nodev") || !has($2, "noexec")) print $1 }
     $1 ~ /^\/dev\/(null|zero|full|random|urandom|tty)$/ || $1 == "/proc/keys" || $1 == "/proc/timer_list" {
       n++; if (!has($2, "nosuid") || !has($2, "noexec")) print $1 }
+    $1 == "/usr" { n++; if (!has($2, "ro") || !has($2, "nosuid") || !has($2, "nodev")) print $1 }
+    $1 == "/proc/sys" || $1 == "/proc/sysrq-trigger" {
+      n++; if (!has($2, "ro") || !has($2, "nosuid") || !has($2, "nodev") || !has($2, "noexec")) print $1 }
     END { if (n == 0) print "no such mounts at all" }')
-  check_eq "every cgroup mount ro,nosuid,nodev,noexec, every device and masked file nosuid,noexec$2" "" "$bad"
+  check_eq "every cgroup mount and read-only path ro,nosuid,nodev,noexec, /usr ro,nosuid,nodev, every device and masked file nosuid,noexec$2" "" "$bad"
 }
 mount_flags "" ""
 cp "$B/config.json" "$WORK/iso-config.json"
