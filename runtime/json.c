@@ -71,8 +71,8 @@ struct parser
   struct chunk *chunks;
   size_t values, depth;
   /* the items of the arrays and objects still open, and the keys of the objects */
-  json_value **stack;
-  const char **keys;
+  void **stack; /* json_value * */
+  void **keys;  /* const char * */
   size_t top, cap, ktop, kcap;
   capsule_error **err;
   size_t first; /* the first block's size: the tree of a document is a few times its text */
@@ -395,27 +395,16 @@ parse_number (struct parser *ps)
   return v;
 }
 
-static int
-push (struct parser *ps, json_value *v)
-{
-  if (ps->top == ps->cap)
-    {
-      ps->cap = ps->cap ? ps->cap * 2 : 64;
-      ps->stack = xrealloc (ps->stack, ps->cap * sizeof *ps->stack);
-    }
-  ps->stack[ps->top++] = v;
-  return 0;
-}
-
+/* Append P to the growable array *V of *N (capacity *CAP) pointers. */
 static void
-push_key (struct parser *ps, const char *k)
+push (void ***v, size_t *n, size_t *cap, void *p)
 {
-  if (ps->ktop == ps->kcap)
+  if (*n == *cap)
     {
-      ps->kcap = ps->kcap ? ps->kcap * 2 : 64;
-      ps->keys = xrealloc (ps->keys, ps->kcap * sizeof *ps->keys);
+      *cap = *cap ? *cap * 2 : 64;
+      *v = xrealloc (*v, *cap * sizeof **v);
     }
-  ps->keys[ps->ktop++] = k;
+  (*v)[(*n)++] = p;
 }
 
 static json_value *parse_value (struct parser *ps);
@@ -446,7 +435,7 @@ parse_container (struct parser *ps, bool object)
             k = parse_string (ps);
             if (k == NULL)
               return NULL;
-            push_key (ps, k);
+            push (&ps->keys, &ps->ktop, &ps->kcap, (void *)k);
             skip_space (ps);
             if (*ps->p != ':')
               return unexpected (ps, "':' after a member's name");
@@ -456,7 +445,7 @@ parse_container (struct parser *ps, bool object)
         item = parse_value (ps);
         if (item == NULL)
           return NULL;
-        push (ps, item);
+        push (&ps->stack, &ps->top, &ps->cap, item);
         skip_space (ps);
         if (*ps->p == ',')
           {

@@ -596,13 +596,9 @@ bind_default_device (int devfd, const struct default_dev *d, capsule_error **err
   top = openat (devfd, d->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (top < 0)
     return capsule_error_make (err, errno, "open `%s` in the container", host);
-  if (setattr_fd (top, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false) == 0)
-    return 1;
-  if (errno != ENOSYS)
-    return capsule_error_make (err, errno, "mounts: `%s` nosuid, noexec", host);
   free (on);
   on = fd_path (top);
-  return remount_bind (on, MS_NOSUID | MS_NOEXEC, 0, err) < 0 ? -1 : 1;
+  return remount_fd (top, on, MS_NOSUID | MS_NOEXEC, 0, err) < 0 ? -1 : 1;
 }
 
 static int
