@@ -309,13 +309,22 @@ cgroup_v1_join_self (int fds[8], capsule_error **err)
 }
 
 static int
+v1_oom_kills (struct cgroup *cg, uint64_t *ret)
+{
+  _cleanup_free_ char *oom = NULL;
+  if (cg->v1_paths[V1_MEMORY] == NULL)
+    return -1;
+  oom = file_of (cg, V1_MEMORY, "memory.oom_control");
+  return cgroup_read_keyed (oom, "oom_kill", ret);
+}
+
+static int
 v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
 {
   struct cgroup_stats s = { 0 };
   _cleanup_free_ char *usage = file_of (cg, V1_MEMORY, "memory.usage_in_bytes");
   _cleanup_free_ char *peak = file_of (cg, V1_MEMORY, "memory.max_usage_in_bytes");
   _cleanup_free_ char *limit = file_of (cg, V1_MEMORY, "memory.limit_in_bytes");
-  _cleanup_free_ char *oom = file_of (cg, V1_MEMORY, "memory.oom_control");
   _cleanup_free_ char *pids = cg->v1_paths[V1_PIDS] ? file_of (cg, V1_PIDS, "pids.current") : NULL;
   _cleanup_free_ char *pmax = cg->v1_paths[V1_PIDS] ? file_of (cg, V1_PIDS, "pids.max") : NULL;
   _cleanup_free_ char *cpu
@@ -328,7 +337,7 @@ v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
   cgroup_read_u64 (limit, &s.memory_limit);
   if (s.memory_limit >= (UINT64_MAX >> 2) || s.memory_limit >= 0x7ffffffffffff000ULL)
     s.memory_limit = UINT64_MAX;
-  cgroup_read_keyed (oom, "oom_kill", &s.oom_kills);
+  v1_oom_kills (cg, &s.oom_kills);
   s.pids_limit = UINT64_MAX;
   if (pids)
     {
@@ -339,16 +348,6 @@ v1_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
     s.cpu_usage_usec /= 1000;
   *ret = s;
   return 0;
-}
-
-static int
-v1_oom_kills (struct cgroup *cg, uint64_t *ret)
-{
-  _cleanup_free_ char *oom = NULL;
-  if (cg->v1_paths[V1_MEMORY] == NULL)
-    return -1;
-  oom = file_of (cg, V1_MEMORY, "memory.oom_control");
-  return cgroup_read_keyed (oom, "oom_kill", ret);
 }
 
 static int

@@ -194,13 +194,19 @@ v2_enter (struct cgroup *cg, pid_t pid, capsule_error **err)
 }
 
 static int
+v2_oom_kills (struct cgroup *cg, uint64_t *ret)
+{
+  _cleanup_free_ char *events = file_of (cg, "memory.events");
+  return cgroup_read_keyed (events, "oom_kill", ret);
+}
+
+static int
 v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
 {
   struct cgroup_stats s = { 0 };
   _cleanup_free_ char *cur = file_of (cg, "memory.current");
   _cleanup_free_ char *peak = file_of (cg, "memory.peak");
   _cleanup_free_ char *max = file_of (cg, "memory.max");
-  _cleanup_free_ char *events = file_of (cg, "memory.events");
   _cleanup_free_ char *pids = file_of (cg, "pids.current");
   _cleanup_free_ char *pmax = file_of (cg, "pids.max");
   _cleanup_free_ char *cpu = file_of (cg, "cpu.stat");
@@ -211,19 +217,12 @@ v2_stats (struct cgroup *cg, struct cgroup_stats *ret, capsule_error **err)
   cgroup_read_u64 (cur, &s.memory_current);
   cgroup_read_u64 (peak, &s.memory_peak);
   cgroup_read_u64 (max, &s.memory_limit);
-  cgroup_read_keyed (events, "oom_kill", &s.oom_kills);
+  v2_oom_kills (cg, &s.oom_kills);
   cgroup_read_u64 (pids, &s.pids_current);
   cgroup_read_u64 (pmax, &s.pids_limit);
   cgroup_read_keyed (cpu, "usage_usec", &s.cpu_usage_usec);
   *ret = s;
   return 0;
-}
-
-static int
-v2_oom_kills (struct cgroup *cg, uint64_t *ret)
-{
-  _cleanup_free_ char *events = file_of (cg, "memory.events");
-  return cgroup_read_keyed (events, "oom_kill", ret);
 }
 
 static int

@@ -330,6 +330,17 @@ is_digit (char c)
   return c >= '0' && c <= '9';
 }
 
+/* Past one digit or more at *P; false, *P unmoved, where there is none. */
+static bool
+skip_digits (const char **p)
+{
+  if (!is_digit (**p))
+    return false;
+  while (is_digit (**p))
+    (*p)++;
+  return true;
+}
+
 static json_value *
 parse_number (struct parser *ps)
 {
@@ -341,10 +352,7 @@ parse_number (struct parser *ps)
     p++;
   if (*p == '0')
     p++;
-  else if (is_digit (*p))
-    while (is_digit (*p))
-      p++;
-  else
+  else if (!skip_digits (&p))
     {
       ps->p = p;
       return unexpected (ps, "a digit");
@@ -353,13 +361,11 @@ parse_number (struct parser *ps)
     {
       integer = false;
       p++;
-      if (!is_digit (*p))
+      if (!skip_digits (&p))
         {
           ps->p = p;
           return unexpected (ps, "a digit after the decimal point");
         }
-      while (is_digit (*p))
-        p++;
     }
   if (*p == 'e' || *p == 'E')
     {
@@ -367,13 +373,11 @@ parse_number (struct parser *ps)
       p++;
       if (*p == '+' || *p == '-')
         p++;
-      if (!is_digit (*p))
+      if (!skip_digits (&p))
         {
           ps->p = p;
           return unexpected (ps, "a digit of the exponent");
         }
-      while (is_digit (*p))
-        p++;
     }
   v = new_value (ps, J_NUMBER);
   if (v == NULL)
