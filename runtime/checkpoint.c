@@ -281,9 +281,10 @@ ext_mounts_load (int dirfd, struct ext_mounts *ret, capsule_error **err)
 {
   _cleanup_free_ char *text = NULL;
   _cleanup_json_ json_value *v = NULL;
-  if (read_file_at (dirfd, EXT_MOUNTS_FILE, 1 << 20, &text, NULL, err) < 0)
+  size_t len;
+  if (read_file_at (dirfd, EXT_MOUNTS_FILE, 1 << 20, &text, &len, err) < 0)
     return capsule_error_wrap (err, "the image's " EXT_MOUNTS_FILE " (not a capsule checkpoint?)");
-  v = json_parse (text, EXT_MOUNTS_FILE, err);
+  v = json_parse_n (text, len, JSON_NUL_REFUSE, EXT_MOUNTS_FILE, err);
   if (v == NULL)
     return -1;
   if (!json_is_array (v))

@@ -5,6 +5,8 @@
 #include "json.h"
 
 #include <errno.h>
+#include <locale.h>
+#include <math.h>
 #include <stdalign.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,20 +27,27 @@ enum json_type
   J_OBJECT,
 };
 
+/* What a number holds: an integer (no fraction, no exponent) that fits a long long, one beyond
+   INT64_MAX that fits 64 bits unsigned (seccomp's argument values), or anything else as a double. */
+enum json_num
+{
+  N_INT,
+  N_U64,
+  N_DOUBLE,
+};
+
+/* 24 bytes: a document of a million values (JSON_MAX_VALUES) costs some 32 MB, whatever its text */
 struct json_value
 {
   unsigned char type;
-  bool integer; /* a number without fraction or exponent that fits a long long */
-  size_t n;     /* members of an object, items of an array */
+  unsigned char num; /* enum json_num */
+  uint32_t n;        /* members of an object, items of an array */
   union
   {
     const char *s;
-    struct
-    {
-      long long i;
-      double d;
-      const char *text;
-    } num;
+    long long i;
+    uint64_t u;
+    double d;
     json_value **items;
     struct
     {
@@ -76,14 +85,19 @@ struct parser
   size_t top, cap, ktop, kcap;
   capsule_error **err;
   size_t first; /* the first block's size: the tree of a document is a few times its text */
+  unsigned flags;
   bool failed, has_nul;
 };
+
+/* Everything in the arena is a value, an array of pointers or a string: pointer alignment does */
+#define ARENA_ALIGN alignof (json_value)
+_Static_assert(alignof (json_value) >= alignof (void *), "values align pointers too");
 
 static void *
 arena_alloc (struct parser *ps, size_t size)
 {
   struct chunk *c = ps->chunks;
-  size = (size + alignof (max_align_t) - 1) & ~(alignof (max_align_t) - 1);
+  size = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
   if (c == NULL || c->cap - c->used < size)
     {
       size_t cap = c ? c->cap * 2 : ps->first;
@@ -301,7 +315,14 @@ parse_string (struct parser *ps)
                 return fail (ps, EINVAL, "a \\u escape without four hex digits");
               }
             p += 5;
-            if (cp == 0)
+            if (cp == 0 && (ps->flags & JSON_NUL_REFUSE))
+              {
+                ps->p = p - 6;
+                return fail (ps, EINVAL, "a \\u0000 (NUL) inside a string");
+              }
+            if (cp == 0 && (ps->flags & JSON_NUL_REPLACE))
+              cp = 0xfffd;
+            else if (cp == 0)
               ps->has_nul = true;
             if (cp >= 0xd800 && cp <= 0xdbff && q - p >= 6 && p[0] == '\\' && p[1] == 'u'
                 && hex4 (p + 2, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff)
@@ -341,13 +362,28 @@ skip_digits (const char **p)
   return true;
 }
 
+/* Numbers read the same whatever locale a program sets */
+static locale_t
+c_locale (void)
+{
+  static locale_t c;
+  locale_t l = __atomic_load_n (&c, __ATOMIC_ACQUIRE);
+  if (l == (locale_t)0)
+    {
+      l = newlocale (LC_ALL_MASK, "C", (locale_t)0);
+      if (l == (locale_t)0)
+        abort ();
+      __atomic_store_n (&c, l, __ATOMIC_RELEASE);
+    }
+  return l;
+}
+
 static json_value *
 parse_number (struct parser *ps)
 {
   const char *start = ps->p, *p = start;
   bool integer = true;
   json_value *v;
-  char *text;
   if (*p == '-')
     p++;
   if (*p == '0')
@@ -382,19 +418,31 @@ parse_number (struct parser *ps)
   v = new_value (ps, J_NUMBER);
   if (v == NULL)
     return NULL;
-  text = arena_alloc (ps, p - start + 1);
-  memcpy (text, start, p - start);
-  text[p - start] = '\0';
-  v->u.num.text = text;
-  v->u.num.d = strtod (text, NULL);
+  /* strtoll and strtod stop where the number just read ends (after "0x" strtod would read on,
+     but the 'x' fails the document anyway) */
+  v->num = N_DOUBLE;
   if (integer)
     {
+      long long i;
+      unsigned long long u;
       errno = 0;
-      v->u.num.i = strtoll (text, NULL, 10);
-      v->integer = errno == 0;
+      i = strtoll (start, NULL, 10);
+      if (errno == 0)
+        v->num = N_INT, v->u.i = i;
+      else if (*start != '-' && (errno = 0, u = strtoull (start, NULL, 10), errno == 0))
+        v->num = N_U64, v->u.u = u;
     }
-  if (v->integer)
-    v->u.num.d = (double)v->u.num.i;
+  if (v->num == N_DOUBLE)
+    {
+      errno = 0;
+      v->u.d = strtod_l (start, NULL, c_locale ());
+      /* what would be written back as inf is no number JSON can carry on: refuse it */
+      if (errno == ERANGE && isinf (v->u.d))
+        {
+          ps->p = start;
+          return fail (ps, EINVAL, "a number beyond a double's range");
+        }
+    }
   ps->p = p;
   return v;
 }
@@ -527,18 +575,26 @@ parse_value (struct parser *ps)
 /* Depth (JSON_MAX_DEPTH, ELOOP) and size (JSON_MAX_VALUES, E2BIG) are bounded as the parser
    goes: a line of a few hundred thousand '[' stops at the 65th. */
 json_value *
-json_parse (const char *text, const char *what, capsule_error **err)
+json_parse_n (const char *text, size_t len, unsigned flags, const char *what, capsule_error **err)
 {
-  size_t len = strlen (text);
   struct parser ps = { .text = text,
                        .p = text,
                        .what = what,
                        .err = err,
+                       .flags = flags,
                        .first = len < 1024        ? 4096
                                 : len < (1 << 18) ? 4 * len
                                                   : 1 << 20 };
+  const char *nul = memchr (text, '\0', len);
   struct document *doc = NULL;
   json_value *root;
+  if (nul)
+    {
+      /* a line or a body with a NUL byte in it: the parse would end there, the rest unread */
+      ps.p = nul;
+      fail (&ps, EINVAL, "a NUL byte");
+      return NULL;
+    }
   skip_space (&ps);
   root = parse_value (&ps);
   if (root)
@@ -559,6 +615,12 @@ json_parse (const char *text, const char *what, capsule_error **err)
   doc->has_nul = ps.has_nul;
   doc->root = *root;
   return &doc->root;
+}
+
+json_value *
+json_parse (const char *text, const char *what, capsule_error **err)
+{
+  return json_parse_n (text, strlen (text), 0, what, err);
 }
 
 bool
@@ -598,7 +660,7 @@ json_is_string (const json_value *v)
 bool
 json_is_integer (const json_value *v)
 {
-  return v && v->type == J_NUMBER && v->integer;
+  return v && v->type == J_NUMBER && v->num == N_INT;
 }
 bool
 json_is_number (const json_value *v)
@@ -685,12 +747,14 @@ json_string (const json_value *v)
 long long
 json_integer (const json_value *v)
 {
-  return v->u.num.i;
+  return json_is_integer (v) ? v->u.i : 0;
 }
 double
 json_double (const json_value *v)
 {
-  return v->u.num.d;
+  if (!json_is_number (v))
+    return 0;
+  return v->num == N_INT ? (double)v->u.i : v->num == N_U64 ? (double)v->u.u : v->u.d;
 }
 bool
 json_bool (const json_value *v)
@@ -700,9 +764,16 @@ json_bool (const json_value *v)
 int
 json_u64 (const json_value *v, uint64_t *ret)
 {
-  if (!json_is_number (v))
-    return -1;
-  return parse_u64 (v->u.num.text, ret);
+  if (json_is_number (v) && v->num == N_INT && v->u.i >= 0)
+    *ret = v->u.i;
+  else if (json_is_number (v) && v->num == N_U64)
+    *ret = v->u.u;
+  else
+    {
+      errno = EINVAL;
+      return -1;
+    }
+  return 0;
 }
 
 struct json_writer

@@ -13,12 +13,21 @@ typedef struct json_value json_value;
 /* Parse TEXT (NUL-terminated), strict RFC 8259 (no comments, nothing after the value).  WHAT
  * names the document in errors ("config.json").  Documents nested deeper than JSON_MAX_DEPTH fail
  * with status ELOOP, those holding more than JSON_MAX_VALUES values with E2BIG, invalid ones (also
- * invalid UTF-8) with EINVAL, the message naming line and column.  A lone surrogate escape reads
- * as U+FFFD.  A string with \u0000 parses, cut short there as a C string, and json_has_nul says
- * so of its document: refuse it.  json_free takes the document, never a value inside it. */
+ * invalid UTF-8, a number beyond a double's range) with EINVAL, the message naming line and
+ * column.  A lone surrogate escape reads as U+FFFD.  A string with \u0000 parses, cut short there
+ * as a C string, and json_has_nul says so of its document: refuse it.  json_free takes the
+ * document, never a value inside it. */
 #define JSON_MAX_DEPTH  64
 #define JSON_MAX_VALUES (1 << 20)
 json_value *json_parse (const char *text, const char *what, capsule_error **err);
+/* The same of LEN bytes at TEXT (TEXT[LEN] is a NUL) that came off a socket or out of a file: a
+ * NUL byte among them is refused, not taken for the end.  FLAGS: JSON_NUL_REFUSE refuses a
+ * \u0000 escape as invalid JSON, JSON_NUL_REPLACE reads it as U+FFFD (output, where a NUL cut
+ * short would lose the rest); with neither, json_has_nul tells. */
+#define JSON_NUL_REFUSE  1u
+#define JSON_NUL_REPLACE 2u
+json_value *json_parse_n (const char *text, size_t len, unsigned flags, const char *what,
+                          capsule_error **err);
 void json_free (json_value *v);
 bool json_has_nul (const json_value *doc);
 static inline void

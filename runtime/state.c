@@ -82,11 +82,12 @@ state_load (const char *root, const char *id, struct container_state **ret, caps
   _cleanup_json_ json_value *doc = NULL;
   struct container_state *st;
   json_value *v1, *ann;
+  size_t len;
 
   if (!container_id_valid (id))
     return capsule_error_make (err, EINVAL, "invalid container id \"%s\"", id);
   path = xasprintf ("%s/%s/state.json", root, id);
-  if (read_file_at (AT_FDCWD, path, 1 << 20, &text, NULL, err) < 0)
+  if (read_file_at (AT_FDCWD, path, 1 << 20, &text, &len, err) < 0)
     {
       if ((*err)->status == ENOENT)
         {
@@ -102,7 +103,7 @@ state_load (const char *root, const char *id, struct container_state **ret, caps
         }
       return -1;
     }
-  doc = json_parse (text, path, err);
+  doc = json_parse_n (text, len, JSON_NUL_REFUSE, path, err);
   if (doc == NULL)
     return -1;
   st = xmalloc0 (sizeof *st);

@@ -72,7 +72,7 @@ read_message (void)
       if (st == LINE_OK)
         {
           capsule_error *err = NULL;
-          json_value *v = json_parse (line, "answer", &err);
+          json_value *v = json_parse_n (line, len, JSON_NUL_REPLACE, "answer", &err);
           capsule_error_free (err);
           if (v)
             return v;

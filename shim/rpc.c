@@ -180,20 +180,6 @@ rpc_notification_text (const char *method, const char *params_json)
   return xasprintf ("{\"jsonrpc\":\"2.0\",\"method\":\"%s\",\"params\":%s}\n", method, params_json);
 }
 
-bool
-rpc_has_nul_escape (const char *text)
-{
-  for (const char *p = text; (p = strstr (p, "u0000")); p++)
-    {
-      size_t backslashes = 0;
-      for (const char *b = p - 1; b >= text && *b == '\\'; b--)
-        backslashes++;
-      if (backslashes % 2 == 1)
-        return true;
-    }
-  return false;
-}
-
 char *
 rpc_id_text (const json_value *id)
 {

@@ -79,10 +79,6 @@ char *rpc_response_text (const char *id_json, const char *result_json);
 char *rpc_error_text (const char *id_json, const struct rpc_error *e);
 char *rpc_notification_text (const char *method, const char *params_json);
 
-/* Does this JSON text hold a \u0000 escape inside a string?  The parsed tree keeps C strings, so
- * a NUL would silently cut a path or an id short: such requests are refused instead. */
-bool rpc_has_nul_escape (const char *text);
-
 /* The id of a request as JSON text, or NULL when it is not a valid id (object, array, bool). */
 char *rpc_id_text (const json_value *id);
 

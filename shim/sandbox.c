@@ -815,7 +815,8 @@ take_lines (struct sandbox *sb)
       /* every line of the executor's is one object: anything else is not worth a parse */
       if (ls == LINE_TOO_LONG || len == 0 || line[0] != '{')
         continue;
-      msg = json_parse (line, "executor", &err);
+      /* the cell's own output may hold NUL characters: they read as U+FFFD, the rest kept */
+      msg = json_parse_n (line, len, JSON_NUL_REPLACE, "executor", &err);
       if (msg && json_is_object (msg) && sb->ev)
         sb->ev->message (sb->owner, msg);
       if (sb->fd < 0 || sb->state != SB_READY)

@@ -281,13 +281,7 @@ dispatch (struct client *cl, const char *line, size_t len)
   json_value *params;
   struct rpc_error *e;
 
-  if (strlen (line) != len)
-    {
-      call_error (&call,
-                  protocol_error (-32700, "invalid_request", "parse error: %s", "a NUL byte"));
-      return;
-    }
-  req = json_parse (line, "request", &err);
+  req = json_parse_n (line, len, 0, "request", &err);
   if (req == NULL)
     {
       call_error (&call, parse_failure (err));
@@ -313,7 +307,7 @@ dispatch (struct client *cl, const char *line, size_t len)
     }
   if (json_get (req, "id") == NULL)
     call.id_json = NULL; /* a notification: no answer */
-  if (rpc_has_nul_escape (line))
+  if (json_has_nul (req))
     {
       call_error (&call, protocol_error (-32602, "invalid_request", "%s",
                                          "invalid params: strings may not hold NUL (\\u0000)"));

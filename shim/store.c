@@ -110,8 +110,9 @@ store_load (struct sessions *ss, const char *dir, const char *id)
   struct session *se = session_alloc (ss, id, NULL, SESSION_RUNNING);
   const char *why = NULL;
   (void)dir;
-  if (read_file_at (AT_FDCWD, path, RECORD_MAX, &text, NULL, &err) < 0
-      || (doc = json_parse (text, path, &err)) == NULL)
+  size_t len;
+  if (read_file_at (AT_FDCWD, path, RECORD_MAX, &text, &len, &err) < 0
+      || (doc = json_parse_n (text, len, JSON_NUL_REFUSE, path, &err)) == NULL)
     why = err->msg;
   else if ((tier = tiers_find (ss->tiers, json_string (json_get (doc, "tier")))) == NULL)
     why = "the record names no known tier";

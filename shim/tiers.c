@@ -114,7 +114,7 @@ parse_prime (const json_value *doc, const char *what, struct tiers *t, capsule_e
 int
 tiers_parse (const char *text, const char *what, struct tiers *ret, capsule_error **err)
 {
-  _cleanup_json_ json_value *doc = json_parse (text, what, err);
+  _cleanup_json_ json_value *doc = json_parse_n (text, strlen (text), JSON_NUL_REFUSE, what, err);
   json_value *tiers, *def;
   struct tiers t = { 0 };
   if (doc == NULL)
@@ -162,8 +162,11 @@ int
 tiers_load (const char *path, struct tiers *ret, capsule_error **err)
 {
   _cleanup_free_ char *text = NULL;
-  if (read_file_at (AT_FDCWD, path, 1 << 20, &text, NULL, err) < 0)
+  size_t len;
+  if (read_file_at (AT_FDCWD, path, 1 << 20, &text, &len, err) < 0)
     return capsule_error_wrap (err, "tiers");
+  if (strlen (text) != len)
+    return capsule_error_make (err, EINVAL, "%s: invalid JSON: a NUL byte", path);
   return tiers_parse (text, path, ret, err);
 }
 

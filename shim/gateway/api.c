@@ -324,12 +324,13 @@ body_object (struct MHD_Connection *conn, struct req *q, enum MHD_Result *ret)
   if (buf_size (&q->body) == 0)
     return json_parse ("{}", "the body", &err);
   buf_append (&q->body, "", 1);
-  if (rpc_has_nul_escape (buf_bytes (&q->body)))
+  v = json_parse_n (buf_bytes (&q->body), buf_size (&q->body) - 1, 0, "the body", &err);
+  if (json_has_nul (v))
     {
+      json_free (v);
       *ret = respond_error (conn, 400, "invalid_value", NULL, "the body holds a \\u0000 escape");
       return NULL;
     }
-  v = json_parse (buf_bytes (&q->body), "the body", &err);
   if (v == NULL || !json_is_object (v))
     {
       _cleanup_free_ char *m = xasprintf ("We could not parse the JSON body of your request. (%s)",
@@ -1576,7 +1577,8 @@ dispatch (struct MHD_Connection *conn, struct req *q)
       if (shim_of (conn) == NULL)
         return respond_error (conn, 500, "server_error", NULL, "no shim connection");
       buf_append (&q->body, "", 1);
-      return mcp_http (conn, q->tenant, q->method, buf_bytes (&q->body), shim_of (conn));
+      return mcp_http (conn, q->tenant, q->method, buf_bytes (&q->body), buf_size (&q->body) - 1,
+                       shim_of (conn));
     case R_NONE:
       break;
     }

@@ -269,7 +269,7 @@ answer_stream (struct MHD_Connection *conn, struct mcp_session *s, json_value *m
 
 enum MHD_Result
 mcp_http (struct MHD_Connection *conn, const char *tenant, const char *method, const char *body,
-          struct shimc *c)
+          size_t body_len, struct shimc *c)
 {
   const char *origin = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Origin");
   const char *version = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "MCP-Protocol-Version");
@@ -317,7 +317,7 @@ mcp_http (struct MHD_Connection *conn, const char *tenant, const char *method, c
       || (ctype[16] && ctype[16] != ';' && ctype[16] != ' '))
     return answer_error (conn, 415, MCP_INVALID_REQUEST,
                          "Unsupported Media Type: the body must be application/json");
-  kind = mcp_parse (body ? body : "", &msg, &err);
+  kind = mcp_parse (body ? body : "", body ? body_len : 0, &msg, &err);
   if (kind == MCP_BAD)
     return answer (conn, 400, steal_pointer (&err), NULL);
   m = mcp_method (msg);

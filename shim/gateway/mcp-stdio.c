@@ -165,7 +165,7 @@ mcp_stdio_main (const char *tenant, const char *memory_limit)
             }
           if (len == 0 || strspn (line, " \t\r") == len)
             continue;
-          kind = mcp_parse (line, &msg, &e);
+          kind = mcp_parse (line, len, &msg, &e);
           if (kind == MCP_BAD)
             send_line (NULL, e);
           else if (kind == MCP_NOTIFICATION)

@@ -139,22 +139,22 @@ mcp_method (const json_value *msg)
 }
 
 enum mcp_kind
-mcp_parse (const char *text, json_value **ret_msg, char **ret_error)
+mcp_parse (const char *text, size_t len, json_value **ret_msg, char **ret_error)
 {
   _cleanup_error_ capsule_error *err = NULL;
   _cleanup_json_ json_value *m = NULL;
   json_value *id, *method, *params;
   *ret_msg = NULL;
   *ret_error = NULL;
-  if (rpc_has_nul_escape (text))
-    {
-      *ret_error = mcp_error_text (NULL, MCP_PARSE_ERROR, "the message holds a \\u0000 escape");
-      return MCP_BAD;
-    }
-  m = json_parse (text, "the message", &err);
+  m = json_parse_n (text, len, 0, "the message", &err);
   if (m == NULL)
     {
       *ret_error = mcp_error_fmt (NULL, MCP_PARSE_ERROR, "parse error: %s", err->msg);
+      return MCP_BAD;
+    }
+  if (json_has_nul (m))
+    {
+      *ret_error = mcp_error_text (NULL, MCP_PARSE_ERROR, "the message holds a \\u0000 escape");
       return MCP_BAD;
     }
   if (json_is_array (m))

@@ -73,7 +73,7 @@ enum mcp_kind
 
 /* Parse one message (TEXT, NUL-terminated).  On MCP_BAD, *RET_ERROR is the JSON-RPC error
    answer to send (a parse error, a batch, no valid request); else *RET_MSG is the message. */
-enum mcp_kind mcp_parse (const char *text, json_value **ret_msg, char **ret_error);
+enum mcp_kind mcp_parse (const char *text, size_t len, json_value **ret_msg, char **ret_error);
 const char *mcp_method (const json_value *msg);
 
 /* A request's answer (result or error) as JSON text; NULL when the client cancelled it. */

@@ -157,7 +157,7 @@ shimc_next (struct shimc *c, json_value **ret_msg, capsule_error **err)
       enum line_status st = line_reader_next (&c->in, &line, &len);
       if (st == LINE_OK)
         {
-          json_value *m = json_parse (line, "the shim's answer", err);
+          json_value *m = json_parse_n (line, len, JSON_NUL_REPLACE, "the shim's answer", err);
           c->quiet_since_ms = 0;
           if (m == NULL)
             {

@@ -173,7 +173,7 @@ read_record (int dfd, const char *name)
   size_t len;
   const char *id, *fn, *purpose;
   if (read_file_at (dfd, name, FSTORE_RECORD_MAX, &text, &len, &err) < 0
-      || (doc = json_parse (text, name, &err)) == NULL)
+      || (doc = json_parse_n (text, len, JSON_NUL_REFUSE, name, &err)) == NULL)
     return NULL;
   id = json_string (json_get (doc, "id"));
   fn = json_string (json_get (doc, "filename"));

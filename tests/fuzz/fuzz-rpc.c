@@ -34,7 +34,6 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       {
         capsule_error *err = NULL;
         json_value *v = json_parse (line, "request", &err);
-        (void)rpc_has_nul_escape (line);
         if (v)
           {
             rpc_error_free (rpc_check_params (json_get (v, "params"), spec));

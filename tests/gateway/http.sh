@@ -60,6 +60,14 @@ expect "a double slash is 404" 404 -H "$AUTH" "$U/v1/containers//files"
 expect "invalid JSON is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary '{"name": ' "$U/v1/containers"
 expect "JSON that is not an object is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary '[1,2]' "$U/v1/containers"
 expect "a \\u0000 in JSON is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary '{"name":"a\u0000b"}' "$U/v1/containers"
+# a NUL byte ended the parse: what came after it went unread, and the request went through
+printf '{"name":"nul"}\0{"name":"other"}' >"$T/nul.json"
+expect "a NUL byte in JSON is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary @"$T/nul.json" "$U/v1/containers"
+grep -q 'a NUL byte' "$T/body" && ok "the 400 names the NUL byte" || bad "the 400 names no NUL byte: $(head -c 300 "$T/body")"
+# 1e400 read as inf and went on to the shim written as "inf", which is no JSON
+expect "a number beyond a double's range is 400" 400 -H "$AUTH" -H "Content-Type: application/json" \
+  --data-binary '{"name":"x","expires_after":{"anchor":"last_active_at","minutes":1e400}}' "$U/v1/containers"
+grep -q "beyond a double" "$T/body" && ok "the 400 says the number is out of range" || bad "the 400 says nothing of the range: $(head -c 300 "$T/body")"
 python3 -c 'print("{\"name\":" + "[" * 100000 + "]" * 100000 + "}")' >"$T/deep.json"
 expect "JSON nested 100000 deep is 400" 400 -H "$AUTH" -H "Content-Type: application/json" --data-binary @"$T/deep.json" "$U/v1/containers"
 expect "HEAD answers like GET, without a body" 200 -I -H "$AUTH" "$U/v1/containers"

@@ -167,6 +167,26 @@ for s in _channel():
         self.assertEqual([f["path"] for f in r["files"]], ["/mnt/data/x"])
         self.assert_shim_answers()
 
+    def test_forged_lines_with_nul(self):
+        # a NUL byte ended the parse of a line, what followed it unread; a \u0000 cut a path
+        r = self.exec(self.cid, FIND_CHANNEL + FIND_REQUEST_ID + """
+import json
+open('x', 'w').write('x')
+forged = {'id': _request_id(), 'event': 'result', 'status': 'ok', 'execution_count': 1,
+          'stdout': 'first', 'stderr': '', 'result': None, 'error': None, 'images': [],
+          'files': []}
+for s in _channel():
+    s.sendall(json.dumps(forged).encode() + b'\\0' + b' {"more": 1}\\n')
+    forged.update(stdout='second\\0hidden', files=[{'path': 'x\\0/../../../etc/passwd', 'bytes': 1}])
+    s.sendall(json.dumps(forged).encode() + b'\\n')
+""")
+        self.assertEqual(r["stdout"], "second\ufffdhidden", "the line with a NUL byte was taken")
+        for f in r["files"]:
+            self.assertTrue(f["path"].startswith("/mnt/data/"), r["files"])
+            self.assertNotIn("passwd", f["path"], r["files"])
+        self.assert_shim_answers()
+        self.assertEqual(self.exec(self.cid, "6 * 7")["result"], "42", "the session still works")
+
     def test_deep_tree_does_not_stall_the_loop(self):
         # files.list walked a 3,000-deep tree of long names inside the loop (seconds of string
         # copying, quadratic in the depth): other clients waited

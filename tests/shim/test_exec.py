@@ -52,6 +52,15 @@ class TestExec(ShimTestCase):
         self.assertEqual("".join(n["params"]["text"] for n in notes
                                  if n["params"]["stream"] == "stdout"), r["stdout"])
 
+    def test_nul_characters_in_output(self):
+        # the executor writes them as \u0000: read as C strings, the output stopped there
+        r = self.exec(self.cid, "import sys\nprint('a\\0b')\nprint('c\\0', file=sys.stderr)\n"
+                      "'d\\0e'")
+        self.assertEqual(r["status"], "completed", r)
+        self.assertEqual(r["stdout"], "a\ufffdb\n")
+        self.assertEqual(r["stderr"], "c\ufffd\n")
+        self.assertEqual(r["result"], "'d\\x00e'")
+
     def test_input_does_not_hang(self):
         t = time.time()
         r = self.exec(self.cid, "input('name? ')", timeout_ms=20000)

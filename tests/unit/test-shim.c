@@ -342,15 +342,6 @@ START_TEST (test_rpc_params)
 }
 END_TEST
 
-START_TEST (test_nul_escape)
-{
-  ck_assert (rpc_has_nul_escape ("{\"p\": \"a\\u0000b\"}"));
-  ck_assert (!rpc_has_nul_escape ("{\"p\": \"a\\\\u0000b\"}")); /* an escaped backslash */
-  ck_assert (rpc_has_nul_escape ("{\"p\": \"\\\\\\u0000\"}"));
-  ck_assert (!rpc_has_nul_escape ("{\"p\": \"u0000\"}"));
-}
-END_TEST
-
 START_TEST (test_base64)
 {
   const char *cases[][2] = { { "", "" },        { "f", "Zg==" },        { "fo", "Zm8=" },
@@ -458,7 +449,6 @@ main (void)
   tcase_add_test (tc, test_files_registry);
   tcase_add_test (tc, test_rpc_texts);
   tcase_add_test (tc, test_rpc_params);
-  tcase_add_test (tc, test_nul_escape);
   tcase_add_test (tc, test_base64);
   tcase_add_test (tc, test_ids);
   tcase_add_test (tc, test_paths);

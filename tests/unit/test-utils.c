@@ -106,9 +106,47 @@ START_TEST (test_json_reader)
   ck_assert_str_eq (json_string (json_get (v, "b")), "\\u0000");
   ck_assert (!json_has_nul (v));
   json_free (v);
+  /* the flags: refused as invalid JSON where it stands, or read as U+FFFD and the rest kept */
+  ck_assert_ptr_null (json_parse_n ("[\"x\\u0000\"]", 11, JSON_NUL_REFUSE, "nul", &err));
+  ck_assert_pstr_eq (strstr (err->msg, "nul: invalid JSON: a \\u0000 (NUL) inside a string at "
+                                       "line 1, column 4"),
+                     err->msg);
+  capsule_error_release (&err);
+  v = json_parse_n ("[\"x\\u0000y\"]", 12, JSON_NUL_REPLACE, "nul", &err);
+  ck_assert_str_eq (json_string (json_array_get (v, 0)), "x\xef\xbf\xbdy");
+  ck_assert (!json_has_nul (v));
+  json_free (v);
+  /* a NUL byte in what came off a socket is refused, not the end of the text (json_parse_n) */
+  ck_assert_ptr_null (json_parse_n ("{}\0{\"a\": 1}", 11, 0, "line", &err));
+  ck_assert_pstr_eq (strstr (err->msg, "line: invalid JSON: a NUL byte at line 1, column 3"),
+                     err->msg);
+  capsule_error_release (&err);
   v = json_parse ("42", "scalar", &err);
   ck_assert (v && json_is_integer (v) && json_integer (v) == 42);
   json_free (v);
+  /* numbers: past INT64_MAX an unsigned integer, past UINT64_MAX a double; inf is refused */
+  v = json_parse ("[9223372036854775808, 18446744073709551616, -9223372036854775809, -0, 1e-400,"
+                  " 1.5, 7]",
+                  "numbers", &err);
+  ck_assert_ptr_nonnull (v);
+  ck_assert (!json_is_integer (json_array_get (v, 0)));
+  ck_assert (json_u64 (json_array_get (v, 0), &u) == 0 && u == 9223372036854775808ull);
+  ck_assert (json_double (json_array_get (v, 0)) == 9223372036854775808.0);
+  ck_assert (json_u64 (json_array_get (v, 1), &u) < 0);
+  ck_assert (json_double (json_array_get (v, 1)) == 18446744073709551616.0);
+  ck_assert (json_u64 (json_array_get (v, 2), &u) < 0);
+  ck_assert (json_is_number (json_array_get (v, 2)) && !json_is_integer (json_array_get (v, 2)));
+  ck_assert (json_is_integer (json_array_get (v, 3)) && json_integer (json_array_get (v, 3)) == 0);
+  ck_assert (json_double (json_array_get (v, 4)) == 0.0);
+  ck_assert (json_u64 (json_array_get (v, 5), &u) < 0 && json_integer (json_array_get (v, 5)) == 0);
+  ck_assert (json_u64 (json_array_get (v, 6), &u) == 0 && u == 7);
+  ck_assert (json_integer (json_array_get (v, 6)) == 7 && json_double (json_array_get (v, 6)) == 7);
+  json_free (v);
+  ck_assert_ptr_null (json_parse ("[1, -1e400]", "inf", &err));
+  ck_assert_pstr_eq (
+      strstr (err->msg, "inf: invalid JSON: a number beyond a double's range at line 1, column 5"),
+      err->msg);
+  capsule_error_release (&err);
   static const char *const refused[][2] = {
     { "", "the text ends where a value should be at line 1, column 1" },
     { "{\"a\": 1,\n \"b\" 2}", "':' after a member's name should be at line 2, column 6" },
