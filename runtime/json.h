@@ -19,6 +19,7 @@ typedef struct json_value json_value;
  * document, never a value inside it. */
 #define JSON_MAX_DEPTH  64
 #define JSON_MAX_VALUES (1 << 20)
+_Static_assert(JSON_MAX_VALUES < (1ll << 32), "a container's count is 32 bits");
 json_value *json_parse (const char *text, const char *what, capsule_error **err);
 /* The same of LEN bytes at TEXT (TEXT[LEN] is a NUL) that came off a socket or out of a file: a
  * NUL byte among them is refused, not taken for the end.  FLAGS: JSON_NUL_REFUSE refuses a

@@ -12,6 +12,7 @@
  * code raised or timed out (exec). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -182,8 +183,12 @@ w_value (json_writer *w, json_value *v)
   else if (json_is_number (v))
     {
       uint64_t u;
+      char t[32];
       if (json_u64 (v, &u) == 0)
-        json_w_int (w, u);
+        {
+          snprintf (t, sizeof t, "%" PRIu64, u);
+          json_w_raw (w, t);
+        }
       else
         json_w_int (w, (long long)json_double (v));
     }

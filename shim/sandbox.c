@@ -46,12 +46,13 @@ sandbox_host_init (struct sandbox_host *h, const char *state_dir, const char *im
   _cleanup_free_ char *policy = policy_dir ? xasprintf ("%s/seccomp/default.json", policy_dir)
                                            : spec_policy_path ("seccomp/default.json");
   _cleanup_json_ json_value *check = NULL;
+  size_t len;
   h->runtime_root = xasprintf ("%s/runtime", state_dir);
   h->checkpoint_dir = xasprintf ("%s/checkpoints", state_dir);
-  if (read_file_at (AT_FDCWD, policy, 1 << 20, &h->seccomp_profile, NULL, err) < 0)
+  if (read_file_at (AT_FDCWD, policy, 1 << 20, &h->seccomp_profile, &len, err) < 0)
     return capsule_error_wrap (err, "seccomp profile");
-  /* it goes into every config as it is: it must be one JSON value */
-  check = json_parse (h->seccomp_profile, policy, err);
+  /* it goes into every config as it is: it must be one JSON value, all of the file */
+  check = json_parse_n (h->seccomp_profile, len, JSON_NUL_REFUSE, policy, err);
   if (check == NULL)
     return -1;
   if (sandbox_host_image (h, state_dir, image, err) < 0)

@@ -189,7 +189,8 @@ w_value (json_writer *w, const json_value *v)
     json_w_int (w, json_integer (v));
   else if (json_is_number (v))
     {
-      /* no parameter the shim takes is fractional: keep its type visible to the shim's check */
+      /* no parameter the shim takes is fractional: 1.5 stays 1.5 for the shim to refuse, while
+         1e2 and 10.0 go on as 100 and 10, integers as JSON Schema counts them */
       char t[64];
       snprintf (t, sizeof t, "%.17g", json_double (v));
       json_w_raw (w, t);

@@ -52,6 +52,10 @@ check_eq "exec --user and --cwd" "1000 /tmp" "$(cap exec --user 1000:1000 --cwd 
 check_eq "exec --env" "bar" "$(cap exec --env FOO=bar lc1 sh -c 'echo $FOO')"
 printf '{"args": ["sh", "-c", "echo from-process-file $(id -u)"], "cwd": "/", "user": {"uid": 1000, "gid": 1000}}' > "$WORK/proc.json"
 check_eq "exec --process FILE" "from-process-file 1000" "$(cap exec --process "$WORK/proc.json" lc1)"
+# a NUL byte ended the parse: what followed it went unread
+printf '{"args": ["true"], "cwd": "/"}\0{"args": ["sh"]}' > "$WORK/proc-nul.json"
+OUT=$(cap exec --process "$WORK/proc-nul.json" lc1 2>&1)
+check_match "exec --process refuses a NUL byte" "proc-nul.json: invalid JSON: a NUL byte" "$OUT"
 OUT=$(cap exec lc1 /no/such/binary 2>&1)
 check_match "exec of a missing binary fails clearly" "cannot execute \`/no/such/binary\`" "$OUT"
 cap exec --detach --pid-file "$WORK/xpid" lc1 sleep 30

@@ -72,6 +72,9 @@ echo '{"pids": {"limit": 12}}' | cap update -r - lim-upd
 check_eq "update -r resources.json" "2147483648 12 " "$(limits)"
 OUT=$(echo '{"memory": {"limit": "x"}}' | cap update -r - lim-upd 2>&1)
 check_match "a bad resources.json names the field" 'linux.resources.memory.limit: expected an integer' "$OUT"
+OUT=$(printf '{"pids": {"limit": 13}}\0{"pids": {"limit": 1}}' | cap update -r - lim-upd 2>&1)
+check_match "update -r refuses a NUL byte" '-: invalid JSON: a NUL byte' "$OUT"
+check_eq "and changes nothing" "2147483648 12 " "$(limits)"
 OUT=$(cap update --memory lots lim-upd 2>&1)
 check_match "a bad size is refused" '--memory: "lots" is not a size' "$OUT"
 cap delete --force lim-upd
