@@ -77,15 +77,10 @@ build_process (const struct spec *s, const struct exec_opts *e, capsule_error **
   if (e->process_file)
     {
       _cleanup_free_ char *text = NULL;
-      size_t len;
-      if (read_file_at (AT_FDCWD, e->process_file, SPEC_MAX_SIZE, &text, &len, err) < 0)
+      if (json_read_at (AT_FDCWD, e->process_file, SPEC_MAX_SIZE, e->process_file, &text, NULL, err)
+          < 0)
         {
           capsule_error_wrap (err, "--process");
-          return NULL;
-        }
-      if (strlen (text) != len)
-        {
-          capsule_error_make (err, EINVAL, "%s: invalid JSON: a NUL byte", e->process_file);
           return NULL;
         }
       return spec_process_parse (text, e->process_file, err);

@@ -617,6 +617,27 @@ json_parse_n (const char *text, size_t len, unsigned flags, const char *what, ca
   return &doc->root;
 }
 
+int
+json_read_at (int dirfd, const char *path, size_t max, const char *what, char **ret,
+              size_t *ret_len, capsule_error **err)
+{
+  char *text = NULL;
+  size_t len, at;
+  if (read_file_at (dirfd, path, max, &text, &len, err) < 0)
+    return -1;
+  at = strlen (text);
+  if (at != len)
+    {
+      free (text);
+      return capsule_error_make (err, EINVAL, "%s: invalid JSON: a NUL byte at byte %zu", what,
+                                 at + 1);
+    }
+  *ret = text;
+  if (ret_len)
+    *ret_len = len;
+  return 0;
+}
+
 json_value *
 json_parse (const char *text, const char *what, capsule_error **err)
 {

@@ -25,6 +25,11 @@ json_value *json_parse (const char *text, const char *what, capsule_error **err)
  * NUL byte among them is refused, not taken for the end.  FLAGS: JSON_NUL_REFUSE refuses a
  * \u0000 escape as invalid JSON, JSON_NUL_REPLACE reads it as U+FFFD (output, where a NUL cut
  * short would lose the rest); with neither, json_has_nul tells. */
+/* Read the text of a JSON file (read_file_at, at most MAX bytes) for a parser that takes a C
+ * string: one with a NUL byte in it is refused here ("WHAT: invalid JSON: a NUL byte ..."), since
+ * a parse would end there with the rest unread.  *RET_LEN may be NULL. */
+int json_read_at (int dirfd, const char *path, size_t max, const char *what, char **ret,
+                  size_t *ret_len, capsule_error **err);
 #define JSON_NUL_REFUSE  1u
 #define JSON_NUL_REPLACE 2u
 json_value *json_parse_n (const char *text, size_t len, unsigned flags, const char *what,

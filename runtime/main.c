@@ -647,16 +647,10 @@ cmd_update (int argc, char **argv)
   if (file)
     {
       _cleanup_free_ char *text = NULL;
-      size_t len;
-      if (read_file_at (AT_FDCWD, strcmp (file, "-") == 0 ? "/dev/stdin" : file, 1 << 20, &text,
-                        &len, &err)
+      if (json_read_at (AT_FDCWD, strcmp (file, "-") == 0 ? "/dev/stdin" : file, 1 << 20, file,
+                        &text, NULL, &err)
           < 0)
         return fail (err);
-      if (strlen (text) != len)
-        {
-          capsule_error_make (&err, EINVAL, "%s: invalid JSON: a NUL byte", file);
-          return fail (err);
-        }
       from_file = spec_resources_parse (text, file, &err);
       if (from_file == NULL)
         return fail (err);

@@ -1322,16 +1322,11 @@ spec_load (const char *bundle, capsule_error **err)
       return NULL;
     }
   path = xasprintf ("%s/config.json", abs);
-  if (read_file_at (AT_FDCWD, path, SPEC_MAX_SIZE, &text, &len, err) < 0)
+  if (json_read_at (AT_FDCWD, path, SPEC_MAX_SIZE, "config.json", &text, &len, err) < 0)
     return NULL;
   if (len == 0)
     {
       capsule_error_make (err, 0, "config.json: empty file");
-      return NULL;
-    }
-  if (strlen (text) != len)
-    {
-      capsule_error_make (err, 0, "config.json: invalid JSON: holds a NUL byte");
       return NULL;
     }
   return spec_parse (text, "config.json", abs, err);

@@ -162,11 +162,8 @@ int
 tiers_load (const char *path, struct tiers *ret, capsule_error **err)
 {
   _cleanup_free_ char *text = NULL;
-  size_t len;
-  if (read_file_at (AT_FDCWD, path, 1 << 20, &text, &len, err) < 0)
+  if (json_read_at (AT_FDCWD, path, 1 << 20, path, &text, NULL, err) < 0)
     return capsule_error_wrap (err, "tiers");
-  if (strlen (text) != len)
-    return capsule_error_make (err, EINVAL, "%s: invalid JSON: a NUL byte", path);
   return tiers_parse (text, path, ret, err);
 }
 

@@ -25,6 +25,8 @@ printf '{"ociVersion": "1.0.0", "process": ' > "$B/config.json"
 expect_error "truncated config.json" '^capsule: config.json: invalid JSON'
 printf '\x00\x01\xff garbage' > "$B/config.json"
 expect_error "binary garbage config.json" '^capsule: config.json: invalid JSON'
+cat "$WORK/good.json" > "$B/config.json" && printf '\0{}' >> "$B/config.json"
+expect_error "a NUL byte after a good config.json" '^capsule: config.json: invalid JSON: a NUL byte at byte [0-9]+'
 : > "$B/config.json"
 expect_error "empty config.json" '^capsule: config.json: empty file'
 head -c 5000000 /dev/zero | tr '\0' ' ' > "$B/config.json"
