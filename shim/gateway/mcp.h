@@ -71,8 +71,9 @@ enum mcp_kind
   MCP_RESPONSE, /* a client's answer (we ask nothing): dropped */
 };
 
-/* Parse one message (LEN bytes at TEXT, a NUL after them; a NUL byte among them is refused).  On MCP_BAD, *RET_ERROR is the JSON-RPC error
-   answer to send (a parse error, a batch, no valid request); else *RET_MSG is the message. */
+/* Parse one message (LEN bytes at TEXT, a NUL after them; a NUL byte among them is refused).
+   On MCP_BAD, *RET_ERROR is the JSON-RPC error answer to send (a parse error, a batch, no valid
+   request); else *RET_MSG is the message. */
 enum mcp_kind mcp_parse (const char *text, size_t len, json_value **ret_msg, char **ret_error);
 const char *mcp_method (const json_value *msg);
 
