@@ -15,11 +15,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "overlay.h"
+#include "shim-util.h"
 #include "workspace.h"
 #include "checkpoint.h"
 #include "container.h"
@@ -215,14 +215,10 @@ static void
 hold_session_lock (const struct sandbox *sb)
 {
   _cleanup_free_ char *path = NULL;
-  int fd;
   if (sb->dir == NULL)
     return;
   path = xasprintf ("%s/" SANDBOX_LOCK, sb->dir);
-  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd >= 0)
-    while (flock (fd, LOCK_EX) < 0 && errno == EINTR)
-      ;
+  session_lock_hold (path);
 }
 
 static int

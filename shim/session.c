@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1229,13 +1228,11 @@ static void
 settle (const char *dir)
 {
   _cleanup_free_ char *path = xasprintf ("%s/" SANDBOX_LOCK, dir);
-  _cleanup_close_ int fd = open (path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   struct timespec pause = { 0, 10 * 1000 * 1000 };
-  if (fd < 0)
-    return;
-  for (int i = 0; i < 6000 && flock (fd, LOCK_EX | LOCK_NB) < 0; i++)
+  int r = 0;
+  for (int i = 0; i < 6000 && (r = session_lock_try (path)) == 0; i++)
     nanosleep (&pause, NULL);
-  if (flock (fd, LOCK_EX | LOCK_NB) < 0)
+  if (r == 0)
     fprintf (stderr, "capsule-shim: %s: a worker of an earlier shim is still at work on it\n", dir);
 }
 

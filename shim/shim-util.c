@@ -2,10 +2,13 @@
 #define _GNU_SOURCE
 #include "shim-util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "utils.h"
 
@@ -269,6 +272,40 @@ hex_decode_string (const char *text)
       out[i] = (char)(hi << 4 | lo);
     }
   return out;
+}
+
+/* A POSIX record lock, not flock(2): a record lock belongs to the process that took it, and a
+   child it forks has none, where a flock(2) lock belongs to the open file, which the child shares.
+   A container a worker makes waits for its start with the worker's fds until it execs; killed
+   there (a shim stopping while a warm sandbox starts), the worker left the session locked by the
+   container, and the stop worker that would remove the container waited for it for ever.  (A
+   record lock also goes when its process closes any fd of the file: nothing here opens it twice.) */
+static int
+record_lock (int fd, bool wait)
+{
+  struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+  int r;
+  do
+    r = fcntl (fd, wait ? F_SETLKW : F_SETLK, &l);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+void
+session_lock_hold (const char *lockfile)
+{
+  int fd = open (lockfile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0)
+    record_lock (fd, true);
+}
+
+int
+session_lock_try (const char *lockfile)
+{
+  _cleanup_close_ int fd = open (lockfile, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return -1;
+  return record_lock (fd, false) == 0;
 }
 
 bool

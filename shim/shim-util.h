@@ -21,6 +21,13 @@ size_t base64_decoded_max (size_t text_len);
 /* Is PATH on another mount than its parent? */
 bool is_mount_point (const char *path);
 
+/* The lock a worker holds on its session for its whole life (LOCKFILE, made if missing; blocks
+ * until it is free).  The lock goes with the worker's process, never with a child of it. */
+void session_lock_hold (const char *lockfile);
+/* Takes the session lock and lets it go again: 1 when it was free, 0 when a worker holds it, -1
+ * when LOCKFILE is not there. */
+int session_lock_try (const char *lockfile);
+
 /* Seconds since the epoch (wall clock, for API timestamps). */
 int64_t shim_now (void);
 /* Monotonic milliseconds (for timeouts). */

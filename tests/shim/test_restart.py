@@ -2,6 +2,7 @@
 state directory re-adopts its sessions: variables, files and ids come back."""
 
 import base64
+import fcntl
 import json
 import os
 import signal
@@ -12,6 +13,15 @@ import unittest
 
 from shimtest import Client, RestartTestCase, wait_for
 
+
+
+def gone(pid):
+    """Has process PID ended (gone, or a zombie nobody reaped yet)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 class TestRestart(RestartTestCase):
@@ -66,6 +76,51 @@ class TestRestart(RestartTestCase):
                          "'before upgrade'")
         ids = [c["id"] for c in self.client.call("containers.list")["data"]]
         self.assertEqual(ids, [cid], "warm sandboxes were not carried over as containers")
+
+    def test_stop_while_a_warm_sandbox_starts(self):
+        # SIGTERM lands after the worker made the warm sandbox's container and before it
+        # started it: the container waits on its exec.fifo with the worker's fds.  The test
+        # holds the window open by holding the container's runtime lock, which `start` needs
+        # and `create` does not take.  The shim must still end, and the warm sandbox go.
+        self.stop(signal.SIGTERM)
+        runtime = os.path.join(self.state, "runtime")
+        self.start(["--warm", "1"])
+        made = wait_for(lambda: os.path.isdir(runtime) and
+                        [d for d in os.listdir(runtime) if d.startswith("cntr_")],
+                        "the warm sandbox's container to be begun", interval=0.0005)
+        cdir = os.path.join(runtime, made[0])
+        lock = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+
+            def created():
+                try:
+                    with open(os.path.join(cdir, "state.json")) as f:
+                        return json.load(f).get("creating") is False
+                except (OSError, ValueError):
+                    return False
+            wait_for(created, "the container to be made")
+            self.assertTrue(os.path.exists(os.path.join(cdir, "exec.fifo")),
+                            "the lock was taken before the container started")
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                workers = [int(p) for p in f.read().split()]
+            self.client.close()
+            self.proc.send_signal(signal.SIGTERM)
+            # the start worker (waiting for the lock) is killed; then the lock goes
+            for w in workers:
+                wait_for(lambda: gone(w), "the start worker to be killed")
+        finally:
+            os.close(lock)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.fail("the shim did not end after SIGTERM: " + self.shim_log())
+        self.assertFalse(os.path.exists(cdir), "the warm sandbox's container was removed")
+        with open("/proc/self/mountinfo") as f:
+            self.assertEqual([l for l in f if made[0] in l], [], "its mounts are gone")
+        self.start()
 
     def test_dead_sandbox_restarts_with_files(self):
         cid = self.client.call("containers.create", name="crash")["id"]

@@ -2,8 +2,12 @@
  * normalisation of user paths. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "rpc.h"
 #include "shim-util.h"
@@ -430,6 +434,56 @@ START_TEST (test_paths)
 }
 END_TEST
 
+/* A worker's session lock goes with the worker alone.  A container the worker made waits for its
+ * start with the worker's fds until it execs: killed there, the worker must not leave the session
+ * locked by that child (the stop worker that removes the container would wait for ever). */
+START_TEST (test_session_lock_not_inherited)
+{
+  char dir[] = "/tmp/capsule-unit-lock.XXXXXX";
+  int up[2], hold[2], status;
+  pid_t worker, child = 0;
+  char *lockfile;
+  ck_assert_ptr_nonnull (mkdtemp (dir));
+  lockfile = xasprintf ("%s/%s", dir, "lock");
+  ck_assert_int_eq (session_lock_try (lockfile), -1); /* no file: nothing to wait for */
+  ck_assert_int_eq (pipe (up), 0);
+  ck_assert_int_eq (pipe (hold), 0);
+  prctl (PR_SET_CHILD_SUBREAPER, 1); /* the worker's child comes to us when it is killed */
+  worker = fork ();
+  ck_assert_int_ge (worker, 0);
+  if (worker == 0)
+    {
+      pid_t c;
+      session_lock_hold (lockfile);
+      c = fork (); /* a child that outlives it, as a created container does */
+      if (c == 0)
+        {
+          char b;
+          close (hold[1]);
+          (void)!read (hold[0], &b, 1);
+          _exit (0);
+        }
+      (void)!write (up[1], &c, sizeof c);
+      (void)!read (hold[0], &c, 1); /* stays until told */
+      _exit (0);
+    }
+  ck_assert_int_eq (read (up[0], &child, sizeof child), (ssize_t)sizeof child);
+  ck_assert_int_eq (session_lock_try (lockfile), 0); /* the worker holds it */
+  kill (worker, SIGKILL);
+  ck_assert_int_eq (waitpid (worker, &status, 0), worker);
+  ck_assert_int_eq (kill (child, 0), 0);             /* its child lives on ... */
+  ck_assert_int_eq (session_lock_try (lockfile), 1); /* ... and does not hold the lock */
+  close (hold[1]);
+  ck_assert_int_eq (waitpid (child, &status, 0), child);
+  close (hold[0]);
+  close (up[0]);
+  close (up[1]);
+  unlink (lockfile);
+  rmdir (dir);
+  free (lockfile);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -452,6 +506,7 @@ main (void)
   tcase_add_test (tc, test_base64);
   tcase_add_test (tc, test_ids);
   tcase_add_test (tc, test_paths);
+  tcase_add_test (tc, test_session_lock_not_inherited);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
