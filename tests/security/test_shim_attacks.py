@@ -377,8 +377,10 @@ class TestRestartAttacks(RestartTestCase):
         self.start()
         # never an orphan: its sandbox is gone, its workspace unmounted, nothing charged
         wait_for(lambda: self.gone(pid), "the sandbox of the unreadable record to be removed")
-        wait_for(lambda: cid not in open("/proc/self/mountinfo").read(),
-                 "its workspace to be unmounted")
+        def unmounted():
+            with open("/proc/self/mountinfo") as f:
+                return cid not in f.read()
+        wait_for(unmounted, "its workspace to be unmounted")
         got = self.client.call("containers.retrieve", container_id=cid)
         self.assertEqual(got["status"], "expired")
         self.assertEqual([p for p in self.client.call("shim.status")["pools"]

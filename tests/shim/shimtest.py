@@ -145,7 +145,7 @@ class ShimTestCase(unittest.TestCase):
              "--interrupt-grace", "1500", "--max-message", "8m", "--max-upload", "4m"]
             + cls.extra_args,
             stdout=cls.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 10
+        deadline = time.time() + 60  # generous: the socket is an event, this only bounds it
         while not os.path.exists(cls.socket):
             if cls.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("capsule-shim did not start: " + cls.shim_log())
@@ -252,7 +252,7 @@ class RestartTestCase(unittest.TestCase):
                                      + (self.shim_args if extra is None else extra),
                                      stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        deadline = time.time() + 15
+        deadline = time.time() + 60  # generous: the socket is an event, this only bounds it
         while not os.path.exists(self.sock):
             self.assertIsNone(self.proc.poll(), "the shim died at start: " + self.shim_log())
             self.assertLess(time.time(), deadline, "the shim did not start")

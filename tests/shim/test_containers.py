@@ -135,14 +135,14 @@ class TestContainers(ShimTestCase):
         self.assertRpcError(lambda: self.exec(c["id"], "x"), code="container_expired", http=400)
         self.assertRpcError(lambda: self.client.call("files.list", container_id=c["id"]),
                             code="container_expired")
-        wait_for(lambda: c["id"] not in open("/proc/self/mountinfo").read(),
-                 "an expired session's workspace to be unmounted")
+        def unmounted():
+            with open("/proc/self/mountinfo") as f:
+                return c["id"] not in f.read()
+        wait_for(unmounted, "an expired session's workspace to be unmounted")
 
     def test_warm_sandboxes(self):
-        deadline = time.time() + 20
-        while self.client.call("shim.status")["sessions"]["warm"] < 2:
-            self.assertLess(time.time(), deadline, "two warm sandboxes wait for creates")
-            time.sleep(0.1)
+        wait_for(lambda: self.client.call("shim.status")["sessions"]["warm"] >= 2,
+                 "two warm sandboxes to wait for creates", interval=0.1)
         before = {c["id"] for c in self.client.call("containers.list", limit=100)["data"]}
         claims = self.client.call("shim.status")["warm_claims"]
         c = self.create(name="from-warm")
@@ -151,10 +151,8 @@ class TestContainers(ShimTestCase):
         self.assertEqual(c["sandbox"], "live")
         self.assertNotIn(c["id"], before, "a warm sandbox is nobody's container until claimed")
         self.assertEqual(self.exec(c["id"], "import os; os.listdir('.')")["result"], "[]")
-        deadline = time.time() + 20
-        while self.client.call("shim.status")["sessions"]["warm"] < 2:
-            self.assertLess(time.time(), deadline, "the warm sandboxes are refilled")
-            time.sleep(0.1)
+        wait_for(lambda: self.client.call("shim.status")["sessions"]["warm"] >= 2,
+                 "the warm sandboxes to be refilled", interval=0.1)
 
     def test_status(self):
         s = self.client.call("shim.status")
