@@ -133,6 +133,7 @@ static void on_worker_done (struct worker *w, bool ok, capsule_error *err);
 static void on_connect_timer (struct loop_timer *t);
 static void on_executor_io (struct loop_io *io, uint32_t revents);
 static void on_more_lines (struct loop_timer *t);
+static void on_ended (struct loop_timer *t);
 
 /* Watch PID (the container's init): its exit comes as the pidfd turning readable.  False when
    it is gone already. */
@@ -186,6 +187,7 @@ sandbox_new (struct sandbox_host *h, const char *id, const char *dir, const stru
   sb->in.max = SANDBOX_LINE_MAX;
   sb->connect_timer = (struct loop_timer){ .fn = on_connect_timer, .data = sb };
   sb->more_timer = (struct loop_timer){ .fn = on_more_lines, .data = sb };
+  sb->ended_timer = (struct loop_timer){ .fn = on_ended, .data = sb };
   worker_init (&sb->worker, h->loop, on_worker_done, sb);
   return sb;
 }
@@ -193,6 +195,7 @@ sandbox_new (struct sandbox_host *h, const char *id, const char *dir, const stru
 static void
 sandbox_free (struct sandbox *sb)
 {
+  loop_timer_stop (sb->host->loop, &sb->ended_timer);
   close_executor (sb);
   close_pidfd (sb);
   worker_cancel (&sb->worker);
@@ -256,12 +259,10 @@ unmount_if_mounted (const char *path)
 }
 
 static int
-stop_fn (void *arg, capsule_error **err)
+stop_work (struct sandbox *sb, capsule_error **err)
 {
-  struct sandbox *sb = arg;
   _cleanup_error_ capsule_error *tmp = NULL;
   int r = 0;
-  hold_session_lock (sb);
   if (container_delete (sb->host->runtime_root, sb->id, true, &tmp) < 0 && tmp->status != ENOENT)
     {
       *err = steal_pointer (&tmp);
@@ -285,6 +286,25 @@ stop_fn (void *arg, capsule_error **err)
         }
     }
   return r;
+}
+
+static int
+stop_fn (void *arg, capsule_error **err)
+{
+  struct sandbox *sb = arg;
+  hold_session_lock (sb);
+  return stop_work (sb, err);
+}
+
+/* stop_fn in the loop's own process (no fork): the session lock only for the teardown's
+   length; held for the process's life it would be the shim's for ever, and every later worker
+   of the session (the stop worker the shim waits for at SIGTERM) would wait for it. */
+static int
+stop_in_loop (struct sandbox *sb, capsule_error **err)
+{
+  _cleanup_free_ char *path = sb->dir ? xasprintf ("%s/" SANDBOX_LOCK, sb->dir) : NULL;
+  _cleanup_close_ int fd = path ? session_lock_take (path) : -1;
+  return stop_work (sb, err);
 }
 
 static int
@@ -336,6 +356,7 @@ start_worker (struct sandbox *sb, enum sandbox_state st, const char *what, worke
 {
   if (worker_start (&sb->worker, what, fn, sb, SANDBOX_WORKER_MS, err) < 0)
     return -1;
+  loop_timer_stop (sb->host->loop, &sb->ended_timer); /* an end not told yet is overtaken */
   sb->state = st;
   return 0;
 }
@@ -354,8 +375,16 @@ teardown (struct sandbox *sb)
       /* no fork: do it here rather than leave the container behind */
       fprintf (stderr, "capsule-shim: %s: %s; tearing down in the loop\n", sb->id, err->msg);
       capsule_error_release (&err);
-      stop_fn (sb, &err);
-      sb->state = SB_NONE;
+      stop_in_loop (sb, &err);
+      if (err)
+        fprintf (stderr, "capsule-shim: %s: teardown: %s\n", sb->id, err->msg);
+      /* as stop_done, but its owner is told from the loop, as a worker's end is (it may be in
+         the middle of a call that tore the sandbox down) */
+      sb->state
+          = !sb->disposing && sb->keep_image && sandbox_image_complete (sb) ? SB_ASLEEP : SB_NONE;
+      sb->keep_image = false;
+      if (!sb->disposing)
+        loop_timer_in (sb->host->loop, &sb->ended_timer, 0);
     }
 }
 
@@ -373,6 +402,14 @@ tell_ended (struct sandbox *sb, capsule_error *failed)
     }
   else
     sb->ev->stopped (sb->owner);
+}
+
+static void
+on_ended (struct loop_timer *t)
+{
+  struct sandbox *sb = t->data;
+  _cleanup_error_ capsule_error *failed = steal_pointer (&sb->fail);
+  tell_ended (sb, failed);
 }
 
 static void

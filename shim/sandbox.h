@@ -95,7 +95,8 @@ struct sandbox
   struct line_reader in;
   struct buf out;
   struct loop_timer connect_timer;
-  struct loop_timer more_timer; /* lines already read wait for the next turn */
+  struct loop_timer more_timer;  /* lines already read wait for the next turn */
+  struct loop_timer ended_timer; /* a teardown done in the loop: its end is told from the loop */
   int64_t ready_deadline_ms;
 
   struct worker worker;

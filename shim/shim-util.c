@@ -291,12 +291,19 @@ record_lock (int fd, bool wait)
   return r;
 }
 
-void
-session_lock_hold (const char *lockfile)
+int
+session_lock_take (const char *lockfile)
 {
   int fd = open (lockfile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd >= 0)
     record_lock (fd, true);
+  return fd;
+}
+
+void
+session_lock_hold (const char *lockfile)
+{
+  session_lock_take (lockfile);
 }
 
 int

@@ -2,6 +2,7 @@
 state directory re-adopts its sessions: variables, files and ids come back."""
 
 import base64
+import errno
 import fcntl
 import json
 import os
@@ -11,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from shimtest import Client, RestartTestCase, wait_for
+from shimtest import SHIM, Client, RestartTestCase, unmount_under, wait_for
 
 
 
@@ -139,3 +140,144 @@ class TestRestart(RestartTestCase):
         r = self.client.call("containers.exec", container_id=cid, code="open('keep.txt').read()")
         self.assertEqual(r["result"], "'k'")
         self.assertTrue(r["interpreter_restarted"], "the lost variables are reported")
+
+
+def own_pids_cgroup():
+    """The v1 pids cgroup this process is in (a directory), or None on a host without one."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if "pids" in controllers.split(","):
+                d = "/sys/fs/cgroup/pids" + path.rstrip("/")
+                return d if os.path.isdir(d) else None
+    return None
+
+
+@unittest.skipUnless(own_pids_cgroup(), "needs the cgroup v1 pids controller (hybrid hosts)")
+class TestNoFork(RestartTestCase):
+    """The shim cannot fork when its sandbox dies (its pids exhausted): the teardown then runs
+    in the loop's own process, and must leave the session's lock free behind it."""
+
+    shim_args = ["--warm", "0"]
+
+    def setUp(self):
+        # a pids cgroup of the test's own, a child of this process's, the shim in it from its
+        # first instruction (its workers and sandboxes with it)
+        self.cg = os.path.join(own_pids_cgroup(), f"capsule-test-nofork-{os.getpid()}")
+        os.mkdir(self.cg)
+        super().setUp()
+
+    def start(self, extra=None):
+        procs = os.path.join(self.cg, "cgroup.procs")
+
+        def enter():
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        log = open(os.path.join(self.work, "shim.log"), "ab")
+        self.proc = subprocess.Popen([SHIM, "--socket", self.sock, "--state-dir", self.state,
+                                      "--tiers", self.tiers, "--interrupt-grace", "1500"]
+                                     + (self.shim_args if extra is None else extra),
+                                     stdout=log, stderr=subprocess.STDOUT, preexec_fn=enter)
+        log.close()
+        wait_for(lambda: os.path.exists(self.sock) or self.proc.poll() is not None,
+                 "the shim's socket")
+        self.assertIsNone(self.proc.poll(), "the shim died at start: " + self.shim_log())
+        self.client = Client(self.sock)
+
+    def set_max(self, v):
+        with open(os.path.join(self.cg, "pids.max"), "w") as f:
+            f.write(v)
+
+    def tearDown(self):
+        try:
+            self.set_max("max")
+            super().tearDown()
+        finally:
+            def empty():
+                with open(os.path.join(self.cg, "cgroup.procs")) as f:
+                    return not f.read().split()
+            wait_for(empty, "the test's pids cgroup to empty")
+            for d in sorted((os.path.join(r, s) for r, ds, _ in os.walk(self.cg) for s in ds),
+                            key=len, reverse=True):
+                os.rmdir(d)
+            os.rmdir(self.cg)
+
+    def test_a_cell_running_when_its_sandbox_dies_without_a_fork_is_answered(self):
+        cid = self.client.call("containers.create", name="nofork-cell")["id"]
+        self.client.call("containers.exec", container_id=cid, code="x = 1")
+        with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
+            pid = json.load(f)["pid"]
+        caller = Client(self.sock, timeout=120)
+        caller.send_raw((json.dumps({"jsonrpc": "2.0", "id": 7, "method": "containers.exec",
+                                     "params": {"container_id": cid, "timeout_ms": 600000,
+                                                "code": "import time\nopen('started', 'w')"
+                                                        ".close()\ntime.sleep(600)"}})
+                         + "\n").encode())
+        data = os.path.join(self.state, "sessions", cid, "data", "started")
+        wait_for(lambda: os.path.exists(data), "the cell to start")
+        self.set_max("0")
+        try:
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: "tearing down in the loop" in self.shim_log(),
+                     "the shim to tear the dead sandbox down in its loop")
+        finally:
+            self.set_max("max")
+        # answered when the sandbox is gone, not at the cell's ten-minute timeout (the socket's
+        # 120 s bound tells the two apart)
+        try:
+            answer = caller.read_message()
+        finally:
+            caller.close()
+        self.assertEqual(answer["id"], 7)
+        self.assertEqual(answer["result"]["status"], "failed")
+        self.assertEqual(answer["result"]["error"]["ename"], "InterpreterDied")
+        r = self.client.call("containers.exec", container_id=cid, code="print(2)")
+        self.assertEqual(r["stdout"], "2\n")
+        self.assertTrue(r["interpreter_restarted"])
+
+    def test_teardown_without_a_fork_leaves_the_session_lock_free(self):
+        cid = self.client.call("containers.create", name="nofork")["id"]
+        self.client.call("containers.exec", container_id=cid, code="x = 1")
+        with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
+            pid = json.load(f)["pid"]
+        lockfile = os.path.join(self.state, "sessions", cid, ".worker-lock")
+        self.set_max("0")  # no fork for the shim while its sandbox dies
+        try:
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: "tearing down in the loop" in self.shim_log(),
+                     "the shim to tear the dead sandbox down in its loop")
+        finally:
+            self.set_max("max")
+        fd = os.open(lockfile, os.O_RDWR)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_free = True
+        except OSError as e:
+            self.assertIn(e.errno, (errno.EAGAIN, errno.EACCES))
+            lock_free = False
+        finally:
+            os.close(fd)
+        # the session's next worker (the delete's stop worker) must not wait for the shim's own
+        # lock, nor the shim, at SIGTERM, for that worker
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            before = set(f.read().split())
+        self.client.call("containers.delete", container_id=cid)
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            workers = [int(p) for p in set(f.read().split()) - before]
+        self.client.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+            stopped = True
+        except subprocess.TimeoutExpired:
+            stopped = False
+            self.proc.kill()  # its lock goes with it: the stop worker then finishes alone
+            self.proc.wait()
+            for w in workers:
+                wait_for(lambda: gone(w), "the orphaned stop worker to finish")
+            unmount_under(os.path.join(self.state, "images"))
+        self.proc = None
+        self.assertTrue(lock_free, "the session lock is free after a teardown in the loop")
+        self.assertTrue(stopped, "SIGTERM ended the shim")
