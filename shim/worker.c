@@ -4,8 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,6 +126,7 @@ worker_start (struct worker *w, const char *what, worker_fn fn, void *arg, int64
   w->err_fd = p[0];
   w->what = what;
   w->started_ms = loop_now_ms ();
+  w->deadline_ms = w->started_ms + deadline_ms;
   loop_child_add (w->loop, &w->child, pid);
   loop_timer_in (w->loop, &w->deadline, deadline_ms);
   return 0;
@@ -140,6 +145,27 @@ worker_cancel (struct worker *w)
   w->pid = 0;
 }
 
+/* Until the worker's deadline, then it is killed as the loop's timer would have (the loop, which
+   waits here, cannot run that timer): a stuck worker must not keep the shim from ending. */
+static void
+wait_until_deadline (struct worker *w)
+{
+  _cleanup_close_ int pidfd = syscall (SYS_pidfd_open, w->pid, 0);
+  struct pollfd p = { .fd = pidfd, .events = POLLIN };
+  int64_t left;
+  if (pidfd < 0)
+    return; /* waitpid alone, then */
+  while ((left = w->deadline_ms - loop_now_ms ()) > 0)
+    {
+      int r = poll (&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+      if (r > 0 || (r < 0 && errno != EINTR))
+        return;
+    }
+  fprintf (stderr, "capsule-shim: the %s worker %d passed its deadline: killed\n", w->what,
+           (int)w->pid);
+  kill (-w->pid, SIGKILL);
+}
+
 void
 worker_wait (struct worker *w)
 {
@@ -148,6 +174,7 @@ worker_wait (struct worker *w)
   if (pid <= 0)
     return;
   loop_child_del (w->loop, &w->child);
+  wait_until_deadline (w);
   for (;;)
     {
       if (waitpid (pid, &status, 0) == pid)

@@ -24,7 +24,8 @@ struct worker
   pid_t pid; /* 0 when none runs */
   int err_fd;
   int64_t started_ms;
-  const char *what; /* "stop", "checkpoint", ... for messages */
+  int64_t deadline_ms; /* when it is killed (loop_now_ms's clock) */
+  const char *what;    /* "stop", "checkpoint", ... for messages */
   struct loop_child child;
   struct loop_timer deadline;
   worker_done_fn done;

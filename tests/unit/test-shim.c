@@ -15,6 +15,7 @@
 #include "files.h"
 #include "tiers.h"
 #include "utils.h"
+#include "worker.h"
 #include "unit-main.h"
 
 static const char *const tiers_json
@@ -484,6 +485,44 @@ START_TEST (test_session_lock_not_inherited)
 }
 END_TEST
 
+static int
+stuck_fn (void *arg, capsule_error **err)
+{
+  (void)arg;
+  (void)err;
+  prctl (PR_SET_PDEATHSIG, SIGKILL); /* should the test fail: nothing of it left behind */
+  for (;;)
+    pause (); /* a worker that never ends by itself */
+  return 0;
+}
+
+static void
+stuck_done (struct worker *w, bool ok, capsule_error *err)
+{
+  char **said = w->data;
+  *said = xstrdup (ok ? "ok" : err->msg);
+}
+
+/* The loop waits for a worker at shutdown (it cannot run the worker's deadline timer then):
+ * the wait ends at the deadline, the worker killed, rather than never. */
+START_TEST (test_worker_wait_keeps_the_deadline)
+{
+  struct loop l;
+  struct worker w;
+  capsule_error *err = NULL;
+  char *said = NULL;
+  ck_assert_int_eq (loop_init (&l, &err), 0);
+  worker_init (&w, &l, stuck_done, &said);
+  ck_assert_int_eq (worker_start (&w, "stuck", stuck_fn, NULL, 300, &err), 0);
+  worker_wait (&w);
+  ck_assert (!worker_running (&w));
+  ck_assert_ptr_nonnull (said);
+  ck_assert_str_eq (said, "the stuck worker was killed by signal 9");
+  free (said);
+  loop_release (&l);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -507,6 +546,7 @@ main (void)
   tcase_add_test (tc, test_ids);
   tcase_add_test (tc, test_paths);
   tcase_add_test (tc, test_session_lock_not_inherited);
+  tcase_add_test (tc, test_worker_wait_keeps_the_deadline);
   suite_add_tcase (s, tc);
   return run_suite (s);
 }
