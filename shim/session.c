@@ -1223,14 +1223,17 @@ adopt (struct sessions *ss, struct session *se)
 }
 
 /* A worker of a shim that was killed may still be at work on DIR (mounting its workspace,
-   making its container): wait until it is done (its lock goes with it), a minute at most. */
+   making its container, dumping it): wait until it is done (its lock goes with it), until
+   DEADLINE_MS at most.  One deadline for the whole load: the dead shim's workers ran side by
+   side, so waiting for them one after another takes no longer than the slowest, and a stuck
+   one costs the start a minute, not a minute for each. */
 static void
-settle (const char *dir)
+settle (const char *dir, int64_t deadline_ms)
 {
   _cleanup_free_ char *path = xasprintf ("%s/" SANDBOX_LOCK, dir);
   struct timespec pause = { 0, 10 * 1000 * 1000 };
-  int r = 0;
-  for (int i = 0; i < 6000 && (r = session_lock_try (path)) == 0; i++)
+  int r;
+  while ((r = session_lock_try (path)) == 0 && shim_monotonic_ms () < deadline_ms)
     nanosleep (&pause, NULL);
   if (r == 0)
     fprintf (stderr, "capsule-shim: %s: a worker of an earlier shim is still at work on it\n", dir);
@@ -1243,6 +1246,7 @@ sessions_load (struct sessions *ss)
   DIR *d = opendir (root);
   struct dirent *de;
   int n = 0;
+  int64_t settle_by = shim_monotonic_ms () + 60 * 1000;
   if (d != NULL)
     {
       while ((de = readdir (d)))
@@ -1252,7 +1256,7 @@ sessions_load (struct sessions *ss)
           if (!shim_id_valid (de->d_name, "cntr_"))
             continue;
           dir = xasprintf ("%s/%s", root, de->d_name);
-          settle (dir);
+          settle (dir, settle_by);
           record = xasprintf ("%s/record.json", dir);
           if (access (record, F_OK) < 0)
             {

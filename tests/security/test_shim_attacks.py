@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -89,12 +91,16 @@ n""")
         result = {}
 
         def flood():
-            result["r"] = Client(self.socket, timeout=300).call(
-                "containers.exec", container_id=self.cid, code=FIND_CHANNEL + """
+            c = Client(self.socket, timeout=300)
+            try:
+                result["r"] = c.call(
+                    "containers.exec", container_id=self.cid, code=FIND_CHANNEL + """
 for s in _channel():
     for _ in range(64):
         s.sendall(b'\\n' * (1 << 20))
 """)
+            finally:
+                c.close()
             done.set()
 
         t = threading.Thread(target=flood, daemon=True)
@@ -400,6 +406,41 @@ class TestRestartAttacks(RestartTestCase):
             with open(path, "ab") as f:
                 f.write(b" " * (65 << 20))
         self.broken_record_ends_honestly(spoil)
+
+    def test_stuck_workers_of_a_dead_shim_delay_the_start_once(self):
+        # a dead shim's workers that never finish (here: a process holding two sessions'
+        # worker locks) cost the next shim's start one wait, not one for each session, and
+        # the sessions are taken up after it
+        ids = []
+        for name in ("stuck-a", "stuck-b"):
+            cid = self.client.call("containers.create", name=name)["id"]
+            self.client.call("containers.exec", container_id=cid, code=f"v = {name!r}")
+            ids.append(cid)
+        self.stop(signal.SIGKILL)
+        locks = [os.path.join(self.state, "sessions", c, ".worker-lock") for c in ids]
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl, os, sys\n"
+             "fds = [os.open(p, os.O_RDWR | os.O_CREAT) for p in sys.argv[1:]]\n"
+             "[fcntl.lockf(fd, fcntl.LOCK_EX) for fd in fds]\n"
+             "print('held', flush=True)\nsys.stdin.read()"] + locks,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(holder.stdout.readline().strip(), "held")
+            t0 = time.monotonic()
+            self.start()
+            status = self.client.call("shim.status")  # answered once the load is done
+            waited = time.monotonic() - t0
+            self.assertEqual(status["sessions"]["running"], 2)
+            # one minute for the load, however many sessions wait; two would be two minutes
+            self.assertLess(waited, 110, "the start waited once for all the stuck workers")
+            self.assertEqual(self.shim_log().count("still at work on it"), 2)
+        finally:
+            holder.stdin.close()
+            holder.wait()
+            holder.stdout.close()
+        for cid, name in zip(ids, ("stuck-a", "stuck-b")):
+            r = self.client.call("containers.exec", container_id=cid, code="v")
+            self.assertEqual(r["result"], repr(name))
 
     def test_warm_sandboxes_of_a_dead_shim_are_removed(self):
         self.stop(signal.SIGTERM)
