@@ -513,6 +513,14 @@ checkpoint_done (struct sandbox *sb, bool ok, capsule_error *err)
   /* criu that failed before touching the sandbox leaves it running: reconnect to it; else it
      is gone and a fresh interpreter starts on the next call */
   pid = running_pid (sb);
+  if (pid > 0)
+    {
+      /* criu killed while it held the sandbox frozen (the worker's deadline, a crash) leaves
+         its cgroup frozen, and the executor would never answer: thaw it (a no-op when criu
+         thawed it itself) */
+      _cleanup_error_ capsule_error *ignored = NULL;
+      container_pause (sb->host->runtime_root, sb->id, false, &ignored);
+    }
   if (pid > 0 && watch_pid (sb, pid))
     await_executor (sb);
   else

@@ -81,6 +81,31 @@ check_eq "and the session stays asleep, not lost" "checkpointed" "$(sandbox "$ci
 ctl rm "$cid2" > /dev/null
 check_eq "once the pool has room it wakes with its state" "41" "$(ctl exec "$cid" 'n')"
 
+# --- criu dying while it holds the sandbox frozen (killed at its worker's deadline, a crash):
+# the checkpoint fails, the sandbox is thawed and answers with its state.  criu freezes the
+# cgroup only while it seizes the tasks, too short a time to kill it in from here: a stand-in
+# first on the shim's PATH does what such a criu leaves behind (the cgroup frozen) and dies.
+ctl exec "$cid" 'k = 7' > /dev/null
+mkdir -p "$WORK/fakebin"
+cat > "$WORK/fakebin/criu" <<EOF
+#!/bin/sh
+[ "\$1" = swrk ] || exec $(command -v criu) "\$@"
+echo 1 > "$CG$SVC/capsule-$cid/cgroup.freeze"
+kill -9 \$\$
+EOF
+chmod +x "$WORK/fakebin/criu"
+stop_shim -TERM
+PATH=$WORK/fakebin:$PATH shim
+OUT=$(ctl checkpoint "$cid" 2>&1)
+check_match "a checkpoint whose criu dies fails and says so" 'criu|checkpoint' "$OUT"
+check_eq "the sandbox is live again" "live" "$(sandbox "$cid")"
+OUT=$(ctl --json exec "$cid" 'k, n')
+check_eq "thawed, it answers with its variables" "(7, 41)" "$(json_get "$OUT" "j['result']")"
+check_eq "its interpreter was not restarted" "False" "$(json_get "$OUT" "j['interpreter_restarted']")"
+check_eq "its cgroup is not frozen" "frozen 0" "$(grep '^frozen' "$CG$SVC/capsule-$cid/cgroup.events")"
+stop_shim -TERM
+shim
+
 # --- kill -9 of the shim while a session sleeps
 ctl checkpoint "$cid" > /dev/null
 stop_shim -KILL
