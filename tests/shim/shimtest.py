@@ -250,7 +250,8 @@ class RestartTestCase(unittest.TestCase):
         self.proc = subprocess.Popen([SHIM, "--socket", self.sock, "--state-dir", self.state,
                                       "--tiers", self.tiers, "--interrupt-grace", "1500"]
                                      + (self.shim_args if extra is None else extra),
-                                     stdout=log, stderr=subprocess.STDOUT)
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=self.in_shim_before_exec)
         log.close()
         deadline = time.time() + 60  # generous: the socket is an event, this only bounds it
         while not os.path.exists(self.sock):
@@ -258,6 +259,10 @@ class RestartTestCase(unittest.TestCase):
             self.assertLess(time.time(), deadline, "the shim did not start")
             time.sleep(0.02)
         self.client = Client(self.sock)
+
+    # a method run in the shim's process before it execs (a test puts it in a cgroup there);
+    # none by default (preexec_fn is no friend of threads)
+    in_shim_before_exec = None
 
     def stop(self, sig):
         self.client.close()

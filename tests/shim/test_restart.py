@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from shimtest import SHIM, Client, RestartTestCase, unmount_under, wait_for
+from shimtest import Client, RestartTestCase, unmount_under, wait_for
 
 
 
@@ -167,24 +167,9 @@ class TestNoFork(RestartTestCase):
         os.mkdir(self.cg)
         super().setUp()
 
-    def start(self, extra=None):
-        procs = os.path.join(self.cg, "cgroup.procs")
-
-        def enter():
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-        if os.path.exists(self.sock):
-            os.unlink(self.sock)
-        log = open(os.path.join(self.work, "shim.log"), "ab")
-        self.proc = subprocess.Popen([SHIM, "--socket", self.sock, "--state-dir", self.state,
-                                      "--tiers", self.tiers, "--interrupt-grace", "1500"]
-                                     + (self.shim_args if extra is None else extra),
-                                     stdout=log, stderr=subprocess.STDOUT, preexec_fn=enter)
-        log.close()
-        wait_for(lambda: os.path.exists(self.sock) or self.proc.poll() is not None,
-                 "the shim's socket")
-        self.assertIsNone(self.proc.poll(), "the shim died at start: " + self.shim_log())
-        self.client = Client(self.sock)
+    def in_shim_before_exec(self):
+        with open(os.path.join(self.cg, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
 
     def set_max(self, v):
         with open(os.path.join(self.cg, "pids.max"), "w") as f:
