@@ -207,6 +207,8 @@ class TestNoFork(RestartTestCase):
             os.kill(pid, signal.SIGKILL)
             wait_for(lambda: "tearing down in the loop" in self.shim_log(),
                      "the shim to tear the dead sandbox down in its loop")
+            # the teardown runs in the loop after that line: a call answered is one after it
+            self.client.call("shim.status")
         finally:
             self.set_max("max")
         # answered when the sandbox is gone, not at the cell's ten-minute timeout (the socket's
@@ -233,6 +235,8 @@ class TestNoFork(RestartTestCase):
             os.kill(pid, signal.SIGKILL)
             wait_for(lambda: "tearing down in the loop" in self.shim_log(),
                      "the shim to tear the dead sandbox down in its loop")
+            # the teardown runs in the loop after that line: a call answered is one after it
+            self.client.call("shim.status")
         finally:
             self.set_max("max")
         fd = os.open(lockfile, os.O_RDWR)
