@@ -175,6 +175,19 @@ class TestNoFork(RestartTestCase):
         with open(os.path.join(self.cg, "pids.max"), "w") as f:
             f.write(v)
 
+    def kill_without_a_fork(self, pid):
+        """Kill the sandbox's init PID while the shim cannot fork; back when its teardown in
+        the loop is done."""
+        self.set_max("0")
+        try:
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: "tearing down in the loop" in self.shim_log(),
+                     "the shim to tear the dead sandbox down in its loop")
+            # the teardown runs in the loop after that line: a call answered is one after it
+            self.client.call("shim.status")
+        finally:
+            self.set_max("max")
+
     def tearDown(self):
         try:
             self.set_max("max")
@@ -202,15 +215,7 @@ class TestNoFork(RestartTestCase):
                          + "\n").encode())
         data = os.path.join(self.state, "sessions", cid, "data", "started")
         wait_for(lambda: os.path.exists(data), "the cell to start")
-        self.set_max("0")
-        try:
-            os.kill(pid, signal.SIGKILL)
-            wait_for(lambda: "tearing down in the loop" in self.shim_log(),
-                     "the shim to tear the dead sandbox down in its loop")
-            # the teardown runs in the loop after that line: a call answered is one after it
-            self.client.call("shim.status")
-        finally:
-            self.set_max("max")
+        self.kill_without_a_fork(pid)
         # answered when the sandbox is gone, not at the cell's ten-minute timeout (the socket's
         # 120 s bound tells the two apart)
         try:
@@ -230,15 +235,7 @@ class TestNoFork(RestartTestCase):
         with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
             pid = json.load(f)["pid"]
         lockfile = os.path.join(self.state, "sessions", cid, ".worker-lock")
-        self.set_max("0")  # no fork for the shim while its sandbox dies
-        try:
-            os.kill(pid, signal.SIGKILL)
-            wait_for(lambda: "tearing down in the loop" in self.shim_log(),
-                     "the shim to tear the dead sandbox down in its loop")
-            # the teardown runs in the loop after that line: a call answered is one after it
-            self.client.call("shim.status")
-        finally:
-            self.set_max("max")
+        self.kill_without_a_fork(pid)
         fd = os.open(lockfile, os.O_RDWR)
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
