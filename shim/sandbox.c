@@ -221,7 +221,7 @@ hold_session_lock (const struct sandbox *sb)
   if (sb->dir == NULL)
     return;
   path = xasprintf ("%s/" SANDBOX_LOCK, sb->dir);
-  session_lock_hold (path);
+  (void)session_lock_take (path);
 }
 
 static int

@@ -300,12 +300,6 @@ session_lock_take (const char *lockfile)
   return fd;
 }
 
-void
-session_lock_hold (const char *lockfile)
-{
-  session_lock_take (lockfile);
-}
-
 int
 session_lock_try (const char *lockfile)
 {

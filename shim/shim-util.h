@@ -21,10 +21,8 @@ size_t base64_decoded_max (size_t text_len);
 /* Is PATH on another mount than its parent? */
 bool is_mount_point (const char *path);
 
-/* The lock a worker holds on its session for its whole life (LOCKFILE, made if missing; blocks
- * until it is free).  The lock goes with the worker's process, never with a child of it. */
-void session_lock_hold (const char *lockfile);
-/* The same lock for a caller that lets it go: its fd (closing it frees the lock), or -1. */
+/* The session lock a worker holds (LOCKFILE, made if missing; blocks until it is free): its fd,
+ * or -1.  The lock goes when the process closes the fd or ends, never with a child of it. */
 int session_lock_take (const char *lockfile);
 /* Takes the session lock and lets it go again: 1 when it was free, 0 when a worker holds it, -1
  * when LOCKFILE is not there. */

@@ -455,7 +455,7 @@ START_TEST (test_session_lock_not_inherited)
   if (worker == 0)
     {
       pid_t c;
-      session_lock_hold (lockfile);
+      (void)session_lock_take (lockfile);
       c = fork (); /* a child that outlives it, as a created container does */
       if (c == 0)
         {
