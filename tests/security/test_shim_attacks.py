@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from shimtest import Client, RestartTestCase, ShimTestCase, wait_for
+from shimtest import Client, RestartTestCase, ShimTestCase, gone, init_pid, wait_for
 
 # The executor's own connection to the shim, found from user code the way an attacker would.
 FIND_CHANNEL = """
@@ -349,17 +349,6 @@ class TestRestartAttacks(RestartTestCase):
     def record_path(self, cid):
         return os.path.join(self.state, "sessions", cid, "record.json")
 
-    def init_pid(self, cid):
-        with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
-            return json.load(f)["pid"]
-
-    def gone(self, pid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().split(") ")[1][0] == "Z"
-        except FileNotFoundError:
-            return True
-
     def test_non_utf8_name_survives_a_restart(self):
         cid = self.client.call("containers.create", name="bytes")["id"]
         r = self.client.call("containers.exec", container_id=cid,
@@ -377,12 +366,12 @@ class TestRestartAttacks(RestartTestCase):
     def broken_record_ends_honestly(self, spoil):
         cid = self.client.call("containers.create", name="spoiled")["id"]
         self.client.call("containers.exec", container_id=cid, code="x = 1")
-        pid = self.init_pid(cid)
+        pid = init_pid(self.state, cid)
         self.stop(signal.SIGKILL)
         spoil(self.record_path(cid))
         self.start()
         # never an orphan: its sandbox is gone, its workspace unmounted, nothing charged
-        wait_for(lambda: self.gone(pid), "the sandbox of the unreadable record to be removed")
+        wait_for(lambda: gone(pid), "the sandbox of the unreadable record to be removed")
         def unmounted():
             with open("/proc/self/mountinfo") as f:
                 return cid not in f.read()
@@ -450,11 +439,11 @@ class TestRestartAttacks(RestartTestCase):
         runtime = os.path.join(self.state, "runtime")
         warm = [w for w in os.listdir(runtime) if w.startswith("cntr_")]
         self.assertEqual(len(warm), 2)
-        pids = [self.init_pid(w) for w in warm]
+        pids = [init_pid(self.state, w) for w in warm]
         self.stop(signal.SIGKILL)
         self.start(["--warm", "0"])
         for pid in pids:
-            wait_for(lambda: self.gone(pid), "the dead shim's warm sandbox to be removed")
+            wait_for(lambda: gone(pid), "the dead shim's warm sandbox to be removed")
         wait_for(lambda: not [w for w in warm if w in os.listdir(runtime)],
                  "their runtime records to go")
         for w in warm:

@@ -52,6 +52,21 @@ def unmount_under(top):
         subprocess.run(["umount", "-l", p], stderr=subprocess.DEVNULL)
 
 
+def gone(pid):
+    """Has process PID ended (gone, or a zombie nobody reaped yet)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def init_pid(state, cid):
+    """The pid of container CID's init, from the runtime record under the shim's STATE."""
+    with open(os.path.join(state, "runtime", cid, "state.json")) as f:
+        return json.load(f)["pid"]
+
+
 def wait_for(cond, what, timeout=60, interval=0.02):
     """Wait for COND() to be true (an event, never a guess at how long something takes); fail
     saying WHAT after a generous TIMEOUT."""
@@ -263,6 +278,11 @@ class RestartTestCase(unittest.TestCase):
     # a method run in the shim's process before it execs (a test puts it in a cgroup there);
     # none by default (preexec_fn is no friend of threads)
     in_shim_before_exec = None
+
+    def workers(self):
+        """The shim's children now (its workers), by pid."""
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            return {int(p) for p in f.read().split()}
 
     def stop(self, sig):
         self.client.close()

@@ -5,13 +5,13 @@ untouched, the changes counted in the tier's workspace and kept across interpret
 import base64
 import hashlib
 import io
-import json
 import os
 import signal
 import subprocess
 import zipfile
 
-from shimtest import CAPSULE, SHIM, RestartTestCase, ShimTestCase, unmount_under, wait_for
+from shimtest import (CAPSULE, SHIM, RestartTestCase, ShimTestCase, init_pid, unmount_under,
+                      wait_for)
 
 WHEEL = "capsule_wheel_probe-1.0-py3-none-any.whl"
 
@@ -211,15 +211,11 @@ class TestDiskWorkspace(ShimTestCase):
 
     def test_the_workspace_is_ext4_on_a_loop_device(self):
         cid = self.create()["id"]
-        with open(f"/proc/{self.init_pid(cid)}/mountinfo") as f:
+        with open(f"/proc/{init_pid(self.state, cid)}/mountinfo") as f:
             data = [l.split(" - ")[1].split()[:2] for l in f if l.split()[4] == "/mnt/data"]
         self.assertEqual(len(data), 1, data)
         self.assertEqual(data[0][0], "ext4")
         self.assertTrue(data[0][1].startswith("/dev/loop"), data)
-
-    def init_pid(self, cid):
-        with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
-            return json.load(f)["pid"]
 
 
 class TestTmpfsWorkspace(ShimTestCase):

@@ -12,17 +12,7 @@ import tempfile
 import time
 import unittest
 
-from shimtest import Client, RestartTestCase, unmount_under, wait_for
-
-
-
-def gone(pid):
-    """Has process PID ended (gone, or a zombie nobody reaped yet)?"""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] == "Z"
-    except FileNotFoundError:
-        return True
+from shimtest import Client, RestartTestCase, gone, init_pid, unmount_under, wait_for
 
 
 class TestRestart(RestartTestCase):
@@ -103,8 +93,7 @@ class TestRestart(RestartTestCase):
             wait_for(created, "the container to be made")
             self.assertTrue(os.path.exists(os.path.join(cdir, "exec.fifo")),
                             "the lock was taken before the container started")
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-                workers = [int(p) for p in f.read().split()]
+            workers = self.workers()
             self.client.close()
             self.proc.send_signal(signal.SIGTERM)
             # the start worker (waiting for the lock) is killed; then the lock goes
@@ -130,12 +119,9 @@ class TestRestart(RestartTestCase):
         self.client.call("containers.exec", container_id=cid, code="y = 1")
         self.stop(signal.SIGKILL)
         # the sandbox dies while no shim runs
-        state = os.path.join(self.work, "state", "runtime", cid, "state.json")
-        with open(state) as f:
-            pid = json.load(f)["pid"]
+        pid = init_pid(self.state, cid)
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
-                 open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z", "the sandbox to die")
+        wait_for(lambda: gone(pid), "the sandbox to die")
         self.start()
         r = self.client.call("containers.exec", container_id=cid, code="open('keep.txt').read()")
         self.assertEqual(r["result"], "'k'")
@@ -205,8 +191,7 @@ class TestNoFork(RestartTestCase):
     def test_a_cell_running_when_its_sandbox_dies_without_a_fork_is_answered(self):
         cid = self.client.call("containers.create", name="nofork-cell")["id"]
         self.client.call("containers.exec", container_id=cid, code="x = 1")
-        with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
-            pid = json.load(f)["pid"]
+        pid = init_pid(self.state, cid)
         caller = Client(self.sock, timeout=120)
         caller.send_raw((json.dumps({"jsonrpc": "2.0", "id": 7, "method": "containers.exec",
                                      "params": {"container_id": cid, "timeout_ms": 600000,
@@ -232,8 +217,7 @@ class TestNoFork(RestartTestCase):
     def test_teardown_without_a_fork_leaves_the_session_lock_free(self):
         cid = self.client.call("containers.create", name="nofork")["id"]
         self.client.call("containers.exec", container_id=cid, code="x = 1")
-        with open(os.path.join(self.state, "runtime", cid, "state.json")) as f:
-            pid = json.load(f)["pid"]
+        pid = init_pid(self.state, cid)
         lockfile = os.path.join(self.state, "sessions", cid, ".worker-lock")
         self.kill_without_a_fork(pid)
         fd = os.open(lockfile, os.O_RDWR)
@@ -247,11 +231,9 @@ class TestNoFork(RestartTestCase):
             os.close(fd)
         # the session's next worker (the delete's stop worker) must not wait for the shim's own
         # lock, nor the shim, at SIGTERM, for that worker
-        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-            before = set(f.read().split())
+        before = self.workers()
         self.client.call("containers.delete", container_id=cid)
-        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-            workers = [int(p) for p in set(f.read().split()) - before]
+        workers = self.workers() - before
         self.client.close()
         self.proc.send_signal(signal.SIGTERM)
         try:
