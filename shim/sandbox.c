@@ -361,6 +361,15 @@ start_worker (struct sandbox *sb, enum sandbox_state st, const char *what, worke
   return 0;
 }
 
+/* The state a torn-down sandbox is in: asleep when it keeps a complete image, else none (a
+   disposed one is freed: none). */
+static void
+stopped (struct sandbox *sb)
+{
+  sb->state = !sb->disposing && sb->keep_image && sandbox_image_complete (sb) ? SB_ASLEEP : SB_NONE;
+  sb->keep_image = false;
+}
+
 /* The container must go (it died, failed, or is stopped): tear it down in a worker. */
 static void
 teardown (struct sandbox *sb)
@@ -380,9 +389,7 @@ teardown (struct sandbox *sb)
         fprintf (stderr, "capsule-shim: %s: teardown: %s\n", sb->id, err->msg);
       /* as stop_done, but its owner is told from the loop, as a worker's end is (it may be in
          the middle of a call that tore the sandbox down) */
-      sb->state
-          = !sb->disposing && sb->keep_image && sandbox_image_complete (sb) ? SB_ASLEEP : SB_NONE;
-      sb->keep_image = false;
+      stopped (sb);
       if (!sb->disposing)
         loop_timer_in (sb->host->loop, &sb->ended_timer, 0);
     }
@@ -426,8 +433,7 @@ unlink_disposed (struct sandbox *sb)
 static void
 stop_done (struct sandbox *sb, bool ok, capsule_error *err)
 {
-  sb->state = sb->keep_image && sandbox_image_complete (sb) ? SB_ASLEEP : SB_NONE;
-  sb->keep_image = false;
+  stopped (sb);
   if (!ok)
     fprintf (stderr, "capsule-shim: %s: teardown: %s\n", sb->id, err->msg);
   if (sb->disposing)
